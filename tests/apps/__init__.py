@@ -1,0 +1,1 @@
+"""Small Flask apps the project's own tests run against."""

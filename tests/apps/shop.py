@@ -1,0 +1,111 @@
+"""A small shop app: two binds, routes that commit, fail and use the engine directly.
+
+Built with ``db.create_all()`` (tests set ``alembic_config = False``); the
+migration tests use their own apps.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import sqlalchemy as sa
+from flask import Flask, abort, jsonify, request
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+#: Taken at import time, as many apps (and admin views, factories) do.
+session = db.session
+
+
+class Customer(db.Model):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(120), unique=True)
+
+
+class Order(db.Model):
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id"))
+    total: Mapped[int] = mapped_column(default=0)
+
+
+class AuditEntry(db.Model):
+    """Lives in the ``audit`` bind."""
+
+    __bind_key__ = "audit"
+    __tablename__ = "audit_entries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message: Mapped[str] = mapped_column(sa.String(200))
+
+
+def count(model: type[db.Model]) -> int:  # type: ignore[name-defined]
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model)) or 0
+
+
+def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI="sqlite://",
+        SQLALCHEMY_BINDS={"audit": "sqlite://"},
+    )
+    app.config.update(config or {})
+    db.init_app(app)
+
+    @app.post("/customers")
+    def add_customer() -> t.Any:
+        email = request.get_json()["email"]
+        session.add(Customer(email=email))
+        try:
+            session.commit()
+        except sa.exc.IntegrityError:
+            session.rollback()
+            return jsonify(error="exists"), 409
+        return jsonify(count=count(Customer)), 201
+
+    @app.get("/customers/count")
+    def customer_count() -> t.Any:
+        return jsonify(count=count(Customer))
+
+    @app.post("/customers/fail")
+    def add_then_fail() -> t.Any:
+        db.session.add(Customer(email=request.get_json()["email"]))
+        db.session.flush()
+        abort(500)
+
+    @app.post("/customers/raw")
+    def add_raw() -> t.Any:
+        with db.engine.begin() as conn:
+            conn.execute(Customer.__table__.insert().values(email=request.get_json()["email"]))
+        return jsonify(count=count(Customer)), 201
+
+    @app.post("/audit")
+    def audit() -> t.Any:
+        db.session.add(AuditEntry(message=request.get_json()["message"]))
+        db.session.commit()
+        return jsonify(count=count(AuditEntry)), 201
+
+    return app
+
+
+class ShopCase:
+    """Mixin for ``@on_all_backends`` test classes that run against this app."""
+
+    alembic_config = False
+
+    @classmethod
+    def create_app(cls, config: dict[str, t.Any]) -> Flask:
+        return create_app(config)
+
+    @classmethod
+    def get_app_config(cls) -> dict[str, t.Any]:
+        config: dict[str, t.Any] = super().get_app_config()  # type: ignore[misc]
+        config["SQLALCHEMY_BINDS"] = {"audit": cls.bind_url("audit")}  # type: ignore[attr-defined]
+        return config

@@ -1,0 +1,58 @@
+"""Exceptions raised by transactional_testcase.
+
+Every error is raised from the library's own frames with one message that says
+what went wrong and which setting fixes it. URLs in messages are always
+rendered with the password masked.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import URL, make_url
+
+
+class TransactionalTestCaseError(Exception):
+    """Base class of every error raised by this library."""
+
+
+class ConfigurationError(TransactionalTestCaseError):
+    """The test case, the app factory or the app's configuration is unusable."""
+
+
+class DatabaseUnreachableError(TransactionalTestCaseError):
+    """The database server for a test database could not be reached."""
+
+
+class MissingDriverError(ConfigurationError):
+    """The DBAPI driver a URL names is not installed."""
+
+
+class UnsafeDatabaseError(ConfigurationError):
+    """A database would be dropped whose name does not mark it as a test database."""
+
+
+class MigrationError(TransactionalTestCaseError):
+    """Migrating a test database failed."""
+
+
+class IsolationError(TransactionalTestCaseError):
+    """The test's transaction was ended or used in a way that breaks isolation."""
+
+
+def mask_url(url: str | URL) -> str:
+    """Render ``url`` for a message, with its password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: show nothing secret
+        return "<unparseable URL>"
+
+
+def scrub(text: str, *urls: str | URL) -> str:
+    """Remove the passwords of ``urls`` from ``text`` (a driver's error message, say)."""
+    for url in urls:
+        try:
+            password = make_url(url).password
+        except Exception:
+            continue
+        if password:
+            text = text.replace(str(password), "***")
+    return text
