@@ -8,8 +8,13 @@ on a dialect name.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import re
+import shutil
+import sqlite3
 import typing as t
+import zlib
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -25,12 +30,19 @@ from .errors import (
     scrub,
 )
 
-#: pip extra (of this package) that installs each DBAPI driver.
+#: pip extra (of this package) that installs each DBAPI driver, by SQLAlchemy driver name.
 DRIVER_EXTRAS: dict[str, str] = {
     "psycopg": "postgresql",
     "psycopg2": "psycopg2",
     "pymysql": "mysql",
     "mysqldb": "mysqlclient",
+}
+#: The same, by the module name an ImportError reports.
+DRIVER_MODULE_EXTRAS: dict[str, str] = {
+    "psycopg": "postgresql",
+    "psycopg2": "psycopg2",
+    "pymysql": "mysql",
+    "MySQLdb": "mysqlclient",
 }
 
 
@@ -41,8 +53,8 @@ class Backend:
     title: t.ClassVar[str] = "database"
     #: Environment variable documented as the way to point tests at this backend.
     env_hint: t.ClassVar[str] = "TEST_DATABASE_URL"
-    #: Whether ``reset_sequences`` can be honoured inside a transaction.
-    can_reset_sequences: t.ClassVar[bool] = False
+    #: Statements that commit the transaction implicitly on this backend.
+    implicit_commit: t.ClassVar[re.Pattern[str] | None] = None
 
     def database_name(self, url: URL) -> str:
         """The name whose ``test`` marker makes a database safe to drop."""
@@ -62,6 +74,41 @@ class Backend:
     def drop(self, url: URL) -> None:
         """Drop the database ``url`` names, if it exists."""
         raise NotImplementedError
+
+    def template_url(self, url: URL, name: str) -> URL:
+        """Where the migrated template called ``name`` lives, next to ``url``."""
+        return url.set(database=name)
+
+    def save_template(self, url: URL, template: URL, engine: Engine) -> None:
+        """Copy the freshly migrated database ``url`` to ``template`` (all or nothing)."""
+        raise NotImplementedError
+
+    def has_template(self, template: URL) -> bool:
+        """Whether a complete template exists at ``template``."""
+        raise NotImplementedError
+
+    def clone(self, template: URL, url: URL, engine: Engine) -> None:
+        """Replace the database ``url`` by a copy of ``template``."""
+        raise NotImplementedError
+
+    def drop_templates(self, template: URL, prefix: str) -> None:
+        """Drop templates named ``prefix*`` other than ``template`` (stale fingerprints)."""
+
+    def read_marker(self, url: URL) -> str | None:
+        """The fingerprint a kept database was built from, if it exists."""
+        return None
+
+    def write_marker(self, url: URL, fingerprint: str) -> None:
+        """Remember which fingerprint ``url`` was built from (``keepdb``)."""
+
+    @contextlib.contextmanager
+    def lock(self, url: URL, name: str) -> t.Iterator[None]:
+        """Hold a lock shared by every process that may build template ``name``."""
+        yield
+
+    def check_constraints(self, connection: Connection) -> str | None:
+        """Check what a real COMMIT would check now; a description of violations, or None."""
+        return None
 
     def sequence_resetter(self, connection: Connection) -> t.Callable[[Connection], None]:
         """Return a callable that sets every sequence to ``max(id) + 1``."""
@@ -138,9 +185,85 @@ class SQLiteBackend(Backend):
         if self.is_memory(url):
             return
         path = url.database or ""
-        for suffix in ("", "-journal", "-wal", "-shm"):
+        for suffix in ("", "-journal", "-wal", "-shm", MARKER_SUFFIX):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path + suffix)
+
+    def template_url(self, url: URL, name: str) -> URL:
+        return url.set(database=os.path.join(template_folder(), name + ".db"), query={})
+
+    def save_template(self, url: URL, template: URL, engine: Engine) -> None:
+        path = template.database or ""
+        partial = f"{path}.{os.getpid()}.partial"
+        if self.is_memory(url):
+            raw = engine.raw_connection()
+            try:
+                target = sqlite3.connect(partial)
+                try:
+                    raw.dbapi_connection.backup(target)  # type: ignore[union-attr]
+                finally:
+                    target.close()
+            finally:
+                raw.close()
+        else:
+            shutil.copyfile(url.database or "", partial)
+        os.replace(partial, path)  # atomic: a template is complete or absent
+
+    def has_template(self, template: URL) -> bool:
+        return os.path.isfile(template.database or "")
+
+    def clone(self, template: URL, url: URL, engine: Engine) -> None:
+        if self.is_memory(url):
+            source = sqlite3.connect(template.database or "")
+            raw = engine.raw_connection()
+            try:
+                source.backup(raw.dbapi_connection)  # type: ignore[arg-type]
+            finally:
+                raw.close()
+                source.close()
+            return
+        self.recreate(url)
+        shutil.copyfile(template.database or "", url.database or "")
+
+    def drop_templates(self, template: URL, prefix: str) -> None:
+        folder = os.path.dirname(template.database or "")
+        keep = os.path.basename(template.database or "")
+        for name in os.listdir(folder):
+            if name.startswith(prefix) and name.endswith(".db") and name != keep:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
+
+    def read_marker(self, url: URL) -> str | None:
+        if self.is_memory(url) or not os.path.isfile(url.database or ""):
+            return None
+        try:
+            with open(_marker_path(url), encoding="utf-8") as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    def write_marker(self, url: URL, fingerprint: str) -> None:
+        if not self.is_memory(url):
+            with open(_marker_path(url), "w", encoding="utf-8") as f:
+                f.write(fingerprint)
+
+    @contextlib.contextmanager
+    def lock(self, url: URL, name: str) -> t.Iterator[None]:
+        with open(os.path.join(template_folder(), name + ".lock"), "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def check_constraints(self, connection: Connection) -> str | None:
+        # Deferred foreign keys are checked at COMMIT only while enforcement is on.
+        if not connection.exec_driver_sql("PRAGMA foreign_keys").scalar():
+            return None
+        rows = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if not rows:
+            return None
+        return "; ".join(f"{r[0]} rowid {r[1]} references missing {r[2]} row" for r in rows)
 
     def sequence_resetter(self, connection: Connection) -> t.Callable[[Connection], None]:
         # Rowids (and AUTOINCREMENT's sqlite_sequence) are transactional in
@@ -150,7 +273,6 @@ class SQLiteBackend(Backend):
 
 class PostgreSQLBackend(Backend):
     title = "PostgreSQL"
-    can_reset_sequences = True
 
     def _admin_urls(self, url: URL) -> list[URL]:
         return [url.set(database="postgres"), url.set(database="template1")]
@@ -166,6 +288,78 @@ class PostgreSQLBackend(Backend):
         with self.admin_connection(url) as conn:
             quoted = conn.dialect.identifier_preparer.quote(url.database or "")
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+
+    def save_template(self, url: URL, template: URL, engine: Engine) -> None:
+        engine.dispose()  # nobody may be connected to the source of a copy
+        with self.admin_connection(url) as conn:
+            q = conn.dialect.identifier_preparer.quote
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {q(template.database or '')} WITH (FORCE)")
+            # One statement: the template exists complete, or not at all.
+            conn.exec_driver_sql(
+                f"CREATE DATABASE {q(template.database or '')} TEMPLATE {q(url.database or '')}"
+            )
+
+    def has_template(self, template: URL) -> bool:
+        with self.admin_connection(template) as conn:
+            found = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": template.database}
+            ).first()
+        return found is not None
+
+    def clone(self, template: URL, url: URL, engine: Engine) -> None:
+        engine.dispose()
+        with self.admin_connection(url) as conn:
+            q = conn.dialect.identifier_preparer.quote
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {q(url.database or '')} WITH (FORCE)")
+            conn.exec_driver_sql(
+                f"CREATE DATABASE {q(url.database or '')} TEMPLATE {q(template.database or '')}"
+            )
+
+    def drop_templates(self, template: URL, prefix: str) -> None:
+        with self.admin_connection(template) as conn:
+            names = conn.execute(
+                sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p AND datname <> :k"),
+                {"p": prefix.replace("_", r"\_") + "%", "k": template.database},
+            ).scalars().all()
+            for name in names:
+                quoted = conn.dialect.identifier_preparer.quote(name)
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+
+    def read_marker(self, url: URL) -> str | None:
+        with self.admin_connection(url) as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                    "WHERE datname = :n"
+                ),
+                {"n": url.database},
+            ).scalar()
+
+    def write_marker(self, url: URL, fingerprint: str) -> None:
+        with self.admin_connection(url) as conn:
+            quoted = conn.dialect.identifier_preparer.quote(url.database or "")
+            conn.exec_driver_sql(f"COMMENT ON DATABASE {quoted} IS '{fingerprint}'")
+
+    @contextlib.contextmanager
+    def lock(self, url: URL, name: str) -> t.Iterator[None]:
+        key = zlib.crc32(name.encode())
+        with self.admin_connection(url) as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+    def check_constraints(self, connection: Connection) -> str | None:
+        # What Django does before rolling back: deferred constraints fire now.
+        savepoint = connection.begin_nested()
+        try:
+            connection.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
+        except sa.exc.DBAPIError as exc:
+            savepoint.rollback()
+            return str(exc.orig).strip().splitlines()[0]
+        savepoint.rollback()
+        return None
 
     def sequence_resetter(self, connection: Connection) -> t.Callable[[Connection], None]:
         rows = connection.exec_driver_sql(_PG_OWNED_SEQUENCES).all()
@@ -185,6 +379,11 @@ class PostgreSQLBackend(Backend):
 
 class MySQLBackend(Backend):
     title = "MySQL/MariaDB"
+    # DDL, TRUNCATE and a few others end the transaction (and its savepoints).
+    implicit_commit = re.compile(
+        r"^\s*(CREATE|ALTER|DROP|TRUNCATE|RENAME|LOCK\s+TABLES|UNLOCK\s+TABLES|GRANT|REVOKE)\b",
+        re.IGNORECASE,
+    )
 
     def _admin_urls(self, url: URL) -> list[URL]:
         return [url._replace(database=None)]
@@ -201,6 +400,114 @@ class MySQLBackend(Backend):
         with self.admin_connection(url) as conn:
             quoted = conn.dialect.identifier_preparer.quote(url.database or "")
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
+
+    def save_template(self, url: URL, template: URL, engine: Engine) -> None:
+        self._copy(url, template)
+        with self.admin_connection(template) as conn:
+            q = conn.dialect.identifier_preparer.quote
+            # Written last: a template without it was left half-built.
+            conn.exec_driver_sql(f"CREATE TABLE {q(template.database or '')}.{q(_MYSQL_COMPLETE)} (id INT)")
+
+    def has_template(self, template: URL) -> bool:
+        with self.admin_connection(template) as conn:
+            found = conn.execute(
+                sa.text(
+                    "SELECT 1 FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = :s AND TABLE_NAME = :t"
+                ),
+                {"s": template.database, "t": _MYSQL_COMPLETE},
+            ).first()
+        return found is not None
+
+    def clone(self, template: URL, url: URL, engine: Engine) -> None:
+        engine.dispose()
+        self._copy(template, url)
+
+    def _copy(self, source: URL, target: URL) -> None:
+        """Replay ``source``'s ``SHOW CREATE TABLE``s and rows into a new ``target``.
+
+        ``CREATE TABLE ... LIKE`` would lose the foreign keys.
+        """
+        self.recreate(target)
+        with self.admin_connection(source) as conn:
+            q = conn.dialect.identifier_preparer.quote
+            src, dst = q(source.database or ""), q(target.database or "")
+            tables = conn.execute(
+                sa.text(
+                    "SELECT TABLE_NAME FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = :s AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME <> :c "
+                    "ORDER BY TABLE_NAME"
+                ),
+                {"s": source.database, "c": _MYSQL_COMPLETE},
+            ).scalars().all()
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+            try:
+                conn.exec_driver_sql(f"USE {dst}")
+                for table in tables:
+                    ddl = conn.exec_driver_sql(f"SHOW CREATE TABLE {src}.{q(table)}").one()[1]
+                    conn.exec_driver_sql(ddl)
+                for table in tables:
+                    conn.exec_driver_sql(f"INSERT INTO {dst}.{q(table)} SELECT * FROM {src}.{q(table)}")
+            finally:
+                conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
+
+    def drop_templates(self, template: URL, prefix: str) -> None:
+        with self.admin_connection(template) as conn:
+            names = conn.execute(
+                sa.text(
+                    "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA "
+                    "WHERE SCHEMA_NAME LIKE :p AND SCHEMA_NAME <> :k"
+                ),
+                {"p": prefix.replace("_", r"\_") + "%", "k": template.database},
+            ).scalars().all()
+            for name in names:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}")
+
+    def read_marker(self, url: URL) -> str | None:
+        with self.admin_connection(url) as conn:
+            try:
+                return conn.execute(
+                    sa.text("SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"),
+                    {"n": url.database},
+                ).scalar() or None
+            except sa.exc.DBAPIError:  # MySQL has no schema comments: never reuse
+                return None
+
+    def write_marker(self, url: URL, fingerprint: str) -> None:
+        with self.admin_connection(url) as conn, contextlib.suppress(sa.exc.DBAPIError):
+            quoted = conn.dialect.identifier_preparer.quote(url.database or "")
+            conn.exec_driver_sql(f"ALTER DATABASE {quoted} COMMENT '{fingerprint}'")
+
+    @contextlib.contextmanager
+    def lock(self, url: URL, name: str) -> t.Iterator[None]:
+        with self.admin_connection(url) as conn:
+            got = conn.execute(sa.text("SELECT GET_LOCK(:n, 600)"), {"n": name}).scalar()
+            if got != 1:
+                raise DatabaseUnreachableError(
+                    f"timed out waiting for another process building the template {name}"
+                )
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+
+
+_MYSQL_COMPLETE = "transactional_testcase_complete"
+
+MARKER_SUFFIX = ".tt-fingerprint"
+
+
+def template_folder() -> str:
+    """Where SQLite templates are kept between runs."""
+    folder = os.environ.get("TRANSACTIONAL_TESTCASE_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "transactional_testcase"
+    )
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def _marker_path(url: URL) -> str:
+    return (url.database or "") + MARKER_SUFFIX
 
 
 _PG_OWNED_SEQUENCES = """

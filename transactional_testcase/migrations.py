@@ -13,6 +13,7 @@ import logging
 import os
 import types
 import typing as t
+import warnings
 
 import sqlalchemy as sa
 from flask import Flask
@@ -79,9 +80,21 @@ class AlembicSchema(SchemaSource):
                 "'flask db merge heads' or 'alembic merge heads'."
             )
         self.heads = tuple(heads)
+        self._fingerprint: str | None = None
 
     def fingerprint(self) -> str:
-        return "alembic:" + self.location + ":" + ",".join(self.heads)
+        if self._fingerprint is None:
+            # File contents, not mtimes: a fresh checkout of the same
+            # migrations is the same schema.
+            digest = hashlib.sha256(b"alembic")
+            paths = sorted(script.path for script in self.script.walk_revisions())
+            paths.append(os.path.join(self.location, "env.py"))
+            for path in paths:
+                digest.update(os.path.relpath(path, self.location).encode())
+                with open(path, "rb") as f:
+                    digest.update(hashlib.sha256(f.read()).digest())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def build(self, app: Flask, db: SQLAlchemy, engines: t.Mapping[str | None, Engine]) -> None:
         from alembic import command
@@ -94,7 +107,7 @@ class AlembicSchema(SchemaSource):
             "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%")
         )
         try:
-            with preserved_logging(), engine.begin() as connection:
+            with preserved_logging(), _quiet(), engine.begin() as connection:
                 # A plain env.py shares this connection (Alembic's cookbook);
                 # Flask-Migrate's env.py takes db.engine from current_app.
                 self.config.attributes["connection"] = connection
@@ -135,6 +148,9 @@ def schema_source(
     from alembic.config import Config
 
     ini = _find_ini(setting, app)
+    cached = _alembic_schemas.get(ini)
+    if cached is not None:
+        return cached
     folder = os.path.dirname(ini)
     config = Config(ini)
     location = config.get_main_option("script_location")
@@ -153,7 +169,12 @@ def schema_source(
             f"alembic_config: {env_py} does not exist; point alembic_config at a "
             "folder holding alembic.ini and env.py, or at alembic.ini itself."
         ) from None
-    return AlembicSchema(config, uses_flask_migrate)
+    schema = _alembic_schemas[ini] = AlembicSchema(config, uses_flask_migrate)
+    return schema
+
+
+#: Parsing a script directory imports every revision: once per process is enough.
+_alembic_schemas: dict[str, AlembicSchema] = {}
 
 
 def _find_ini(setting: str | os.PathLike[str] | None, app: Flask) -> str:
@@ -207,6 +228,25 @@ def _failing_revision(tb: types.TracebackType | None, location: str) -> str:
             found = f" in revision {frame.f_globals['revision']} ({rel}, line {tb.tb_lineno})"
         tb = tb.tb_next
     return found
+
+
+@contextlib.contextmanager
+def _quiet() -> t.Iterator[None]:
+    """Keep a test run's output clean while migrations run.
+
+    Alembic logs every revision at INFO, and Flask-Migrate's stock env.py calls
+    Flask-SQLAlchemy 3's deprecated ``db.get_engine()`` before falling back.
+    """
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=r".*get_engine.*", category=DeprecationWarning
+            )
+            yield
+    finally:
+        logging.disable(previous)
 
 
 class _LoggerState(t.NamedTuple):

@@ -1,15 +1,27 @@
-"""Creating, migrating, reusing and finally dropping test databases.
+"""Creating, migrating, cloning, reusing and finally dropping test databases.
 
-One :class:`Provisioner` per process remembers which databases it built and
-from which schema fingerprint, so later test classes reuse a database at the
-same heads instead of migrating again, and everything it created is dropped
-when the process ends.
+Migrating is paid once per schema fingerprint, not per class or per run:
+
+1. in one process, a database already built from the same fingerprint is
+   reused by later classes as it is;
+2. otherwise it is cloned from a migrated *template* kept per fingerprint
+   (PostgreSQL ``CREATE DATABASE ... TEMPLATE``, a SQLite file copy, a replay of
+   MySQL's ``SHOW CREATE TABLE``s), under a lock every process shares;
+3. only when no template exists is the database migrated, and the template
+   saved from it for every later run and worker.
+
+With ``keepdb`` a database whose recorded fingerprint still matches is used as
+it is, and not dropped at exit.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import hashlib
+import multiprocessing
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -27,11 +39,57 @@ if t.TYPE_CHECKING:
 
     from .migrations import SchemaSource
 
+#: Environment variable that turns ``keepdb`` on for every class.
+KEEPDB_ENV = "TRANSACTIONAL_TESTCASE_KEEPDB"
+#: Set to ``0`` to drop the templates this process used when it ends (kept by default,
+#: so the next run clones instead of migrating).
+KEEP_TEMPLATES_ENV = "TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES"
+#: Environment variable naming this process's worker explicitly.
+WORKER_ENV = "TRANSACTIONAL_TESTCASE_WORKER"
+
+
+def worker_id() -> str | None:
+    """This process's worker name under a parallel runner, or None.
+
+    pytest-xdist sets ``PYTEST_XDIST_WORKER`` (``gw0``...); nose2's mp plugin
+    and unittest-parallel run workers as :mod:`multiprocessing` children
+    (``ForkProcess-2``, ``SpawnPoolWorker-1``...), named here ``p2``, ``p1``.
+    """
+    explicit = os.environ.get(WORKER_ENV) or os.environ.get("PYTEST_XDIST_WORKER")
+    if explicit:
+        return re.sub(r"\W", "_", explicit)
+    name = multiprocessing.current_process().name
+    if name != "MainProcess":
+        digits = re.findall(r"\d+", name)
+        return "p" + ("_".join(digits) if digits else str(os.getpid()))
+    return None
+
+
+def worker_url(url: str | URL) -> URL:
+    """``url`` with this worker's suffix on the database name (unchanged outside workers)."""
+    parsed = sa.make_url(url)
+    worker = worker_id()
+    if worker is None:
+        return parsed
+    backend = backend_for(parsed)
+    if backend.is_memory(parsed):
+        return parsed
+    name = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite":
+        root, ext = os.path.splitext(name)
+        return parsed.set(database=f"{root}_{worker}{ext}")
+    return parsed.set(database=f"{name}_{worker}")
+
+
+def keepdb_from_env() -> bool:
+    return os.environ.get(KEEPDB_ENV, "").lower() in ("1", "true", "yes", "on")
+
 
 class _Database(t.NamedTuple):
     url: URL
     backend: Backend
     fingerprint: str
+    keep: bool
 
 
 class Provisioner:
@@ -42,9 +100,16 @@ class Provisioner:
         self._lock = threading.Lock()
         self._tempdir: str | None = None
         self._atexit_registered = False
+        self._templates: dict[str, tuple[URL, Backend, URL, str | None]] = {}
+        #: How many times each way of provisioning ran (reuse, keep, clone, build).
+        self.stats: dict[str, int] = {"reuse": 0, "keep": 0, "clone": 0, "build": 0}
 
-    def default_sqlite_url(self) -> str:
-        """A SQLite file in a temporary folder owned by this process."""
+    def default_sqlite_url(self, keepdb: bool = False) -> str:
+        """A SQLite file: in a temporary folder of this process, or a stable one for keepdb."""
+        if keepdb:
+            folder = os.path.join(tempfile.gettempdir(), "transactional_testcase-keepdb")
+            os.makedirs(folder, exist_ok=True)
+            return "sqlite:///" + os.path.join(folder, "test.db")
         if self._tempdir is None:
             self._tempdir = tempfile.mkdtemp(prefix="transactional_testcase-")
             self._register_atexit()
@@ -57,72 +122,130 @@ class Provisioner:
         engines: t.Mapping[str | None, Engine],
         schema: SchemaSource,
         settings: t.Mapping[str | None, str],
-    ) -> bool:
+        keepdb: bool = False,
+    ) -> str:
         """Make every database of ``engines`` exist and match ``schema``.
 
         ``settings`` names, per bind key, the setting a user would change to
-        point that engine elsewhere (used in the unsafe-name error). Returns
-        True when databases were (re)built, False when all were reused.
+        point that engine elsewhere (for the unsafe-name error). Returns how
+        the databases were provided: ``"reuse"``, ``"keep"``, ``"clone"`` or
+        ``"build"``.
         """
-        fingerprint = schema.fingerprint()
-        targets: list[tuple[URL, Backend]] = []
+        from . import __version__
+
+        targets: list[tuple[str | None, URL, Backend, str]] = []
         for key, engine in engines.items():
             url = engine.url
             check_safe(url, settings.get(key, "the app's SQLALCHEMY_DATABASE_URI"))
             backend = backend_for(url)
             backend.prepare_engine(engine)
-            targets.append((url, backend))
+            fingerprint = _digest(
+                schema.fingerprint(), url.get_backend_name(), repr(key), __version__
+            )
+            targets.append((key, url, backend, fingerprint))
         with self._lock:
-            reusable = all(
+            if all(
                 not backend.is_memory(url)
                 and (known := self._databases.get(_key(url))) is not None
                 and known.fingerprint == fingerprint
-                for url, backend in targets
-            )
-            if reusable:
-                return False
+                for _, url, backend, fingerprint in targets
+            ):
+                return self._count("reuse")
             for engine in engines.values():
                 engine.dispose()
-            for url, backend in targets:
-                self._databases.pop(_key(url), None)
-                try:
-                    backend.recreate(url)
-                except sa.exc.OperationalError as exc:
-                    raise unreachable(url, exc, backend) from None
             try:
-                schema.build(app, db, engines)
+                how = self._provision(app, db, engines, schema, targets, keepdb)
             except sa.exc.OperationalError as exc:
-                url, backend = targets[0]
+                _, url, backend, _ = targets[0]
                 raise unreachable(url, exc, backend) from None
-            except sa.exc.SQLAlchemyError as exc:
-                raise MigrationError(
-                    f"building the schema of {mask_url(targets[0][0])} failed: "
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-                ) from None
-            for url, backend in targets:
+            for _, url, backend, fingerprint in targets:
                 if not backend.is_memory(url):
-                    self._databases[_key(url)] = _Database(url, backend, fingerprint)
+                    self._databases[_key(url)] = _Database(url, backend, fingerprint, keepdb)
                     self._register_atexit()
-            return True
+            return self._count(how)
 
-    def forget(self, engines: t.Iterable[Engine]) -> None:
-        """Stop reusing these databases (their build failed half way)."""
-        with self._lock:
-            for engine in engines:
-                self._databases.pop(_key(engine.url), None)
+    def _provision(
+        self,
+        app: Flask,
+        db: SQLAlchemy,
+        engines: t.Mapping[str | None, Engine],
+        schema: SchemaSource,
+        targets: list[tuple[str | None, URL, Backend, str]],
+        keepdb: bool,
+    ) -> str:
+        if keepdb and all(
+            not backend.is_memory(url) and backend.read_marker(url) == fingerprint
+            for _, url, backend, fingerprint in targets
+        ):
+            return "keep"
+        templates = {
+            key: backend.template_url(url, _template_name(url, key, fingerprint))
+            for key, url, backend, fingerprint in targets
+        }
+        with contextlib.ExitStack() as locks:
+            # Same order in every process: no deadlock between two of them.
+            for key, url, backend, _ in sorted(targets, key=lambda t: str(t[0])):
+                locks.enter_context(backend.lock(url, _template_prefix(url, key) + "lock"))
+            for key, url, backend, _ in targets:
+                self._templates[_key(templates[key])] = (templates[key], backend, url, key)
+            self._register_atexit()
+            if all(backend.has_template(templates[key]) for key, _, backend, _ in targets):
+                for key, url, backend, _ in targets:
+                    backend.clone(templates[key], url, engines[key])
+                how = "clone"
+            else:
+                self._build(app, db, engines, schema, targets)
+                for key, url, backend, _ in targets:
+                    backend.save_template(url, templates[key], engines[key])
+                    backend.drop_templates(templates[key], _template_prefix(url, key))
+                how = "build"
+        if keepdb:
+            for _, url, backend, fingerprint in targets:
+                backend.write_marker(url, fingerprint)
+        return how
+
+    def _build(
+        self,
+        app: Flask,
+        db: SQLAlchemy,
+        engines: t.Mapping[str | None, Engine],
+        schema: SchemaSource,
+        targets: list[tuple[str | None, URL, Backend, str]],
+    ) -> None:
+        for _, url, backend, _ in targets:
+            backend.recreate(url)
+        try:
+            schema.build(app, db, engines)
+        except sa.exc.OperationalError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            raise MigrationError(
+                f"building the schema of {mask_url(targets[0][1])} failed: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            ) from None
 
     def drop_all(self) -> None:
-        """Drop every database this process created (called at exit)."""
+        """Drop every database this process created and does not keep (at exit)."""
         with self._lock:
             databases, self._databases = list(self._databases.values()), {}
         for database in databases:
-            try:
+            if database.keep:
+                continue
+            with contextlib.suppress(Exception):  # the server may already be gone
                 database.backend.drop(database.url)
-            except Exception:  # the server may already be gone at exit
-                pass
+        if os.environ.get(KEEP_TEMPLATES_ENV, "1").lower() in ("0", "false", "no", "off"):
+            templates, self._templates = list(self._templates.values()), {}
+            for template, backend, url, key in templates:
+                # Under the lock: another worker may be cloning it right now.
+                with contextlib.suppress(Exception), backend.lock(url, _template_prefix(url, key) + "lock"):
+                    backend.drop(template)
         if self._tempdir is not None:
             shutil.rmtree(self._tempdir, ignore_errors=True)
             self._tempdir = None
+
+    def _count(self, how: str) -> str:
+        self.stats[how] += 1
+        return how
 
     def _register_atexit(self) -> None:
         if not self._atexit_registered:
@@ -132,6 +255,29 @@ class Provisioner:
 
 def _key(url: URL) -> str:
     return url.render_as_string(hide_password=False)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _template_prefix(url: URL, key: str | None) -> str:
+    """Names every template of one database and bind, whatever its fingerprint."""
+    name = url.database or ""
+    if url.get_backend_name() == "sqlite":
+        name = os.path.splitext(os.path.basename(name))[0]
+    worker = worker_id()
+    if worker and name.endswith("_" + worker):
+        name = name[: -len(worker) - 1]
+    owner = _digest(
+        url.get_backend_name(), str(url.host), str(url.port), str(url.username), name, repr(key)
+    )
+    return f"tt_tpl_{owner[:10]}_"
+
+
+def _template_name(url: URL, key: str | None, fingerprint: str) -> str:
+    # Short enough for PostgreSQL's 63-byte names, and a test database by name.
+    return f"{_template_prefix(url, key)}{fingerprint[:16]}_test"
 
 
 #: The process-wide provisioner every test case class shares.

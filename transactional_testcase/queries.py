@@ -1,4 +1,11 @@
-"""Counting the statements the code under test sends, for ``assertNumQueries``."""
+"""Watching the statements a test sends.
+
+One :class:`StatementMonitor` listens on a class's engines for its whole life.
+It counts statements for ``assertNumQueries``, notes whether a test wrote
+anything (so end-of-test constraint checks cost nothing for a test that did
+not), and notes statements that commit implicitly on the backend (DDL on
+MySQL/MariaDB) so the test that sent them can be failed.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +21,24 @@ from sqlalchemy.engine import Engine
 TRANSACTION_CONTROL = re.compile(
     r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|START\s+TRANSACTION)\b", re.IGNORECASE
 )
+_READS = re.compile(r"^\s*(SELECT|SHOW|PRAGMA|EXPLAIN|DESCRIBE|WITH\s+\w+\s+AS\s*\(\s*SELECT)\b", re.IGNORECASE)
 
 
-class QueryRecorder:
-    """Listens on a class's engines and records statements while a capture is open."""
+class StatementMonitor:
+    """Listens on a class's engines and watches what each test sends."""
 
     def __init__(self) -> None:
         self._captures: list[list[str]] = []
         self._engines: list[Engine] = []
+        self._implicit: dict[int, re.Pattern[str]] = {}
+        #: Whether the current test sent anything but reads and transaction control.
+        self.wrote = False
+        #: Statements of the current test that commit implicitly on their backend.
+        self.implicit_commits: list[str] = []
 
-    def listen(self, engines: t.Iterable[Engine]) -> None:
+    def listen(self, engines: t.Iterable[Engine], implicit_commit: t.Mapping[int, re.Pattern[str]]) -> None:
+        """Start watching ``engines``; ``implicit_commit`` maps ``id(engine.dialect)`` to a pattern."""
+        self._implicit = dict(implicit_commit)
         for engine in engines:
             # Registered per class, before any test connection exists: a
             # Connection only fires events its engine had when it was created.
@@ -35,6 +50,12 @@ class QueryRecorder:
             if event.contains(engine, "before_cursor_execute", self._record):
                 event.remove(engine, "before_cursor_execute", self._record)
         self._engines.clear()
+
+    def reset(self) -> None:
+        """Forget the previous test."""
+        self.wrote = False
+        if self.implicit_commits:
+            self.implicit_commits = []
 
     @contextlib.contextmanager
     def capture(self) -> t.Iterator[list[str]]:
@@ -55,9 +76,15 @@ class QueryRecorder:
         context: t.Any,
         executemany: bool,
     ) -> None:
-        if self._captures and not TRANSACTION_CONTROL.match(statement):
-            for statements in self._captures:
-                statements.append(statement)
+        if TRANSACTION_CONTROL.match(statement):
+            return
+        for statements in self._captures:
+            statements.append(statement)
+        if not self.wrote and not _READS.match(statement):
+            self.wrote = True
+        pattern = self._implicit.get(id(conn.dialect))
+        if pattern is not None and pattern.match(statement):
+            self.implicit_commits.append(statement)
 
 
 def describe(statements: t.Sequence[str], expected: int) -> str:

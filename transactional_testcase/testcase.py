@@ -1,15 +1,17 @@
-"""``TransactionalTestCase``: the class lifecycle.
+"""The test case classes and their lifecycle.
 
 ``setUpClass``
-    :meth:`~TransactionalTestCase.get_app_config` → :meth:`~TransactionalTestCase.create_app`
-    → provision and migrate every engine of ``db.engines`` (once per process and
-    schema) → redirect ``db.session`` and ``db.engines`` → run
+    :meth:`~DatabaseTestCase.get_app_config` → :meth:`~DatabaseTestCase.create_app`
+    → provision every engine of ``db.engines`` (migrated once per fingerprint)
+    → :meth:`~DatabaseTestCase.setUpDatabases`: for :class:`TransactionalTestCase`,
+    redirect ``db.session`` and ``db.engines`` and run
     :meth:`~TransactionalTestCase.setUpTestData` in a class transaction.
 ``setUp``
-    push an app context, open the test's transaction (a SAVEPOINT of the class
-    transaction when there is class data), and route the session into it.
+    push an app context; :class:`TransactionalTestCase` opens the test's
+    transaction (a SAVEPOINT of the class transaction when there is class
+    data) and routes the session into it.
 cleanup (after ``tearDown``, whatever happened)
-    remove the sessions, roll everything back, close connections, pop the context.
+    check constraints, remove the sessions, roll back, close, pop the context.
 ``tearDownClass``
     roll back the class data, restore ``db``, dispose the app's engines.
 """
@@ -27,26 +29,26 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.state import InstanceState
 
-from .backends import DRIVER_EXTRAS, backend_for, check_driver
+from . import diagnostics
+from .backends import DRIVER_MODULE_EXTRAS, Backend, backend_for, check_driver
 from .errors import (
     ConfigurationError,
     IsolationError,
     MissingDriverError,
     TransactionalTestCaseError,
-    mask_url,
 )
 from .isolation import SessionRedirect
 from .migrations import AlembicSetting, schema_source
-from .provisioning import provisioner
-from .queries import QueryRecorder, describe
+from .provisioning import keepdb_from_env, provisioner, worker_url
+from .queries import StatementMonitor, describe
 from .transaction import TestTransaction
 
 if t.TYPE_CHECKING:
+    from flask.ctx import AppContext
     from flask.testing import FlaskClient
     from flask_sqlalchemy import SQLAlchemy
 
 BindKey = t.Optional[str]
-_F = t.TypeVar("_F")
 
 
 class _ClassState:
@@ -55,20 +57,22 @@ class _ClassState:
     def __init__(self) -> None:
         self.stack = contextlib.ExitStack()
         self.engines: dict[BindKey, Engine] = {}
+        self.backends: dict[BindKey, Backend] = {}
+        self.monitor = StatementMonitor()
+        self.log: diagnostics.TransactionLog | None = None
         self.redirect: SessionRedirect | None = None
-        self.recorder = QueryRecorder()
         self.class_transaction: TestTransaction | None = None
         self.class_data: dict[str, t.Any] = {}
         self.resetters: list[tuple[BindKey, t.Callable[[Connection], None]]] = []
 
 
-class TransactionalTestCase(unittest.TestCase):
-    """A :class:`unittest.TestCase` whose tests each run in a rolled-back transaction.
+class DatabaseTestCase(unittest.TestCase):
+    """Builds the app and its fresh, migrated test databases once per class.
 
-    Subclasses implement :meth:`create_app`. The class provisions fresh test
-    databases for every engine the app creates (migrated to Alembic head, or
-    built with ``create_all()``), and every test sees them exactly as
-    :meth:`setUpTestData` left them, whatever the previous test committed.
+    The base of :class:`TransactionalTestCase` (each test rolled back) and of
+    the committing test cases (each test's writes really committed, then
+    emptied). Tests get an app context pushed, :attr:`client`,
+    :attr:`session` and :meth:`assertNumQueries`.
     """
 
     #: URL of the test database. ``None``: the ``TEST_DATABASE_URL`` environment
@@ -83,9 +87,10 @@ class TransactionalTestCase(unittest.TestCase):
     #: ``{bind_key: url}``: more test databases, passed as ``SQLALCHEMY_BINDS``.
     binds: t.ClassVar[t.Mapping[str, str]] = {}
 
-    #: Make primary keys start from ``max(id) + 1`` in every test, where the
-    #: backend can do that inside a transaction (PostgreSQL; SQLite always does).
-    reset_sequences: t.ClassVar[bool] = False
+    #: Keep the test databases after the run and reuse them next time while
+    #: their schema fingerprint still matches (Django's ``--keepdb``). Also on
+    #: for every class when ``TRANSACTIONAL_TESTCASE_KEEPDB=1``.
+    keepdb: t.ClassVar[bool] = False
 
     #: The app built by :meth:`create_app`, with an app context pushed per test.
     app: t.ClassVar[Flask]
@@ -115,30 +120,27 @@ class TransactionalTestCase(unittest.TestCase):
         return (
             cls.database_url
             or os.environ.get("TEST_DATABASE_URL")
-            or provisioner.default_sqlite_url()
+            or provisioner.default_sqlite_url(keepdb=cls._tt_keepdb())
         )
 
     @classmethod
     def get_app_config(cls) -> dict[str, t.Any]:
-        """The ``config`` handed to :meth:`create_app`; override to add keys."""
+        """The ``config`` handed to :meth:`create_app`; override to add keys.
+
+        Under a parallel runner each worker's database names get the worker's
+        suffix (``myapp_test_gw0``), so workers never share a database.
+        """
         config: dict[str, t.Any] = {
             "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": cls.get_database_url(),
+            "SQLALCHEMY_DATABASE_URI": _for_worker(cls.get_database_url()),
         }
         if cls.binds:
-            config["SQLALCHEMY_BINDS"] = dict(cls.binds)
+            config["SQLALCHEMY_BINDS"] = {k: _for_worker(v) for k, v in cls.binds.items()}
         return config
 
     @classmethod
-    def setUpTestData(cls) -> None:
-        """Create data every test of the class sees, once per class.
-
-        It runs inside the class's own transaction, rolled back after the
-        class. Pending objects are committed (into that transaction) when it
-        returns. Mapped objects assigned to class attributes here are handed to
-        each test merged into that test's session, so a test may change them
-        freely.
-        """
+    def setUpDatabases(cls) -> None:
+        """Prepare the provisioned databases for the class's tests (a subclass hook)."""
 
     # -- class lifecycle -------------------------------------------------------------
 
@@ -148,7 +150,8 @@ class TransactionalTestCase(unittest.TestCase):
         state = _ClassState()
         cls._tt_state = state
         try:
-            cls._tt_setup_class(state)
+            cls._tt_setup_app(state)
+            cls.setUpDatabases()
         except BaseException:
             cls._tt_state = None
             state.stack.close()
@@ -164,9 +167,16 @@ class TransactionalTestCase(unittest.TestCase):
             super().tearDownClass()
 
     @classmethod
-    def _tt_setup_class(cls, state: _ClassState) -> None:
+    def _tt_keepdb(cls) -> bool:
+        return cls.keepdb or keepdb_from_env()
+
+    @classmethod
+    def _tt_setup_app(cls, state: _ClassState) -> None:
         config = cls.get_app_config()
-        requested = {None: config["SQLALCHEMY_DATABASE_URI"], **config.get("SQLALCHEMY_BINDS", {})}
+        requested: dict[BindKey, t.Any] = {
+            None: config["SQLALCHEMY_DATABASE_URI"],
+            **config.get("SQLALCHEMY_BINDS", {}),
+        }
         for value in requested.values():
             check_driver(make_url(value if isinstance(value, (str, URL)) else value["url"]))
         app = cls._tt_build_app(config)
@@ -180,7 +190,7 @@ class TransactionalTestCase(unittest.TestCase):
         stack = state.stack
         stack.enter_context(app.app_context())
         engines = state.engines = dict(db.engines)
-        # Engines are the app's: dispose them last, whatever else happens.
+        # The engines are the app's: dispose of them last, whatever happens.
         stack.callback(_dispose, list(engines.values()))
         missing = sorted(set(cls.binds) - {k for k in engines if k is not None})
         if missing:
@@ -189,20 +199,23 @@ class TransactionalTestCase(unittest.TestCase):
                 "created no engine for it: make create_app apply config['SQLALCHEMY_BINDS'] "
                 "(app.config.update(config) before db.init_app(app))."
             )
-        settings = cls._tt_settings(engines, requested)
+        state.backends = {key: backend_for(e.url) for key, e in engines.items()}
         schema = schema_source(cls.alembic_config, app, db, engines)
-        provisioner.ensure(app, db, engines, schema, settings)
-        if cls.reset_sequences:
-            for key, engine in engines.items():
-                with engine.connect() as conn:
-                    state.resetters.append((key, backend_for(engine.url).sequence_resetter(conn)))
-        state.recorder.listen(engines.values())
-        stack.callback(state.recorder.remove)
-        redirect = state.redirect = SessionRedirect(db)
-        redirect.apply()
-        stack.callback(redirect.restore)
-        if cls._tt_has_class_data():
-            cls._tt_run_setup_test_data(state, redirect)
+        settings = cls._tt_settings(engines, requested)
+        provisioner.ensure(app, db, engines, schema, settings, keepdb=cls._tt_keepdb())
+        state.monitor.listen(
+            engines.values(),
+            {
+                id(e.dialect): pattern
+                for key, e in engines.items()
+                if (pattern := state.backends[key].implicit_commit) is not None
+            },
+        )
+        stack.callback(state.monitor.remove)
+        if diagnostics.enabled():
+            state.log = diagnostics.TransactionLog()
+            state.log.listen(engines.values())
+            stack.callback(state.log.remove)
 
     @classmethod
     def _tt_build_app(cls, config: dict[str, t.Any]) -> Flask:
@@ -211,8 +224,7 @@ class TransactionalTestCase(unittest.TestCase):
         except TransactionalTestCaseError:
             raise
         except ImportError as exc:
-            extra = {"psycopg2": "psycopg2", "psycopg": "postgresql", "pymysql": "mysql",
-                     "MySQLdb": "mysqlclient"}.get(exc.name or "")
+            extra = DRIVER_MODULE_EXTRAS.get(exc.name or "")
             if extra is None:
                 raise
             raise MissingDriverError(
@@ -237,98 +249,43 @@ class TransactionalTestCase(unittest.TestCase):
         """Name, per engine, the setting that chose its URL (for safety errors)."""
         settings: dict[BindKey, str] = {}
         for key in engines:
-            ours = key in requested and (key is None or key in cls.binds)
             if key is None:
                 settings[key] = (
                     "database_url (or the TEST_DATABASE_URL environment variable)"
-                    if ours
+                    if cls.database_url or "TEST_DATABASE_URL" in os.environ
                     else "the SQLALCHEMY_DATABASE_URI that create_app sets"
                 )
+            elif key in cls.binds:
+                settings[key] = f"binds[{key!r}]"
             else:
-                settings[key] = (
-                    f"binds[{key!r}]" if ours else f"the app's SQLALCHEMY_BINDS[{key!r}] (or binds[{key!r}])"
-                )
+                settings[key] = f"the app's SQLALCHEMY_BINDS[{key!r}] (or set binds[{key!r}])"
         return settings
 
-    @classmethod
-    def _tt_has_class_data(cls) -> bool:
-        return getattr(cls.setUpTestData, "__func__", None) is not (
-            TransactionalTestCase.setUpTestData.__func__  # type: ignore[attr-defined]
-        )
-
-    @classmethod
-    def _tt_run_setup_test_data(cls, state: _ClassState, redirect: SessionRedirect) -> None:
-        transaction = state.class_transaction = TestTransaction.begin(state.engines)
-        state.stack.callback(transaction.end)
-        redirect.attach(transaction.connections)
-        before = dict(vars(cls))
-        try:
-            cls.setUpTestData()
-            session = cls.db.session()
-            session.commit()
-            state.class_data = {
-                name: value
-                for name, value in vars(cls).items()
-                if before.get(name, _MISSING) is not value and _has_instances(value)
-            }
-            for obj in _instances(state.class_data.values()):
-                if obj in session:
-                    session.refresh(obj)
-        finally:
-            cls.db.session.remove()
-            redirect.attach(None)
-
-    # -- per test ------------------------------------------------------------------
+    # -- per test --------------------------------------------------------------------
 
     def setUp(self) -> None:
         super().setUp()
+        state = self._tt_class_state()
+        ctx = self.app.app_context()
+        ctx.push()
+        self.addCleanup(self._tt_pop_context, state, ctx)
+        state.monitor.reset()
+
+    def _tt_class_state(self) -> _ClassState:
         state = type(self)._tt_state
-        if state is None or state.redirect is None:
+        if state is None:
             raise ConfigurationError(
                 f"{type(self).__qualname__}.setUpClass did not run: a setUpClass override "
                 "must call super().setUpClass()."
             )
-        ctx = self.app.app_context()
-        ctx.push()
-        try:
-            if state.class_transaction is not None:
-                transaction = state.class_transaction.begin_nested()
-            else:
-                transaction = TestTransaction.begin(state.engines)
-        except BaseException:
-            ctx.pop()
-            raise
-        self.addCleanup(self._tt_teardown, state, transaction, ctx)
-        state.redirect.attach(transaction.connections)
-        for key, reset in state.resetters:
-            reset(transaction.connections[key])
-        if state.class_data:
-            session = self.db.session()
-            for name, value in state.class_data.items():
-                setattr(self, name, _merge(session, value))
+        return state
 
-    def _tt_teardown(
-        self, state: _ClassState, transaction: TestTransaction, ctx: t.Any
-    ) -> None:
+    def _tt_pop_context(self, state: _ClassState, ctx: AppContext) -> None:
         try:
-            with contextlib.suppress(Exception):
-                self.db.session.remove()
-            ended = transaction.end()
+            ctx.pop()
         finally:
-            assert state.redirect is not None
-            state.redirect.attach(None)
-            ctx.pop()
-        if ended:
-            names = ", ".join("default" if k is None else repr(k) for k in ended)
-            raise IsolationError(
-                f"the test ended its own transaction on the {names} database "
-                "(Connection.commit()/rollback() on db.session.connection(), or a "
-                "statement that commits implicitly such as DDL on MySQL/MariaDB): "
-                "what it wrote before that may have been committed for real. Commit "
-                "through db.session, or use engine.connect(), whose commits are savepoints."
-            )
-
-    # -- conveniences ----------------------------------------------------------------
+            if state.log is not None:
+                state.log.flush(self.id(), state.monitor.implicit_commits)
 
     @property
     def client(self) -> FlaskClient:
@@ -356,8 +313,9 @@ class TransactionalTestCase(unittest.TestCase):
     ) -> t.Any:
         """Assert that the block (or ``func(*args, **kwargs)``) sends ``num`` statements.
 
-        Counted on every engine of the app; transaction control (BEGIN,
-        SAVEPOINT, RELEASE, ROLLBACK, COMMIT) is not counted.
+        Counted on every engine of the app, test-client requests and direct
+        engine use included; transaction control (BEGIN, SAVEPOINT, RELEASE,
+        ROLLBACK, COMMIT) is not counted. On failure every statement is listed.
         """
         context = self._tt_count(num)
         if func is None:
@@ -368,16 +326,153 @@ class TransactionalTestCase(unittest.TestCase):
 
     @contextlib.contextmanager
     def _tt_count(self, num: int) -> t.Iterator[list[str]]:
-        state = type(self)._tt_state
-        if state is None:
-            raise ConfigurationError("assertNumQueries needs setUpClass to have run.")
-        with state.recorder.capture() as statements:
+        with self._tt_class_state().monitor.capture() as statements:
             yield statements
         if len(statements) != num:
             self.fail(describe(statements, num))
 
 
+class TransactionalTestCase(DatabaseTestCase):
+    """A :class:`unittest.TestCase` whose tests each run in a rolled-back transaction.
+
+    Subclasses implement :meth:`create_app`. The class provisions fresh test
+    databases for every engine the app creates (migrated to Alembic head, or
+    built with ``create_all()``), and every test sees them exactly as
+    :meth:`setUpTestData` left them, whatever the previous test committed.
+    """
+
+    #: Make primary keys start from ``max(id) + 1`` in every test, where the
+    #: backend can do that inside a transaction (PostgreSQL; SQLite always
+    #: does). On MySQL/MariaDB it is refused with an error.
+    reset_sequences: t.ClassVar[bool] = False
+
+    #: Before rolling back a test that wrote something, check what a real
+    #: COMMIT would have checked: PostgreSQL's deferred constraints (``SET
+    #: CONSTRAINTS ALL IMMEDIATE``) and SQLite's deferred foreign keys
+    #: (``PRAGMA foreign_key_check``, when foreign keys are enforced).
+    check_constraints: t.ClassVar[bool] = True
+
+    @classmethod
+    def setUpTestData(cls) -> None:
+        """Create data every test of the class sees, once per class.
+
+        It runs inside the class's own transaction, rolled back after the
+        class. Pending objects are committed (into that transaction) when it
+        returns. Mapped objects assigned to class attributes here are handed to
+        each test merged into that test's session, so a test may change them
+        freely.
+        """
+
+    @classmethod
+    def setUpDatabases(cls) -> None:
+        """Redirect ``db`` onto test connections and run :meth:`setUpTestData`."""
+        super().setUpDatabases()
+        state = cls._tt_state
+        assert state is not None
+        if cls.reset_sequences:
+            for key, engine in state.engines.items():
+                with engine.connect() as conn:
+                    state.resetters.append((key, state.backends[key].sequence_resetter(conn)))
+        redirect = state.redirect = SessionRedirect(cls.db)
+        redirect.apply()
+        state.stack.callback(redirect.restore)
+        if getattr(cls.setUpTestData, "__func__", None) is not _BASE_SET_UP_TEST_DATA:
+            cls._tt_run_setup_test_data(state, redirect)
+
+    @classmethod
+    def _tt_run_setup_test_data(cls, state: _ClassState, redirect: SessionRedirect) -> None:
+        transaction = state.class_transaction = TestTransaction.begin(state.engines)
+        state.stack.callback(transaction.end)
+        redirect.attach(transaction.connections)
+        before = dict(vars(cls))
+        try:
+            cls.setUpTestData()
+            session = cls.db.session()
+            session.commit()
+            state.class_data = {
+                name: value
+                for name, value in vars(cls).items()
+                if before.get(name, _MISSING) is not value and _has_instances(value)
+            }
+            # Loaded now, once: tests get them without a query of their own.
+            for obj in _instances(state.class_data.values()):
+                if obj in session:
+                    session.refresh(obj)
+        finally:
+            cls.db.session.remove()
+            redirect.attach(None)
+
+    def setUp(self) -> None:
+        super().setUp()
+        state = self._tt_class_state()
+        redirect = state.redirect
+        assert redirect is not None
+        if state.class_transaction is not None:
+            transaction = state.class_transaction.begin_nested()
+        else:
+            transaction = TestTransaction.begin(state.engines)
+        self.addCleanup(self._tt_end_transaction, state, transaction)
+        redirect.attach(transaction.connections)
+        for key, reset in state.resetters:
+            reset(transaction.connections[key])
+        if state.class_data:
+            session = self.db.session()
+            for name, value in state.class_data.items():
+                setattr(self, name, _merge(session, value))
+
+    def _tt_end_transaction(self, state: _ClassState, transaction: TestTransaction) -> None:
+        assert state.redirect is not None
+        violations: list[str] = []
+        try:
+            with contextlib.suppress(Exception):
+                self.db.session.remove()
+            if self.check_constraints and state.monitor.wrote:
+                violations = self._tt_check_constraints(state, transaction)
+            ended = transaction.end()
+        finally:
+            state.redirect.attach(None)
+        implicit = state.monitor.implicit_commits
+        if implicit:
+            statement = " ".join(implicit[0].split())[:120]
+            raise IsolationError(
+                f"the test sent {statement!r}, which commits implicitly on MySQL/MariaDB: "
+                "everything the test wrote before it was committed for real and its "
+                "savepoints are gone. Keep DDL and TRUNCATE out of TransactionalTestCase "
+                "tests (use a committing test case for them)."
+            )
+        if ended:
+            names = ", ".join("default" if k is None else repr(k) for k in ended)
+            raise IsolationError(
+                f"the test ended its own transaction on the {names} database "
+                "(Connection.commit()/rollback() on db.session.connection(), for example): "
+                "what it wrote before that may have been committed for real. Commit "
+                "through db.session, or use db.engine.connect(), whose commits are savepoints."
+            )
+        if violations:
+            self.fail(
+                "the test left data that a real COMMIT would have refused: "
+                + "; ".join(violations)
+            )
+
+    def _tt_check_constraints(
+        self, state: _ClassState, transaction: TestTransaction
+    ) -> list[str]:
+        found = []
+        for key, conn in transaction.connections.items():
+            problem = state.backends[key].check_constraints(conn)
+            if problem:
+                found.append(problem)
+        return found
+
+
+_BASE_SET_UP_TEST_DATA = TransactionalTestCase.setUpTestData.__func__  # type: ignore[attr-defined]
 _MISSING = object()
+
+
+def _for_worker(url: t.Any) -> t.Any:
+    if isinstance(url, (str, URL)):
+        return worker_url(url).render_as_string(hide_password=False)
+    return url  # a dict of engine options: left as the user wrote it
 
 
 def _dispose(engines: list[Engine]) -> None:
@@ -412,5 +507,3 @@ def _merge(session: Session, value: t.Any) -> t.Any:
     if _is_instance(value):
         return session.merge(value, load=False)
     return value
-
-

@@ -1,0 +1,620 @@
+"""Per-test isolation, point by point, on every backend.
+
+Each generated class (``<Mixin>_<backend>``) is checked after it ran by an
+independent connection (``BackendTestCase``): whatever its tests committed, no
+row may be left. The tests themselves assert that what the code under test did
+was visible while the test ran, so the rollback is the library's doing and not
+a no-op.
+
+The ``Control*`` classes at the end switch one mechanism off at a time on a
+throwaway database and show that isolation then breaks: the same kind of
+checks as here (a second test that expects an empty table, an independent
+count of leftover rows) would catch the regression.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+import threading
+import traceback
+import typing as t
+import unittest
+import uuid
+from unittest import mock
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.orm import Session
+
+from tests.apps import isolation_app, shop
+from tests.apps.isolation_app import IsolationCase
+from tests.support import BACKENDS, Backend, leftover_rows, on_all_backends, require, selected_backends
+from transactional_testcase import IsolationError, TransactionalTestCase
+from transactional_testcase import isolation as tt_isolation
+from transactional_testcase.backends import SQLiteBackend, backend_for
+from transactional_testcase.provisioning import provisioner
+
+Customer = shop.Customer
+AuditEntry = shop.AuditEntry
+db = shop.db
+
+#: Generous upper bound for joining a background thread: only a hang reaches it.
+THREAD_TIMEOUT = 30.0
+
+
+def customers() -> int:
+    return shop.count(Customer)
+
+
+def audits() -> int:
+    return shop.count(AuditEntry)
+
+
+def emails() -> list[str]:
+    return sorted(db.session.scalars(sa.select(Customer.email)))
+
+
+def insert_customer(email: str) -> sa.Insert:
+    return sa.insert(Customer.__table__).values(email=email)  # type: ignore[arg-type]
+
+
+# -- the session -----------------------------------------------------------------------
+
+
+@on_all_backends
+class SessionIsolation(IsolationCase):
+    """``db.session``: everything the code under test does with it rolls back."""
+
+    def test_commit(self) -> None:
+        db.session.add(Customer(email="a@example.com"))
+        db.session.commit()
+        self.assertEqual(emails(), ["a@example.com"])
+
+    def test_rollback_discards_pending_work_and_keeps_committed(self) -> None:
+        db.session.add(Customer(email="kept@example.com"))
+        db.session.commit()
+        db.session.add(Customer(email="dropped@example.com"))
+        db.session.flush()
+        self.assertEqual(customers(), 2)
+        db.session.rollback()
+        self.assertEqual(emails(), ["kept@example.com"])
+
+    def test_begin_nested_committed(self) -> None:
+        with db.session.begin_nested():
+            db.session.add(Customer(email="nested@example.com"))
+        self.assertEqual(customers(), 1)
+        db.session.commit()
+        self.assertEqual(emails(), ["nested@example.com"])
+
+    def test_begin_nested_rolled_back(self) -> None:
+        db.session.add(Customer(email="outer@example.com"))
+        db.session.commit()
+        with self.assertRaises(KeyError):
+            with db.session.begin_nested():
+                db.session.add(Customer(email="inner@example.com"))
+                db.session.flush()
+                self.assertEqual(customers(), 2)
+                raise KeyError("abandon the savepoint")
+        self.assertEqual(emails(), ["outer@example.com"])
+        db.session.commit()
+        self.assertEqual(emails(), ["outer@example.com"])
+
+    def test_flush_without_commit_is_visible(self) -> None:
+        db.session.add(Customer(email="flushed@example.com"))
+        db.session.flush()
+        self.assertEqual(emails(), ["flushed@example.com"])
+        with db.engine.connect() as conn:
+            self.assertEqual(conn.scalar(sa.select(sa.func.count()).select_from(Customer)), 1)
+
+    def test_integrity_error_recovered_with_rollback(self) -> None:
+        # On PostgreSQL the failed INSERT aborts the transaction: only a
+        # rollback to the session's savepoint makes the connection usable.
+        db.session.add(Customer(email="dup@example.com"))
+        db.session.commit()
+        db.session.add(Customer(email="dup@example.com"))
+        with self.assertRaises(sa.exc.IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+        db.session.add(Customer(email="after@example.com"))
+        db.session.commit()
+        self.assertEqual(emails(), ["after@example.com", "dup@example.com"])
+
+    def test_remove_mid_test_then_more_work(self) -> None:
+        first = db.session()
+        db.session.add(Customer(email="before@example.com"))
+        db.session.commit()
+        db.session.add(Customer(email="pending@example.com"))
+        db.session.flush()
+        db.session.remove()
+        self.assertIsNot(db.session(), first)
+        self.assertEqual(emails(), ["before@example.com"])  # the flushed row went with the session
+        db.session.add(Customer(email="after@example.com"))
+        db.session.commit()
+        self.assertEqual(emails(), ["after@example.com", "before@example.com"])
+
+    def test_close_mid_test_then_more_work(self) -> None:
+        customer = Customer(email="before@example.com")
+        db.session.add(customer)
+        db.session.commit()
+        db.session.close()
+        self.assertNotIn(customer, db.session)
+        self.assertEqual(emails(), ["before@example.com"])
+        db.session.add(Customer(email="after@example.com"))
+        db.session.commit()
+        self.assertEqual(emails(), ["after@example.com", "before@example.com"])
+
+    def test_raw_sql_through_the_session(self) -> None:
+        db.session.execute(sa.text("INSERT INTO customers (email) VALUES (:email)"), {"email": "raw@example.com"})
+        db.session.commit()
+        self.assertEqual(
+            db.session.execute(sa.text("SELECT email FROM customers")).scalars().all(), ["raw@example.com"]
+        )
+
+    def test_import_time_reference_is_the_test_session(self) -> None:
+        self.assertIs(shop.session, db.session)
+        self.assertIs(shop.session(), self.session)
+        self.assertIs(db.session(), self.session)
+        shop.session.add(Customer(email="import-time@example.com"))
+        shop.session.commit()
+        self.assertEqual(emails(), ["import-time@example.com"])
+
+    def test_session_is_bound_to_the_tests_connection(self) -> None:
+        # The session's connection is a real Connection (so Core tools such as
+        # the inspector accept it), the very one db.engine hands out in a test.
+        session_conn = db.session.connection()
+        self.assertIsInstance(session_conn, Connection)
+        self.assertIn("customers", sa.inspect(session_conn).get_table_names())
+        with db.engine.connect() as conn:
+            self.assertIs(conn.connection.dbapi_connection, session_conn.connection.dbapi_connection)
+
+    def test_model_query(self) -> None:
+        db.session.add(Customer(email="query@example.com"))
+        db.session.commit()
+        found = Customer.query.filter_by(email="query@example.com").one()
+        self.assertIn(found, self.session)
+        self.assertIs(Customer.query.session, self.session)
+        self.assertEqual(Customer.query.count(), 1)
+
+    def test_listener_registered_at_import_time_fires(self) -> None:
+        isolation_app.committed_sessions.clear()
+        db.session.add(Customer(email="listened@example.com"))
+        db.session.commit()
+        self.assertEqual(list(isolation_app.committed_sessions), [id(self.session)])
+
+    def test_listener_registered_in_the_test_fires(self) -> None:
+        seen: list[Session] = []
+        listen_target = db.session
+
+        def record(session: Session, flush_context: t.Any) -> None:
+            seen.append(session)
+
+        event.listen(listen_target, "after_flush", record)
+        self.addCleanup(event.remove, listen_target, "after_flush", record)
+        db.session.add(Customer(email="flushed@example.com"))
+        db.session.flush()
+        self.assertEqual(seen, [self.session])
+
+
+# -- db.engine -------------------------------------------------------------------------
+
+
+@on_all_backends
+class EngineIsolation(IsolationCase):
+    """App code using ``db.engine`` directly stays inside the test's transaction."""
+
+    def test_connect_execute_commit(self) -> None:
+        with db.engine.connect() as conn:
+            conn.execute(insert_customer("engine@example.com"))
+            conn.commit()
+        self.assertEqual(emails(), ["engine@example.com"])
+
+    def test_connect_rollback_keeps_earlier_commit(self) -> None:
+        with db.engine.connect() as conn:
+            conn.execute(insert_customer("committed@example.com"))
+            conn.commit()
+            conn.execute(insert_customer("rolled-back@example.com"))
+            self.assertEqual(conn.scalar(sa.select(sa.func.count()).select_from(Customer)), 2)
+            conn.rollback()
+            self.assertEqual(conn.scalar(sa.select(sa.func.count()).select_from(Customer)), 1)
+        self.assertEqual(emails(), ["committed@example.com"])
+
+    def test_connect_close_without_commit_discards(self) -> None:
+        conn = db.engine.connect()
+        conn.execute(insert_customer("uncommitted@example.com"))
+        self.assertEqual(conn.scalar(sa.select(sa.func.count()).select_from(Customer)), 1)
+        conn.close()
+        self.assertEqual(customers(), 0)
+        # the test's own work is unaffected
+        db.session.add(Customer(email="after@example.com"))
+        db.session.commit()
+        self.assertEqual(emails(), ["after@example.com"])
+
+    def test_begin_commits_on_success(self) -> None:
+        with db.engine.begin() as conn:
+            conn.execute(insert_customer("begin@example.com"))
+        self.assertEqual(emails(), ["begin@example.com"])
+
+    def test_begin_rolls_back_on_exception(self) -> None:
+        with db.engine.begin() as conn:
+            conn.execute(insert_customer("kept@example.com"))
+        with self.assertRaises(LookupError):
+            with db.engine.begin() as conn:
+                conn.execute(insert_customer("dropped@example.com"))
+                raise LookupError("abort the block")
+        self.assertEqual(emails(), ["kept@example.com"])
+
+    def test_engine_sees_sessions_flushed_rows(self) -> None:
+        db.session.add(Customer(email="flushed@example.com"))
+        db.session.flush()
+        with db.engine.connect() as conn:
+            self.assertEqual(conn.scalars(sa.select(Customer.email)).all(), ["flushed@example.com"])
+
+    def test_inspect_engine(self) -> None:
+        self.assertEqual(sorted(sa.inspect(db.engine).get_table_names()), ["customers", "orders"])
+        self.assertEqual(sa.inspect(db.engines["audit"]).get_table_names(), ["audit_entries"])
+        columns = [c["name"] for c in sa.inspect(db.engine).get_columns("customers")]
+        self.assertEqual(columns, ["id", "email"])
+
+    def test_inspect_engine_has_table(self) -> None:
+        # SQLAlchemy's documented public way to ask whether a table exists.
+        inspector = sa.inspect(db.engine)
+        self.assertTrue(inspector.has_table("customers"))
+        self.assertFalse(inspector.has_table("no_such_table"))
+
+    def test_inspect_engine_connection(self) -> None:
+        with db.engine.connect() as conn:
+            self.assertIn("customers", sa.inspect(conn).get_table_names())
+
+    def test_reflect_table_with_engine(self) -> None:
+        table = sa.Table("customers", sa.MetaData(), autoload_with=db.engine)
+        self.assertEqual([c.name for c in table.columns], ["id", "email"])
+
+    def test_url_and_dialect_pass_through(self) -> None:
+        expected = make_url(self.get_database_url())
+        url = db.engine.url  # Flask-SQLAlchemy may add query options (MySQL charset)
+        self.assertEqual(
+            (url.drivername, url.host, url.port, url.username, url.database),
+            (expected.drivername, expected.host, expected.port, expected.username, expected.database),
+        )
+        self.assertEqual(db.engine.dialect.name, "mysql" if expected.get_backend_name() == "mariadb" else expected.get_backend_name())
+        self.assertEqual(db.engine.dialect.driver, expected.get_driver_name())
+        self.assertEqual(db.engines["audit"].url.database, make_url(self.bind_url("audit")).database)
+
+    def test_audit_engine_begin_is_isolated(self) -> None:
+        with db.engines["audit"].begin() as conn:
+            conn.execute(sa.insert(AuditEntry.__table__).values(message="engine"))  # type: ignore[arg-type]
+        self.assertEqual(audits(), 1)
+
+
+# -- test-client requests ----------------------------------------------------------------
+
+
+@on_all_backends
+class RequestIsolation(IsolationCase):
+    """Requests and the test see each other's data; a failing request harms nothing."""
+
+    def test_test_sees_requests_commit(self) -> None:
+        response = self.client.post("/customers", json={"email": "request@example.com"})
+        self.assertEqual(response.status_code, 201, response.get_data(as_text=True))
+        self.assertEqual(response.get_json(), {"count": 1})
+        self.assertEqual(emails(), ["request@example.com"])
+
+    def test_request_sees_tests_flushed_data(self) -> None:
+        db.session.add(Customer(email="flushed@example.com"))
+        db.session.flush()
+        self.assertEqual(self.client.get("/customers/count").get_json(), {"count": 1})
+
+    def test_request_sees_tests_committed_data(self) -> None:
+        db.session.add(Customer(email="committed@example.com"))
+        db.session.commit()
+        response = self.client.post("/customers", json={"email": "second@example.com"})
+        self.assertEqual(response.get_json(), {"count": 2})
+        self.assertEqual(emails(), ["committed@example.com", "second@example.com"])
+
+    def test_failing_request_after_flush_leaves_tests_data(self) -> None:
+        customer = Customer(email="test@example.com")
+        db.session.add(customer)
+        db.session.commit()
+        response = self.client.post("/customers/fail", json={"email": "failed@example.com"})
+        self.assertEqual(response.status_code, 500)
+        self.assertIn(customer, db.session)
+        self.assertEqual(customer.email, "test@example.com")
+        self.assertIn("test@example.com", emails())
+        db.session.add(Customer(email="after@example.com"))
+        db.session.commit()
+        self.assertIn("after@example.com", emails())
+
+    def test_request_raising_after_flush_leaves_tests_data(self) -> None:
+        # TESTING=True propagates the view's exception to the test.
+        customer = Customer(email="test@example.com")
+        db.session.add(customer)
+        db.session.commit()
+        with self.assertRaisesRegex(RuntimeError, "after flushing"):
+            self.client.post("/customers/explode", json={"email": "exploded@example.com"})
+        self.assertIn(customer, db.session)
+        self.assertIn("test@example.com", emails())
+        db.session.add(Customer(email="after@example.com"))
+        db.session.commit()
+        self.assertIn("after@example.com", emails())
+
+    def test_request_500_without_propagation_leaves_tests_data(self) -> None:
+        self.addCleanup(self.app.config.__setitem__, "PROPAGATE_EXCEPTIONS", self.app.config["PROPAGATE_EXCEPTIONS"])
+        self.app.config["PROPAGATE_EXCEPTIONS"] = False
+        db.session.add(Customer(email="test@example.com"))
+        db.session.commit()
+        with self.assertLogs(self.app.logger, "ERROR") as logs:
+            response = self.client.post("/customers/explode", json={"email": "exploded@example.com"})
+        self.assertEqual(response.status_code, 500)
+        self.assertIn("after flushing", "\n".join(logs.output))
+        self.assertIn("test@example.com", emails())
+
+    def test_request_integrity_error_409(self) -> None:
+        # The request's IntegrityError and rollback (PostgreSQL: an aborted
+        # transaction) must leave the test's committed data and a usable connection.
+        customer = Customer(email="taken@example.com")
+        db.session.add(customer)
+        db.session.commit()
+        response = self.client.post("/customers", json={"email": "taken@example.com"})
+        self.assertEqual(response.status_code, 409)
+        self.assertEqual(response.get_json(), {"error": "exists"})
+        self.assertEqual(emails(), ["taken@example.com"])
+        self.assertIn(customer, db.session)
+        response = self.client.post("/customers", json={"email": "free@example.com"})
+        self.assertEqual(response.status_code, 201)
+        self.assertEqual(emails(), ["free@example.com", "taken@example.com"])
+
+    def test_request_writing_through_engine_begin(self) -> None:
+        response = self.client.post("/customers/raw", json={"email": "raw@example.com"})
+        self.assertEqual(response.status_code, 201)
+        self.assertEqual(response.get_json(), {"count": 1})
+        self.assertEqual(emails(), ["raw@example.com"])
+
+    def test_request_writes_audit_bind(self) -> None:
+        response = self.client.post("/audit", json={"message": "hello"})
+        self.assertEqual(response.get_json(), {"count": 1})
+        self.assertEqual(db.session.scalars(sa.select(AuditEntry.message)).all(), ["hello"])
+
+
+# -- Flask 3.2: a new app context (and session) per request ------------------------------------
+
+
+@on_all_backends
+class NewAppContextIsolation(IsolationCase):
+    """A second app context gets its own session; its removal spares the test's."""
+
+    def test_new_context_commit_is_seen_by_test(self) -> None:
+        test_session = db.session()
+        with self.app.app_context():
+            inner_session = db.session()
+            self.assertIsNot(inner_session, test_session)
+            db.session.add(Customer(email="inner@example.com"))
+            db.session.commit()
+        self.assertIs(db.session(), test_session)
+        self.assertEqual(emails(), ["inner@example.com"])
+
+    def test_new_context_remove_keeps_tests_session(self) -> None:
+        loaded = Customer(email="loaded@example.com")
+        db.session.add(loaded)
+        db.session.commit()
+        pending = Customer(email="pending@example.com")
+        db.session.add(pending)
+        db.session.flush()
+        test_session = db.session()
+        with self.app.app_context():
+            self.assertEqual(customers(), 2)  # sees the test's flushed row
+            db.session.add(Customer(email="inner@example.com"))
+            db.session.commit()
+            db.session.remove()
+        self.assertIs(db.session(), test_session)
+        self.assertIn(loaded, db.session)
+        self.assertIn(pending, db.session)
+        self.assertEqual(loaded.email, "loaded@example.com")
+        db.session.commit()
+        self.assertEqual(emails(), ["inner@example.com", "loaded@example.com", "pending@example.com"])
+
+    def test_request_in_its_own_context(self) -> None:
+        db.session.add(Customer(email="test@example.com"))
+        db.session.flush()
+        with self.app.app_context():
+            response = self.client.post("/customers", json={"email": "request@example.com"})
+            self.assertEqual(response.get_json(), {"count": 2})
+        self.assertEqual(emails(), ["request@example.com", "test@example.com"])
+
+    def test_failed_request_in_its_own_context_is_discarded(self) -> None:
+        # With its own context the request's session is removed afterwards,
+        # which rolls its flushed row back, and only that.
+        customer = Customer(email="test@example.com")
+        db.session.add(customer)
+        db.session.commit()
+        with self.app.app_context():
+            response = self.client.post("/customers/fail", json={"email": "failed@example.com"})
+            self.assertEqual(response.status_code, 500)
+        self.assertEqual(emails(), ["test@example.com"])
+        self.assertIn(customer, db.session)
+
+    def test_integrity_error_in_its_own_context(self) -> None:
+        db.session.add(Customer(email="taken@example.com"))
+        db.session.commit()
+        with self.app.app_context():
+            response = self.client.post("/customers", json={"email": "taken@example.com"})
+            self.assertEqual(response.status_code, 409)
+        db.session.add(Customer(email="after@example.com"))
+        db.session.commit()
+        self.assertEqual(emails(), ["after@example.com", "taken@example.com"])
+
+
+# -- threads ---------------------------------------------------------------------------------
+
+
+@on_all_backends
+class ThreadIsolation(IsolationCase):
+    """Background threads with their own app context."""
+
+    def join(self, thread: threading.Thread) -> None:
+        thread.join(THREAD_TIMEOUT)
+        self.assertFalse(thread.is_alive(), f"{thread.name} hung")
+
+    def test_thread_removing_its_session_leaves_tests_session(self) -> None:
+        loaded = Customer(email="loaded@example.com")
+        db.session.add(loaded)
+        db.session.commit()
+        pending = Customer(email="pending@example.com")
+        db.session.add(pending)
+        db.session.flush()
+        test_session = db.session()
+        mailer: isolation_app.Mailer = self.app.extensions["mailer"]
+        self.join(mailer.send(self.app, "loaded@example.com", look_up_customer=False))
+        self.assertEqual(mailer.errors, [])
+        self.assertEqual(mailer.sent, ["loaded@example.com"])
+        self.assertIs(db.session(), test_session)
+        self.assertIn(loaded, db.session)
+        self.assertIn(pending, db.session)
+        db.session.commit()
+        self.assertEqual(emails(), ["loaded@example.com", "pending@example.com"])
+
+    def test_request_starting_a_mailer_thread(self) -> None:
+        mailer: isolation_app.Mailer = self.app.extensions["mailer"]
+        response = self.client.post("/customers/welcome", json={"email": "welcome@example.com"})
+        self.assertEqual(response.status_code, 201)
+        for thread in mailer.threads:
+            self.join(thread)
+        self.assertEqual(mailer.errors, [])
+        self.assertEqual(mailer.sent, ["welcome@example.com"])
+        self.assertEqual(emails(), ["welcome@example.com"])
+
+    def test_thread_querying_the_database_gets_isolation_error(self) -> None:
+        db.session.add(Customer(email="test@example.com"))
+        db.session.flush()
+        mailer: isolation_app.Mailer = self.app.extensions["mailer"]
+        thread = mailer.send(self.app, "test@example.com", look_up_customer=True)
+        self.join(thread)
+        self.assertEqual(mailer.sent, [])
+        self.assertEqual(len(mailer.errors), 1, mailer.errors)
+        error = mailer.errors[0]
+        self.assertIsInstance(error, IsolationError)
+        self.assertIn(thread.name, str(error))
+        self.assertIn("thread", str(error))
+        # the test's own work carries on
+        self.assertEqual(emails(), ["test@example.com"])
+
+    def test_thread_using_the_engine_gets_isolation_error(self) -> None:
+        errors: list[BaseException] = []
+        engine = db.engine  # handed to the thread, as code that caches the engine does
+
+        def work() -> None:
+            try:
+                with engine.connect() as conn:
+                    conn.execute(sa.select(1))
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=work, name="engine-user")
+        thread.start()
+        self.join(thread)
+        self.assertEqual(len(errors), 1)
+        self.assertIsInstance(errors[0], IsolationError)
+        self.assertIn("engine-user", str(errors[0]))
+
+    def tearDown(self) -> None:
+        mailer: isolation_app.Mailer = self.app.extensions["mailer"]
+        for thread in mailer.threads:
+            thread.join(THREAD_TIMEOUT)
+        mailer.threads.clear()
+        mailer.sent.clear()
+        mailer.errors.clear()
+        super().tearDown()
+
+
+# -- the second bind -----------------------------------------------------------------------
+
+
+@on_all_backends
+class BindIsolation(IsolationCase):
+    """The ``audit`` bind is isolated like the default one."""
+
+    def test_audit_commit(self) -> None:
+        db.session.add(AuditEntry(message="audited"))
+        db.session.commit()
+        self.assertEqual(audits(), 1)
+
+    def test_commit_spanning_both_binds(self) -> None:
+        db.session.add_all([Customer(email="both@example.com"), AuditEntry(message="both")])
+        db.session.commit()
+        self.assertEqual((customers(), audits()), (1, 1))
+
+    def test_failed_commit_rolls_back_both_binds(self) -> None:
+        db.session.add(Customer(email="taken@example.com"))
+        db.session.commit()
+        db.session.add(AuditEntry(message="written first"))
+        db.session.flush()
+        self.assertEqual(audits(), 1)
+        db.session.add(Customer(email="taken@example.com"))
+        with self.assertRaises(sa.exc.IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+        self.assertEqual((customers(), audits()), (1, 0))
+        db.session.add(AuditEntry(message="after"))
+        db.session.commit()
+        self.assertEqual((customers(), audits()), (1, 1))
+
+    def test_x_both_binds_start_empty(self) -> None:
+        # Sorts after the tests above, which committed to both binds.
+        self.assertEqual((customers(), audits()), (0, 0))
+
+
+# -- ordering pairs ----------------------------------------------------------------------------
+
+
+def _assert_empty_then_commit_via_session(case: unittest.TestCase) -> None:
+    case.assertEqual((customers(), audits()), (0, 0))
+    db.session.add_all([Customer(email="pair@example.com"), AuditEntry(message="pair")])
+    db.session.commit()
+    case.assertEqual((customers(), audits()), (1, 1))
+
+
+def _assert_empty_then_commit_via_request(case: TransactionalTestCase) -> None:
+    case.assertEqual((customers(), audits()), (0, 0))
+    case.assertEqual(case.client.post("/customers", json={"email": "pair@example.com"}).status_code, 201)
+    case.assertEqual(case.client.post("/audit", json={"message": "pair"}).status_code, 201)
+    case.assertEqual((customers(), audits()), (1, 1))
+
+
+@on_all_backends
+class OrderingPairs(IsolationCase):
+    """Each test commits a row and first asserts the tables are empty.
+
+    Test methods run alphabetically: pair 1 runs session then request, pair 2
+    request then session, pair 3 engine then a new app context. Whichever runs
+    second proves the first one's commit was rolled back.
+    """
+
+    def test_pair1_a_session(self) -> None:
+        _assert_empty_then_commit_via_session(self)
+
+    def test_pair1_b_request(self) -> None:
+        _assert_empty_then_commit_via_request(self)
+
+    def test_pair2_a_request(self) -> None:
+        _assert_empty_then_commit_via_request(self)
+
+    def test_pair2_b_session(self) -> None:
+        _assert_empty_then_commit_via_session(self)
+
+    def test_pair3_a_engine_begin(self) -> None:
+        self.assertEqual((customers(), audits()), (0, 0))
+        with db.engine.begin() as conn:
+            conn.execute(insert_customer("pair@example.com"))
+        self.assertEqual(customers(), 1)
+
+    def test_pair3_b_new_app_context(self) -> None:
+        self.assertEqual((customers(), audits()), (0, 0))
+        with self.app.app_context():
+            db.session.add(Customer(email="pair@example.com"))
+            db.session.commit()
+        self.assertEqual(customers(), 1)

@@ -1,0 +1,323 @@
+"""The sample suite in ``tests/runner_suite`` under every supported test runner.
+
+Each test runs ``tests/runner_suite/sample_cases.py`` in a subprocess under one
+runner (unittest, nose2, nose2's mp plugin, pytest, pytest-xdist) against one
+backend, and checks what a user would: the exit code, the runner's own summary
+(every test passed, none errored), that a failing test is reported as exactly
+one failure, and, with a connection of our own, that the databases the run
+used are gone once it has ended.
+
+The sample module is named ``sample_cases.py`` so that no runner's default
+pattern (``test*.py``, ``test_*.py``) collects it from the project's own
+discovery; every run here names it explicitly.
+
+Parallel runners give each worker databases of its own (the library appends
+the worker's name, ``_gw0`` or ``_p1``); the checks here hold the workers to
+that: no database is used by two processes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import typing as t
+import unittest
+from collections import defaultdict
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from tests.runner_suite import sample_cases
+from tests.support import BACKENDS, require, selected_backends
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_MODULE = sample_cases.__name__
+SAMPLE_PATH = Path(sample_cases.__file__).resolve().relative_to(ROOT).as_posix()
+TIMEOUT = 120.0
+
+
+class Summary(t.NamedTuple):
+    """What a runner's output says about a run."""
+
+    ran: int
+    passed: int
+    counts: dict[str, int]  # failures, errors, skipped... as the runner names them
+    failed: list[str]  # ``Class.method`` of each failed test
+    errored: list[str]  # whatever the runner names each error after
+
+
+# -- runners -----------------------------------------------------------------------------
+
+
+class Runner(t.NamedTuple):
+    name: str
+    argv: list[str]
+    parallel: bool
+    parse: t.Callable[[str], Summary]
+
+
+def parse_unittest(output: str) -> Summary:
+    """Read unittest's (and nose2's) ``Ran N tests`` / ``OK`` / ``FAILED (...)`` lines."""
+    ran = re.findall(r"^Ran (\d+) tests? in [\d.]+s$", output, re.M)
+    status = re.findall(r"^(OK|FAILED)(?: \(([^)]*)\))?$", output, re.M)
+    if len(ran) != 1 or not status:
+        raise AssertionError(f"no unittest summary in the output:\n{output}")
+    counts = {k.strip(): int(v) for k, v in re.findall(r"([\w ]+)=(\d+)", status[-1][1])}
+    total = int(ran[0])
+    not_passed = sum(counts.get(k, 0) for k in ("failures", "errors", "skipped", "expected failures", "unexpected successes"))
+    failed = [".".join(m.split(".")[-2:]) for m in re.findall(r"^FAIL: \w+ \(([\w.]+)\)", output, re.M)]
+    errored = re.findall(r"^ERROR: (.+)$", output, re.M)
+    return Summary(total, total - not_passed, counts, failed, errored)
+
+
+def parse_pytest(output: str) -> Summary:
+    """Read pytest's final ``== N passed, M failed in Xs ==`` line and its ``-rfE`` summary."""
+    lines = re.findall(r"^=+ (.+) in [\d.]+s(?: \([^)]*\))? =+$", output, re.M)
+    if not lines:
+        raise AssertionError(f"no pytest summary in the output:\n{output}")
+    counts = {word: int(n) for n, word in re.findall(r"(\d+) (\w+)", lines[-1])}
+    counts["errors"] = counts.pop("error", 0) + counts.pop("errors", 0)
+    passed = counts.get("passed", 0)
+    ran = passed + counts.get("failed", 0) + counts.get("skipped", 0)
+    failed = [".".join(m.split("::")[-2:]) for m in re.findall(r"^FAILED (\S+)", output, re.M)]
+    errored = re.findall(r"^ERROR (\S+)", output, re.M)
+    return Summary(ran, passed, counts, failed, errored)
+
+
+_PY = [sys.executable, "-m"]
+_NOSE2 = [*_PY, "nose2", "--no-user-config", "-v", "-t", ".", SAMPLE_MODULE]
+_PYTEST = [*_PY, "pytest", "-p", "no:cacheprovider", "-rfE", SAMPLE_PATH]
+
+RUNNERS: dict[str, Runner] = {
+    r.name: r
+    for r in [
+        # unittest's own discovery, pointed at the folder with a pattern of its own.
+        Runner("unittest", [*_PY, "unittest", "discover", "-v", "-s", "tests/runner_suite",
+                            "-t", ".", "-p", "sample_*.py"], False, parse_unittest),
+        Runner("nose2", _NOSE2, False, parse_unittest),
+        Runner("nose2mp", [*_NOSE2, "--plugin", "nose2.plugins.mp", "-N", "2"], True, parse_unittest),
+        # pytest collects a file named on its command line whatever python_files says.
+        Runner("pytest", _PYTEST, False, parse_pytest),
+        Runner("xdist", [*_PYTEST, "-n", "2"], True, parse_pytest),
+    ]
+}
+
+
+def expected_tests() -> int:
+    """How many tests the sample module holds, counted by unittest's loader."""
+    count = unittest.defaultTestLoader.loadTestsFromName(SAMPLE_MODULE).countTestCases()
+    assert count > 1, f"{SAMPLE_MODULE} holds {count} tests"
+    return count
+
+
+# -- databases, seen with connections of our own -------------------------------------------
+
+
+def _admin_engine(url: sa.URL) -> sa.Engine:
+    admin = url.set(database="postgres") if url.get_backend_name() == "postgresql" else url.set(database=None)
+    return sa.create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+
+def server_databases(url: sa.URL, prefix: str) -> set[str]:
+    """Names of the databases on ``url``'s server that start with ``prefix``."""
+    query = (
+        "SELECT datname FROM pg_database"
+        if url.get_backend_name() == "postgresql"
+        else "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"
+    )
+    engine = _admin_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {n for n in conn.exec_driver_sql(query).scalars() if n.startswith(prefix)}
+    finally:
+        engine.dispose()
+
+
+def drop_server_databases(url: sa.URL, prefix: str) -> None:
+    """Drop every database whose name starts with ``prefix`` (ours: they contain 'test')."""
+    assert "test" in prefix
+    names = server_databases(url, prefix)
+    if not names:
+        return
+    engine = _admin_engine(url)
+    try:
+        with engine.connect() as conn:
+            quote = conn.dialect.identifier_preparer.quote
+            force = " WITH (FORCE)" if url.get_backend_name() == "postgresql" else ""
+            for name in names:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(name)}{force}")
+    finally:
+        engine.dispose()
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+
+class Run(t.NamedTuple):
+    returncode: int
+    output: str
+    summary: Summary
+    used: dict[str, set[int]]  # database URL -> pids of the processes that used it
+
+
+class RunnerMatrix(unittest.TestCase):
+    """Base of the per-backend classes; test methods are added by :func:`_add_tests`."""
+
+    backend: t.ClassVar[str]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        if cls.backend not in {b.name for b in selected_backends()}:
+            raise unittest.SkipTest(
+                f"{cls.backend} is not in TT_TEST_BACKENDS={os.environ.get('TT_TEST_BACKENDS')}; "
+                "add it (or unset the variable) to run these tests"
+            )
+        require(cls.backend)
+        cls.expected = expected_tests()
+
+    def database_url(self, base: str) -> sa.URL | None:
+        """This backend's URL for database ``base`` (None: SQLite's per-process default)."""
+        url = BACKENDS[self.backend].url_for(base)
+        return None if url is None else sa.make_url(url)
+
+    def run_sample(self, runner: Runner, *, fail: bool) -> Run:
+        """Run the sample suite under ``runner`` and check which databases it used and left."""
+        base = f"tt_runner_{runner.name}_{'fail' if fail else 'pass'}_{self.backend}_test"
+        url = self.database_url(base)
+        work = tempfile.mkdtemp(prefix="tt_runner_")
+        self.addCleanup(shutil.rmtree, work, True)
+        tmp, cache, report = (os.path.join(work, n) for n in ("tmp", "cache", "report"))
+        os.mkdir(tmp)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PYTEST_", "TT_RUNNER_SUITE_", "TRANSACTIONAL_TESTCASE_"))
+            and k != "TEST_DATABASE_URL"
+        }
+        env.update(
+            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
+            TMPDIR=tmp,  # SQLite databases land here: checked for leftovers below
+            TRANSACTIONAL_TESTCASE_CACHE=cache,  # templates too, not in ~/.cache
+            TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="0",  # leave nothing behind on the servers
+            **{sample_cases.REPORT_ENV: report},
+        )
+        if fail:
+            env[sample_cases.FAIL_ENV] = "1"
+        if url is not None:
+            env["TEST_DATABASE_URL"] = url.render_as_string(hide_password=False)
+            drop_server_databases(url, base)  # an earlier killed run's leftovers
+            self.addCleanup(drop_server_databases, url, base)
+
+        returncode, output = _run(runner.argv, env)
+        summary = runner.parse(output)
+        used: dict[str, set[int]] = defaultdict(set)
+        if os.path.exists(report):
+            with open(report, encoding="utf-8") as f:
+                for line in f.read().splitlines():
+                    pid, used_url = line.split(" ", 1)
+                    used[used_url].add(int(pid))
+        run = Run(returncode, output, summary, dict(used))
+        self.check_databases(runner, run, url, base, tmp)
+        return run
+
+    def check_databases(self, runner: Runner, run: Run, url: sa.URL | None, base: str, tmp: str) -> None:
+        context = f"\n--- {runner.name} output ---\n{run.output}"
+        self.assertTrue(run.used, "the sample classes reported no database" + context)
+        pids = set().union(*run.used.values())
+        # Every process used two databases (default and audit), and none shared one.
+        for used_url, users in run.used.items():
+            self.assertEqual(len(users), 1, f"{used_url} was used by processes {users}" + context)
+        for pid in pids:
+            self.assertEqual(sum(pid in users for users in run.used.values()), 2, context)
+        if runner.parallel:
+            self.assertGreaterEqual(len(pids), 2, "the tests did not run in two workers" + context)
+        else:
+            self.assertEqual(len(pids), 1, context)
+        parsed = [sa.make_url(u) for u in run.used]
+        if url is None:
+            for db_url in parsed:
+                self.assertEqual(db_url.get_backend_name(), "sqlite")
+                path = db_url.database or ""
+                self.assertTrue(path.startswith(tmp + os.sep), f"{path} is outside {tmp}")
+                self.assertFalse(os.path.exists(path), f"{path} still exists after the run" + context)
+            left = [n for n in os.listdir(tmp) if n.startswith("transactional_testcase")]
+            self.assertEqual(left, [], f"temporary folders left in {tmp}" + context)
+        else:
+            names = set()
+            for db_url in parsed:
+                self.assertEqual(db_url.drivername, url.drivername)
+                self.assertEqual((db_url.host, db_url.port), (url.host, url.port))
+                self.assertTrue((db_url.database or "").startswith(base), db_url.database)
+                names.add(db_url.database)
+            left = server_databases(url, base)
+            self.assertEqual(left, set(), f"databases left after the run (used: {sorted(names)})" + context)
+
+    def check_passes(self, runner: Runner) -> None:
+        run = self.run_sample(runner, fail=False)
+        context = f"\n--- {runner.name} output ---\n{run.output}"
+        self.assertEqual(run.returncode, 0, context)
+        self.assertEqual(run.summary.errored, [], context)
+        self.assertEqual(run.summary.failed, [], context)
+        self.assertEqual((run.summary.ran, run.summary.passed), (self.expected, self.expected), context)
+
+    def check_reports_one_failure(self, runner: Runner) -> None:
+        run = self.run_sample(runner, fail=True)
+        context = f"\n--- {runner.name} output ---\n{run.output}"
+        self.assertNotEqual(run.returncode, 0, context)
+        self.assertEqual(run.summary.errored, [], context)
+        self.assertEqual(run.summary.failed, [sample_cases.DELIBERATE_FAILURE], context)
+        self.assertIn(sample_cases.FAILURE_MESSAGE, run.output)
+        self.assertEqual((run.summary.ran, run.summary.passed), (self.expected, self.expected - 1), context)
+
+
+def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``argv`` from the project root; kill its whole process group on timeout."""
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        raise AssertionError(f"{' '.join(argv)} did not finish within {TIMEOUT:.0f} s:\n{output}") from None
+    return proc.returncode, output
+
+
+def _add_tests(cls: type[RunnerMatrix]) -> type[RunnerMatrix]:
+    for runner in RUNNERS.values():
+
+        def passes(self: RunnerMatrix, runner: Runner = runner) -> None:
+            self.check_passes(runner)
+
+        def reports_one_failure(self: RunnerMatrix, runner: Runner = runner) -> None:
+            self.check_reports_one_failure(runner)
+
+        passes.__doc__ = f"{runner.name}: every sample test passes, exit code 0, databases dropped."
+        reports_one_failure.__doc__ = f"{runner.name}: the deliberate failure is the one failure reported."
+        setattr(cls, f"test_{runner.name}_passes", passes)
+        setattr(cls, f"test_{runner.name}_reports_one_failure", reports_one_failure)
+    return cls
+
+
+@_add_tests
+class RunnersOnSQLite(RunnerMatrix):
+    backend = "sqlite"
+
+
+@_add_tests
+class RunnersOnPsycopg2(RunnerMatrix):
+    backend = "psycopg2"
+
+
+@_add_tests
+class RunnersOnPyMySQL(RunnerMatrix):
+    backend = "pymysql"
