@@ -6,39 +6,43 @@ row may be left. The tests themselves assert that what the code under test did
 was visible while the test ran, so the rollback is the library's doing and not
 a no-op.
 
-The ``Control*`` classes at the end switch one mechanism off at a time on a
-throwaway database and show that isolation then breaks: the same kind of
-checks as here (a second test that expects an empty table, an independent
-count of leftover rows) would catch the regression.
+The ``ControlledIsolation_<backend>`` classes at the end (SQLite, one
+PostgreSQL and one MariaDB driver) switch one mechanism off at a time on a
+throwaway database and show what then breaks, and that the checks used here (a
+later test expecting an empty table, the independent count of leftover rows,
+the session-on-the-test-connection check) catch it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 import tempfile
 import threading
-import traceback
 import typing as t
 import unittest
-import uuid
 from unittest import mock
 
 import sqlalchemy as sa
-from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session
 
 from tests.apps import isolation_app, shop
 from tests.apps.isolation_app import IsolationCase
-from tests.support import BACKENDS, Backend, leftover_rows, on_all_backends, require, selected_backends
+from tests.support import (
+    BACKENDS,
+    Backend,
+    leftover_rows,
+    on_all_backends,
+    require,
+    selected_backends,
+)
 from transactional_testcase import IsolationError, TransactionalTestCase
 from transactional_testcase import isolation as tt_isolation
 from transactional_testcase.backends import SQLiteBackend, backend_for
-from transactional_testcase.provisioning import provisioner
+from transactional_testcase.provisioning import worker_url
 
 Customer = shop.Customer
 AuditEntry = shop.AuditEntry
@@ -61,7 +65,7 @@ def emails() -> list[str]:
 
 
 def insert_customer(email: str) -> sa.Insert:
-    return sa.insert(Customer.__table__).values(email=email)  # type: ignore[arg-type]
+    return sa.insert(Customer.__table__).values(email=email)
 
 
 # -- the session -----------------------------------------------------------------------
@@ -95,12 +99,11 @@ class SessionIsolation(IsolationCase):
     def test_begin_nested_rolled_back(self) -> None:
         db.session.add(Customer(email="outer@example.com"))
         db.session.commit()
-        with self.assertRaises(KeyError):
-            with db.session.begin_nested():
-                db.session.add(Customer(email="inner@example.com"))
-                db.session.flush()
-                self.assertEqual(customers(), 2)
-                raise KeyError("abandon the savepoint")
+        with self.assertRaises(KeyError), db.session.begin_nested():
+            db.session.add(Customer(email="inner@example.com"))
+            db.session.flush()
+            self.assertEqual(customers(), 2)
+            raise KeyError("abandon the savepoint")
         self.assertEqual(emails(), ["outer@example.com"])
         db.session.commit()
         self.assertEqual(emails(), ["outer@example.com"])
@@ -243,10 +246,9 @@ class EngineIsolation(IsolationCase):
     def test_begin_rolls_back_on_exception(self) -> None:
         with db.engine.begin() as conn:
             conn.execute(insert_customer("kept@example.com"))
-        with self.assertRaises(LookupError):
-            with db.engine.begin() as conn:
-                conn.execute(insert_customer("dropped@example.com"))
-                raise LookupError("abort the block")
+        with self.assertRaises(LookupError), db.engine.begin() as conn:
+            conn.execute(insert_customer("dropped@example.com"))
+            raise LookupError("abort the block")
         self.assertEqual(emails(), ["kept@example.com"])
 
     def test_engine_sees_sessions_flushed_rows(self) -> None:
@@ -276,7 +278,7 @@ class EngineIsolation(IsolationCase):
         self.assertEqual([c.name for c in table.columns], ["id", "email"])
 
     def test_url_and_dialect_pass_through(self) -> None:
-        expected = make_url(self.get_database_url())
+        expected = make_url(self.app.config["SQLALCHEMY_DATABASE_URI"])
         url = db.engine.url  # Flask-SQLAlchemy may add query options (MySQL charset)
         self.assertEqual(
             (url.drivername, url.host, url.port, url.username, url.database),
@@ -284,11 +286,11 @@ class EngineIsolation(IsolationCase):
         )
         self.assertEqual(db.engine.dialect.name, "mysql" if expected.get_backend_name() == "mariadb" else expected.get_backend_name())
         self.assertEqual(db.engine.dialect.driver, expected.get_driver_name())
-        self.assertEqual(db.engines["audit"].url.database, make_url(self.bind_url("audit")).database)
+        self.assertEqual(db.engines["audit"].url.database, make_url(self.app.config["SQLALCHEMY_BINDS"]["audit"]).database)
 
     def test_audit_engine_begin_is_isolated(self) -> None:
         with db.engines["audit"].begin() as conn:
-            conn.execute(sa.insert(AuditEntry.__table__).values(message="engine"))  # type: ignore[arg-type]
+            conn.execute(sa.insert(AuditEntry.__table__).values(message="engine"))
         self.assertEqual(audits(), 1)
 
 
@@ -511,7 +513,7 @@ class ThreadIsolation(IsolationCase):
             try:
                 with engine.connect() as conn:
                     conn.execute(sa.select(1))
-            except BaseException as exc:
+            except Exception as exc:  # noqa: BLE001 - the test asserts on it
                 errors.append(exc)
 
         thread = threading.Thread(target=work, name="engine-user")
@@ -618,3 +620,265 @@ class OrderingPairs(IsolationCase):
             db.session.add(Customer(email="pair@example.com"))
             db.session.commit()
         self.assertEqual(customers(), 1)
+
+
+# -- controls: switch one mechanism off and watch isolation break ---------------------------
+
+#: The inner test classes' module: not importable, so unittest runs no module fixtures for them.
+_INNER_MODULE = "tests.test_isolation.controlled"
+
+
+def _notes() -> list[str]:
+    return sorted(isolation_app.control_db.session.scalars(sa.select(isolation_app.Note.body)))
+
+
+def _scenario_commit_recover_commit(case: unittest.TestCase) -> None:
+    """An app-level rollback after an IntegrityError, then more committed work."""
+    session = isolation_app.control_db.session
+    session.add(isolation_app.Note(body="first"))
+    session.commit()
+    session.add(isolation_app.Note(body="first"))
+    with case.assertRaises(sa.exc.IntegrityError):
+        session.commit()
+    session.rollback()
+    session.add(isolation_app.Note(body="second"))
+    session.commit()
+    case.assertEqual(_notes(), ["first", "second"])
+
+
+def _scenario_session_commit(case: unittest.TestCase) -> None:
+    session = isolation_app.control_db.session
+    session.add(isolation_app.Note(body="session"))
+    session.commit()
+    case.assertIn("session", _notes())
+
+
+def _scenario_engine_begin(case: unittest.TestCase) -> None:
+    with isolation_app.control_db.engine.begin() as conn:
+        conn.execute(sa.insert(isolation_app.Note.__table__).values(body="engine"))
+    case.assertIn("engine", _notes())
+
+
+def _scenario_session_on_test_connection(case: unittest.TestCase) -> None:
+    """What SessionIsolation.test_session_is_bound_to_the_tests_connection checks."""
+    case.assertIsInstance(isolation_app.control_db.session.connection(), Connection)
+
+
+def _check_table_is_empty(case: unittest.TestCase) -> None:
+    """What every ordering pair asserts first; sorts after the scenarios."""
+    case.assertEqual(_notes(), [])
+
+
+class _Result(unittest.TestResult):
+    """A TestResult that also remembers which tests passed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passed: list[str] = []
+
+    def addSuccess(self, test: unittest.TestCase) -> None:
+        super().addSuccess(test)
+        self.passed.append(_method(test))
+
+
+class _Run(t.NamedTuple):
+    result: _Result
+    leftovers: dict[str, int]
+
+    def outcome(self, test_name: str) -> str:
+        """'ok', 'failure', 'error' (wins: a failing cleanup after a failure) or 'not run'."""
+        for kind, entries in (("error", self.result.errors), ("failure", self.result.failures)):
+            if any(_method(test) == test_name for test, _ in entries):
+                return kind
+        return "ok" if test_name in self.result.passed else "not run"
+
+    def tracebacks(self, test_name: str) -> str:
+        return "\n".join(tb for test, tb in self.result.errors + self.result.failures if _method(test) == test_name)
+
+    def report(self) -> str:
+        lines = [f"ran {self.result.testsRun}, leftovers {self.leftovers}"]
+        for test, tb in self.result.errors + self.result.failures:
+            lines.append(f"--- {test}\n{tb}")
+        return "\n".join(lines)
+
+
+def _method(test: unittest.TestCase) -> str:
+    return getattr(test, "_testMethodName", str(test))
+
+
+def _scenario_method(scenario: t.Callable[[unittest.TestCase], None]) -> t.Callable[[unittest.TestCase], None]:
+    def method(self: unittest.TestCase) -> None:
+        scenario(self)
+
+    method.__doc__ = scenario.__doc__
+    return method
+
+
+if t.TYPE_CHECKING:  # mixed into unittest.TestCase below
+    _ControlBase = unittest.TestCase
+else:
+    _ControlBase = object
+
+
+class ControlledIsolation(_ControlBase):
+    """Runs a throwaway TransactionalTestCase class with one mechanism patched out.
+
+    Each control builds an inner test class on a database of its own (made
+    here, dropped afterwards), runs it with ``unittest`` machinery and then
+    counts leftover rows with an independent connection. The baseline run,
+    with nothing patched, passes and leaves nothing: so every failure the
+    other controls observe is the patched mechanism's doing.
+    """
+
+    backend: t.ClassVar[Backend]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        require(cls.backend.name)
+        super().setUpClass()
+
+    def run_controlled(
+        self,
+        label: str,
+        scenarios: t.Mapping[str, t.Callable[[unittest.TestCase], None]],
+        patch: t.ContextManager[t.Any] | None = None,
+    ) -> _Run:
+        url = self._throwaway_url(label)
+        # The database the inner class really uses: a parallel worker adds its suffix.
+        used = worker_url(url).render_as_string(hide_password=False)
+        attrs: dict[str, t.Any] = {
+            "database_url": url,
+            "alembic_config": False,
+            "create_app": classmethod(lambda cls, config: isolation_app.create_control_app(config)),
+            "__module__": _INNER_MODULE,
+            "test_9_table_is_empty": _scenario_method(_check_table_is_empty),
+        }
+        for name, scenario in scenarios.items():
+            attrs[f"test_{name}"] = _scenario_method(scenario)
+        inner = type(f"Controlled_{label}_{self.backend.name}", (TransactionalTestCase,), attrs)
+        result = _Result()
+        try:
+            with patch if patch is not None else contextlib.nullcontext():
+                unittest.defaultTestLoader.loadTestsFromTestCase(inner).run(result)
+            leftovers = leftover_rows(used)
+        finally:
+            self._drop(used)
+        return _Run(result, leftovers)
+
+    def _throwaway_url(self, label: str) -> str:
+        """A database for one control: each label is used once per process."""
+        name = f"tt_ctl_{label}_{self.backend.name}_test"
+        url = self.backend.url_for(name)
+        if url is None:
+            folder = tempfile.mkdtemp(prefix="tt_control_")
+            self.addCleanup(shutil.rmtree, folder, True)
+            url = "sqlite:///" + os.path.join(folder, f"{name}.db")
+        return url
+
+    def _drop(self, url: str) -> None:
+        parsed = make_url(url)
+        backend_for(parsed).drop(parsed)
+
+    # -- the controls ---------------------------------------------------------------
+
+    def test_baseline_with_every_mechanism(self) -> None:
+        run = self.run_controlled(
+            "baseline",
+            {
+                "1_commit_recover_commit": _scenario_commit_recover_commit,
+                "2_session_commit": _scenario_session_commit,
+                "3_engine_begin": _scenario_engine_begin,
+                "4_session_on_test_connection": _scenario_session_on_test_connection,
+            },
+        )
+        self.assertTrue(run.result.wasSuccessful(), run.report())
+        self.assertEqual(run.result.testsRun, 5, run.report())
+        self.assertEqual(run.leftovers, {}, run.report())
+
+    def test_without_create_savepoint_an_app_rollback_ends_the_test_transaction(self) -> None:
+        real_apply = tt_isolation.SessionRedirect.apply
+
+        def apply_without_savepoints(redirect: tt_isolation.SessionRedirect) -> None:
+            real_apply(redirect)
+            redirect.factory.kw.pop("join_transaction_mode", None)
+
+        run = self.run_controlled(
+            "savepoint",
+            {"1_commit_recover_commit": _scenario_commit_recover_commit},
+            mock.patch.object(tt_isolation.SessionRedirect, "apply", apply_without_savepoints),
+        )
+        # The rollback ended the outer transaction: the cleanup says so...
+        self.assertEqual(run.outcome("test_1_commit_recover_commit"), "error", run.report())
+        traceback_text = run.tracebacks("test_1_commit_recover_commit")
+        self.assertIn("IsolationError", traceback_text)
+        self.assertIn("ended its own transaction", traceback_text)
+        # ...and the commit after it was real: the next test and an independent count see it.
+        self.assertEqual(run.outcome("test_9_table_is_empty"), "failure", run.report())
+        self.assertEqual(run.leftovers, {"notes": 1}, run.report())
+
+    def test_without_session_redirect_the_session_leaves_the_test_connection(self) -> None:
+        # Flask-SQLAlchemy's own get_bind then returns db.engines' shim, whose
+        # savepoint connection still keeps the rows out; what notices the
+        # missing redirect is the check that the session is on the test's
+        # Connection (Core tools such as the inspector need a real one).
+        run = self.run_controlled(
+            "redirect",
+            {
+                "1_session_commit": _scenario_session_commit,
+                "2_session_on_test_connection": _scenario_session_on_test_connection,
+            },
+            mock.patch.object(tt_isolation, "routed_session_class", lambda base: base),
+        )
+        self.assertEqual(run.outcome("test_2_session_on_test_connection"), "failure", run.report())
+        self.assertEqual(run.outcome("test_1_session_commit"), "ok", run.report())
+        self.assertEqual(run.outcome("test_9_table_is_empty"), "ok", run.report())
+        self.assertEqual(run.leftovers, {}, run.report())
+
+    def test_without_engine_shim_engine_and_session_commits_persist(self) -> None:
+        real_apply = tt_isolation.SessionRedirect.apply
+
+        def apply_with_real_engines(redirect: tt_isolation.SessionRedirect) -> None:
+            real_apply(redirect)
+            redirect.db.engines.update(redirect.engines)  # type: ignore[attr-defined]
+
+        run = self.run_controlled(
+            "shim",
+            {"1_engine_begin": _scenario_engine_begin, "2_session_commit": _scenario_session_commit},
+            mock.patch.object(tt_isolation.SessionRedirect, "apply", apply_with_real_engines),
+        )
+        self.assertEqual(run.outcome("test_9_table_is_empty"), "failure", run.report())
+        self.assertEqual(run.leftovers, {"notes": 2}, run.report())
+
+
+class ControlledSQLiteIsolation(ControlledIsolation):
+    """On SQLite also the pysqlite BEGIN fix: without it a released SAVEPOINT is a real COMMIT."""
+
+    def test_without_sqlite_begin_fix_a_commit_persists(self) -> None:
+        run = self.run_controlled(
+            "sqlitefix",
+            {"1_session_commit": _scenario_session_commit},
+            mock.patch.object(SQLiteBackend, "prepare_engine", lambda backend, engine: None),
+        )
+        self.assertEqual(run.outcome("test_9_table_is_empty"), "failure", run.report())
+        self.assertEqual(run.leftovers, {"notes": 1}, run.report())
+
+
+def _control_backends() -> list[Backend]:
+    """SQLite, the first selected PostgreSQL driver and the first selected MariaDB driver."""
+    names = {b.name for b in selected_backends()}
+    chosen = []
+    for group in (("sqlite",), ("psycopg2", "psycopg"), ("pymysql", "mysqlclient")):
+        for name in group:
+            if name in names:
+                chosen.append(BACKENDS[name])
+                break
+    return chosen
+
+
+for _backend in _control_backends():
+    _mixin = ControlledSQLiteIsolation if _backend.name == "sqlite" else ControlledIsolation
+    _name = f"ControlledIsolation_{_backend.name}"
+    globals()[_name] = type(
+        _name, (_mixin, unittest.TestCase), {"backend": _backend, "__module__": __name__, "__qualname__": _name}
+    )
+del _backend, _mixin, _name

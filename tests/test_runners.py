@@ -11,9 +11,14 @@ The sample module is named ``sample_cases.py`` so that no runner's default
 pattern (``test*.py``, ``test_*.py``) collects it from the project's own
 discovery; every run here names it explicitly.
 
-Parallel runners give each worker databases of its own (the library appends
-the worker's name, ``_gw0`` or ``_p1``); the checks here hold the workers to
-that: no database is used by two processes.
+Parallel runners (nose2's mp plugin, pytest-xdist) run on every backend: all
+workers of a run get the same ``TEST_DATABASE_URL``, and the library's
+per-worker database names (issue #3: ``PYTEST_XDIST_WORKER`` / the
+multiprocessing worker's name appended, ``myapp_test_gw0``, ``myapp_test_p1``)
+keep two workers from dropping each other's database on PostgreSQL and MariaDB.
+The checks hold them to it: no database is used by two processes, and none
+is left once the run has ended. (Before that naming existed, only SQLite could
+run in parallel: there each process gets its own temporary file anyway.)
 """
 
 from __future__ import annotations
@@ -60,39 +65,44 @@ class Runner(t.NamedTuple):
     argv: list[str]
     parallel: bool
     parse: t.Callable[[str], Summary]
+    env: tuple[tuple[str, str], ...] = ()  # extra environment variables
 
 
 def parse_unittest(output: str) -> Summary:
     """Read unittest's (and nose2's) ``Ran N tests`` / ``OK`` / ``FAILED (...)`` lines."""
-    ran = re.findall(r"^Ran (\d+) tests? in [\d.]+s$", output, re.M)
-    status = re.findall(r"^(OK|FAILED)(?: \(([^)]*)\))?$", output, re.M)
+    ran = re.findall(r"^Ran (\d+) tests? in [\d.]+s$", output, re.MULTILINE)
+    status = re.findall(r"^(OK|FAILED)(?: \(([^)]*)\))?$", output, re.MULTILINE)
     if len(ran) != 1 or not status:
         raise AssertionError(f"no unittest summary in the output:\n{output}")
     counts = {k.strip(): int(v) for k, v in re.findall(r"([\w ]+)=(\d+)", status[-1][1])}
     total = int(ran[0])
     not_passed = sum(counts.get(k, 0) for k in ("failures", "errors", "skipped", "expected failures", "unexpected successes"))
-    failed = [".".join(m.split(".")[-2:]) for m in re.findall(r"^FAIL: \w+ \(([\w.]+)\)", output, re.M)]
-    errored = re.findall(r"^ERROR: (.+)$", output, re.M)
+    failed = [".".join(m.split(".")[-2:]) for m in re.findall(r"^FAIL: \w+ \(([\w.]+)\)", output, re.MULTILINE)]
+    errored = re.findall(r"^ERROR: (.+)$", output, re.MULTILINE)
     return Summary(total, total - not_passed, counts, failed, errored)
 
 
 def parse_pytest(output: str) -> Summary:
     """Read pytest's final ``== N passed, M failed in Xs ==`` line and its ``-rfE`` summary."""
-    lines = re.findall(r"^=+ (.+) in [\d.]+s(?: \([^)]*\))? =+$", output, re.M)
+    lines = re.findall(r"^=+ (.+) in [\d.]+s(?: \([^)]*\))? =+$", output, re.MULTILINE)
     if not lines:
         raise AssertionError(f"no pytest summary in the output:\n{output}")
     counts = {word: int(n) for n, word in re.findall(r"(\d+) (\w+)", lines[-1])}
     counts["errors"] = counts.pop("error", 0) + counts.pop("errors", 0)
     passed = counts.get("passed", 0)
     ran = passed + counts.get("failed", 0) + counts.get("skipped", 0)
-    failed = [".".join(m.split("::")[-2:]) for m in re.findall(r"^FAILED (\S+)", output, re.M)]
-    errored = re.findall(r"^ERROR (\S+)", output, re.M)
+    failed = [".".join(m.split("::")[-2:]) for m in re.findall(r"^FAILED (\S+)", output, re.MULTILINE)]
+    errored = re.findall(r"^ERROR (\S+)", output, re.MULTILINE)
     return Summary(ran, passed, counts, failed, errored)
 
 
 _PY = [sys.executable, "-m"]
 _NOSE2 = [*_PY, "nose2", "--no-user-config", "-v", "-t", ".", SAMPLE_MODULE]
 _PYTEST = [*_PY, "pytest", "-p", "no:cacheprovider", "-rfE", SAMPLE_PATH]
+# Autoloading every installed plugin (hypothesis, Faker, pytest-benchmark here)
+# doubles pytest's start-up and has nothing to do with the library: load only
+# the plugin a run needs.
+_PYTEST_ENV = (("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1"),)
 
 RUNNERS: dict[str, Runner] = {
     r.name: r
@@ -103,8 +113,8 @@ RUNNERS: dict[str, Runner] = {
         Runner("nose2", _NOSE2, False, parse_unittest),
         Runner("nose2mp", [*_NOSE2, "--plugin", "nose2.plugins.mp", "-N", "2"], True, parse_unittest),
         # pytest collects a file named on its command line whatever python_files says.
-        Runner("pytest", _PYTEST, False, parse_pytest),
-        Runner("xdist", [*_PYTEST, "-n", "2"], True, parse_pytest),
+        Runner("pytest", _PYTEST, False, parse_pytest, _PYTEST_ENV),
+        Runner("xdist", [*_PYTEST, "-p", "xdist.plugin", "-n", "2"], True, parse_pytest, _PYTEST_ENV),
     ]
 }
 
@@ -120,7 +130,7 @@ def expected_tests() -> int:
 
 
 def _admin_engine(url: sa.URL) -> sa.Engine:
-    admin = url.set(database="postgres") if url.get_backend_name() == "postgresql" else url.set(database=None)
+    admin = url.set(database="postgres" if url.get_backend_name() == "postgresql" else "information_schema")
     return sa.create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
 
 
@@ -207,6 +217,7 @@ class RunnerMatrix(unittest.TestCase):
             TRANSACTIONAL_TESTCASE_CACHE=cache,  # templates too, not in ~/.cache
             TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="0",  # leave nothing behind on the servers
             **{sample_cases.REPORT_ENV: report},
+            **dict(runner.env),
         )
         if fail:
             env[sample_cases.FAIL_ENV] = "1"

@@ -8,6 +8,7 @@ rendered with the password masked.
 from __future__ import annotations
 
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 
 class TransactionalTestCaseError(Exception):
@@ -42,7 +43,7 @@ def mask_url(url: str | URL) -> str:
     """Render ``url`` for a message, with its password replaced by ``***``."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL at all: show nothing secret
+    except (ArgumentError, ValueError, TypeError):  # not a URL at all: show nothing secret
         return "<unparseable URL>"
 
 
@@ -51,8 +52,8 @@ def scrub(text: str, *urls: str | URL) -> str:
     for url in urls:
         try:
             password = make_url(url).password
-        except Exception:
-            continue
+        except (ArgumentError, ValueError, TypeError):
+            password = None
         if password:
             text = text.replace(str(password), "***")
     return text

@@ -30,10 +30,10 @@ from .errors import IsolationError
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-BindKey = t.Optional[str]
+BindKey: t.TypeAlias = str | None
 
 
-class TestEngine(OptionEngine):  # type: ignore[misc]
+class TestEngine(OptionEngine):
     """Stands in for one of ``db.engines`` while a test case class runs.
 
     ``url``, ``dialect``, ``pool``, events and reflection are the real
@@ -79,12 +79,12 @@ class TestEngine(OptionEngine):  # type: ignore[misc]
     def connect(self) -> SavepointConnection:  # type: ignore[override]
         return SavepointConnection(self, self.test_connection())
 
-    @contextlib.contextmanager  # type: ignore[arg-type]
+    @contextlib.contextmanager
     def begin(self) -> t.Iterator[SavepointConnection]:  # type: ignore[override]
         with self.connect() as conn, conn.begin():
             yield conn
 
-    def raw_connection(self) -> t.Any:  # noqa: D102
+    def raw_connection(self) -> t.Any:
         raise IsolationError(
             "engine.raw_connection() inside a TransactionalTestCase test would hand "
             "out the DBAPI connection, whose commit() ends the test's transaction. "
@@ -167,7 +167,7 @@ class SavepointConnection:
     def closed(self) -> bool:
         return self._closed
 
-    def __enter__(self) -> SavepointConnection:
+    def __enter__(self) -> t.Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -219,7 +219,7 @@ class SessionRedirect:
 
     def __init__(self, db: SQLAlchemy) -> None:
         self.db = db
-        self.factory: sessionmaker[t.Any] = db.session.session_factory  # type: ignore[assignment]
+        self.factory: sessionmaker[t.Any] = db.session.session_factory
         self.engines: dict[BindKey, Engine] = dict(db.engines)
         self.test_engines = {key: TestEngine(e, key) for key, e in self.engines.items()}
         self._saved_class: type[Session] | None = None

@@ -112,7 +112,7 @@ class AlembicSchema(SchemaSource):
                 # Flask-Migrate's env.py takes db.engine from current_app.
                 self.config.attributes["connection"] = connection
                 command.upgrade(self.config, "heads")
-        except (Exception, SystemExit) as exc:
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported as MigrationError
             raise self._failure(exc, url) from None
         finally:
             self.config.attributes.pop("connection", None)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.state import InstanceState
 
 from . import diagnostics
+from .assertions import RequestAssertionsMixin
 from .backends import DRIVER_MODULE_EXTRAS, Backend, backend_for, check_driver
 from .errors import (
     ConfigurationError,
@@ -48,7 +49,7 @@ if t.TYPE_CHECKING:
     from flask.testing import FlaskClient
     from flask_sqlalchemy import SQLAlchemy
 
-BindKey = t.Optional[str]
+BindKey: t.TypeAlias = str | None
 
 
 class _ClassState:
@@ -66,13 +67,14 @@ class _ClassState:
         self.resetters: list[tuple[BindKey, t.Callable[[Connection], None]]] = []
 
 
-class DatabaseTestCase(unittest.TestCase):
+class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
     """Builds the app and its fresh, migrated test databases once per class.
 
     The base of :class:`TransactionalTestCase` (each test rolled back) and of
     the committing test cases (each test's writes really committed, then
     emptied). Tests get an app context pushed, :attr:`client`,
-    :attr:`session` and :meth:`assertNumQueries`.
+    :attr:`session`, :meth:`assertNumQueries` and the request assertions of
+    :class:`~transactional_testcase.assertions.RequestAssertionsMixin`.
     """
 
     #: URL of the test database. ``None``: the ``TEST_DATABASE_URL`` environment
@@ -189,6 +191,8 @@ class DatabaseTestCase(unittest.TestCase):
         cls.app, cls.db = app, db
         stack = state.stack
         stack.enter_context(app.app_context())
+        cls._ra_setup_class()
+        stack.callback(cls._ra_teardown_class)
         engines = state.engines = dict(db.engines)
         # The engines are the app's: dispose of them last, whatever happens.
         stack.callback(_dispose, list(engines.values()))
@@ -270,6 +274,7 @@ class DatabaseTestCase(unittest.TestCase):
         ctx.push()
         self.addCleanup(self._tt_pop_context, state, ctx)
         state.monitor.reset()
+        self._ra_reset()
 
     def _tt_class_state(self) -> _ClassState:
         state = type(self)._tt_state

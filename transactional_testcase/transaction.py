@@ -6,8 +6,9 @@ import contextlib
 import typing as t
 
 from sqlalchemy.engine import Connection, Engine, Transaction
+from sqlalchemy.exc import SQLAlchemyError
 
-BindKey = t.Optional[str]
+BindKey: t.TypeAlias = str | None
 
 
 class TestTransaction:
@@ -72,6 +73,6 @@ class TestTransaction:
             if trans.is_active:
                 try:
                     trans.rollback()
-                except Exception:
+                except SQLAlchemyError:
                     ended.append(key)
         return ended

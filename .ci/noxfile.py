@@ -1,0 +1,76 @@
+"""The version matrix: ``nox -f .ci/noxfile.py``.
+
+SQLAlchemy 2.0 and 2.1 x Flask-SQLAlchemy 3.0 and 3.1 x Flask 2.3 and 3.1,
+each running the full test suite on SQLite and PostgreSQL, plus the newest
+combination on every backend. Each session writes its outcome to
+``.ci/matrix/<session>.json``; ``python .ci/matrix_table.py`` turns those into
+the README's table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+
+import nox
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESULTS = ROOT / ".ci" / "matrix"
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+SQLALCHEMY = ["2.0", "2.1"]
+FLASK_SQLALCHEMY = ["3.0", "3.1"]
+FLASK = ["2.3", "3.1"]
+
+
+def _run_suite(session: nox.Session, backends: str, pins: dict[str, str]) -> None:
+    session.install("-e", f"{ROOT}[test,mysqlclient]", *(f"{k}=={v}.*" for k, v in pins.items()))
+    versions = session.run(
+        "python", "-c",
+        "import importlib.metadata as m;"
+        "print(' '.join(f'{p}=={m.version(p)}' for p in "
+        "('Flask', 'Flask-SQLAlchemy', 'SQLAlchemy', 'alembic', 'Flask-Migrate', 'Werkzeug')))",
+        silent=True,
+    )
+    env = {"TT_TEST_BACKENDS": backends, "CI": os.environ.get("CI", "true")}
+    outcome = {"session": session.name, "backends": backends, "versions": (versions or "").strip()}
+    try:
+        session.run("python", "-m", "tests", env=env)
+        outcome["result"] = "passed"
+    except nox.command.CommandFailed:
+        outcome["result"] = "failed"
+        raise
+    finally:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"{session.name.replace('/', '_')}.json").write_text(json.dumps(outcome))
+
+
+@nox.session(python="3.11")
+@nox.parametrize("sqlalchemy", SQLALCHEMY)
+@nox.parametrize("flask_sqlalchemy", FLASK_SQLALCHEMY)
+@nox.parametrize("flask", FLASK)
+def matrix(session: nox.Session, sqlalchemy: str, flask_sqlalchemy: str, flask: str) -> None:
+    """The full suite on SQLite and PostgreSQL for one combination."""
+    _run_suite(
+        session,
+        "sqlite,psycopg2,psycopg",
+        {"SQLAlchemy": sqlalchemy, "Flask-SQLAlchemy": flask_sqlalchemy, "Flask": flask},
+    )
+
+
+@nox.session(python="3.11")
+def newest(session: nox.Session) -> None:
+    """The newest combination on every backend, MariaDB included."""
+    _run_suite(
+        session,
+        "sqlite,psycopg2,psycopg,pymysql,mysqlclient",
+        {"SQLAlchemy": SQLALCHEMY[-1], "Flask-SQLAlchemy": FLASK_SQLALCHEMY[-1], "Flask": FLASK[-1]},
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    subprocess.run(["nox", "-f", __file__], check=False)

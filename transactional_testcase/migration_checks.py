@@ -1,0 +1,663 @@
+"""Checks of an app's Alembic migrations, as unittest assertions and tests.
+
+What pytest-alembic's built-in tests check, for plain unittest:
+
+* the migrations have a single head (no unmerged branches);
+* an empty database upgrades to head;
+* the models match the migrations (Alembic's autogenerate comparison finds
+  nothing to generate);
+* every revision downgrades and upgrades again.
+
+:class:`MigrationAssertionsMixin` gives any test case with ``cls.app`` and
+``cls.db`` the four checks as assertion methods; :class:`MigrationsTestCase`
+runs them as ordinary tests. Every check that needs a database works on its own
+*migrations database*: each database of the app with ``_migrations`` appended
+to its name (``myapp_test`` -> ``myapp_test_migrations``), created empty for
+the check and dropped after it, so the checks never touch the databases the
+other tests use. Like the test databases, its name must contain ``test``.
+
+Alembic runs in-process inside an app context, through the project's own
+``env.py``: a plain ``env.py`` gets the connection in
+``config.attributes['connection']`` (Alembic's "sharing a connection" recipe),
+and Flask-Migrate's gets it from ``current_app``'s ``db.engine``, which points
+at the migrations database while Alembic runs.
+
+Binds: every engine of the app gets a migrations database. The models of a
+bind are compared with it when the migrations reached it (it has an
+``alembic_version`` table after the upgrade, as with Flask-Migrate's multi-db
+``env.py``); binds that ``env.py`` does not migrate are left out of the
+comparison, since their schema does not come from the migrations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import types
+import typing as t
+import unittest
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.pool import NullPool
+
+from .backends import backend_for, check_driver, check_safe
+from .errors import (
+    ConfigurationError,
+    MissingDriverError,
+    TransactionalTestCaseError,
+    mask_url,
+    scrub,
+)
+from .migrations import (
+    AlembicSetting,
+    _find_ini,
+    _quiet,
+    _register_flask_migrate,
+    preserved_logging,
+)
+from .provisioning import provisioner, worker_url
+
+if t.TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import Script, ScriptDirectory
+    from flask_sqlalchemy import SQLAlchemy
+
+    _TestCaseBase = unittest.TestCase
+else:
+    _TestCaseBase = object
+
+BindKey = str | None
+
+#: Appended to each database's name to name its migrations database.
+MIGRATIONS_SUFFIX = "_migrations"
+
+
+class Migrations:
+    """An app's Alembic configuration and revisions, loaded once per test case class.
+
+    Unlike the schema source of :class:`~transactional_testcase.TransactionalTestCase`,
+    loading it does not refuse several heads: :meth:`assertSingleHead
+    <MigrationAssertionsMixin.assertSingleHead>` reports them.
+    """
+
+    def __init__(self, config: Config, uses_flask_migrate: bool) -> None:
+        from alembic.script import ScriptDirectory
+
+        self.config = config
+        self.uses_flask_migrate = uses_flask_migrate
+        self.script: ScriptDirectory = ScriptDirectory.from_config(config)
+        self.location: str = os.path.abspath(self.script.dir)
+
+    def revisions(self) -> list[Script]:
+        """Every revision, each after the revisions it depends on (base to head)."""
+        return list(reversed(list(self.script.walk_revisions("base", "heads"))))
+
+    def where(self, script: Script) -> str:
+        """``script``'s file, relative to the migrations folder when it is inside it."""
+        path = os.path.abspath(script.path)
+        if path.startswith(self.location + os.sep):
+            return os.path.relpath(path, self.location)
+        return path
+
+    def revision_frame(self, tb: types.TracebackType | None) -> tuple[Script, int] | None:
+        """The innermost frame of ``tb`` inside a revision file, as (revision, line)."""
+        by_path = {os.path.abspath(s.path): s for s in self.script.walk_revisions("base", "heads")}
+        found: tuple[Script, int] | None = None
+        while tb is not None:
+            script = by_path.get(os.path.abspath(tb.tb_frame.f_code.co_filename))
+            if script is not None:
+                found = (script, tb.tb_lineno)
+            tb = tb.tb_next
+        return found
+
+
+def load_migrations(setting: AlembicSetting, app: Flask) -> Migrations:
+    """Resolve an ``alembic_config`` setting the way TransactionalTestCase does."""
+    if setting is False:
+        raise ConfigurationError(
+            "alembic_config = False builds the schema with db.create_all(): there are "
+            "no migrations to check. Point alembic_config at alembic.ini or the "
+            "migrations folder (or leave it None to find Flask-Migrate's)."
+        )
+    from alembic.config import Config
+
+    ini = _find_ini(None if setting is True else setting, app)
+    folder = os.path.dirname(ini)
+    config = Config(ini)
+    location = config.get_main_option("script_location")
+    if not location:
+        location = folder  # Flask-Migrate's layout: alembic.ini in the script folder
+    elif not os.path.isabs(location) and not os.path.isdir(location):
+        location = os.path.join(folder, location)
+    config.set_main_option("script_location", os.path.abspath(location))
+    env_py = os.path.join(location, "env.py")
+    try:
+        with open(env_py, encoding="utf-8") as f:
+            uses_flask_migrate = "current_app" in f.read()
+    except OSError:
+        raise ConfigurationError(
+            f"alembic_config: {env_py} does not exist; point alembic_config at a "
+            "folder holding alembic.ini and env.py, or at alembic.ini itself."
+        ) from None
+    return Migrations(config, uses_flask_migrate)
+
+
+def migrations_url(url: str | URL, key: BindKey = None, suffix: str = MIGRATIONS_SUFFIX) -> URL:
+    """The migrations database of the database ``url``: its name plus ``suffix``.
+
+    A name that already ends with ``suffix`` is kept. In-memory SQLite gets a
+    file in this process's temporary folder (each connection of an in-memory
+    database would see another, empty one).
+    """
+    parsed = sa.make_url(url)
+    backend = backend_for(parsed)
+    if parsed.get_backend_name() == "sqlite":
+        if backend.is_memory(parsed):
+            folder = os.path.dirname(sa.make_url(provisioner.default_sqlite_url()).database or "")
+            name = f"{key or 'default'}_memory_test{suffix}.db"
+            return parsed.set(database=os.path.join(folder, name), query={})
+        root, ext = os.path.splitext(parsed.database or "")
+        if root.endswith(suffix):
+            return parsed
+        return parsed.set(database=f"{root}{suffix}{ext or '.db'}")
+    name = parsed.database or ""
+    if name.endswith(suffix):
+        return parsed
+    return parsed.set(database=name + suffix)
+
+
+def describe_difference(diff: t.Any, dialect: sa.Dialect | None = None) -> list[str]:
+    """One readable line per difference of ``alembic.autogenerate.compare_metadata``.
+
+    ``add_table 'tags'``, ``add_column 'posts.views' INTEGER``,
+    ``modify_nullable 'users.email' True -> False``...
+    """
+    if isinstance(diff, list):  # modify_* differences of one column come grouped
+        return [line for item in diff for line in describe_difference(item, dialect)]
+    kind = diff[0]
+
+    def type_(value: t.Any) -> str:
+        if value is None:
+            return "None"
+        try:
+            return str(value.compile(dialect=dialect))
+        except Exception:  # noqa: BLE001 - a failure message must not raise
+            return repr(value)
+
+    def default(value: t.Any) -> str:
+        arg = getattr(value, "arg", value)
+        text = getattr(arg, "text", arg)
+        return repr(str(text)) if text is not None else "None"
+
+    if kind in ("add_table", "remove_table"):
+        return [f"{kind} {_qualified(diff[1].schema, diff[1].name)!r}"]
+    if kind in ("add_column", "remove_column"):
+        _, schema, table, column = diff
+        return [f"{kind} {_qualified(schema, table, column.name)!r} {type_(column.type)}"]
+    if kind in ("add_index", "remove_index"):
+        index = diff[1]
+        columns = ", ".join(str(getattr(c, "name", c)) for c in index.expressions)
+        unique = " UNIQUE" if index.unique else ""
+        return [f"{kind} {index.name!r} on {_table_name(index.table)!r} ({columns}){unique}"]
+    if kind in ("add_constraint", "remove_constraint"):
+        constraint = diff[1]
+        columns = ", ".join(c.name for c in constraint.columns)
+        what = type(constraint).__name__
+        return [f"{kind} {constraint.name!r} on {_table_name(constraint.table)!r} {what} ({columns})"]
+    if kind in ("add_fk", "remove_fk"):
+        fk = diff[1]
+        columns = ", ".join(c.name for c in fk.columns)
+        target = ", ".join(e.target_fullname for e in fk.elements)
+        return [f"{kind} {fk.name!r} on {_table_name(fk.table)!r} ({columns}) -> {target}"]
+    if kind in ("modify_nullable", "modify_type", "modify_default", "modify_comment"):
+        _, schema, table, column, _info, old, new = diff
+        where = _qualified(schema, table, column)
+        if kind == "modify_type":
+            return [f"{kind} {where!r} {type_(old)} -> {type_(new)}"]
+        if kind == "modify_default":
+            return [f"{kind} {where!r} {default(old)} -> {default(new)}"]
+        return [f"{kind} {where!r} {old!r} -> {new!r}"]
+    if kind in ("add_table_comment", "remove_table_comment"):
+        return [f"{kind} {_qualified(diff[1].schema, diff[1].name)!r}"]
+    return [" ".join(str(part) for part in diff)]
+
+
+def _qualified(*parts: str | None) -> str:
+    return ".".join(p for p in parts if p)
+
+
+def _table_name(table: t.Any) -> str:
+    return _qualified(getattr(table, "schema", None), getattr(table, "name", str(table)))
+
+
+class _Failure(Exception):
+    """A check's failure message, raised inside the helpers and turned into self.fail()."""
+
+
+class _MigrationsDatabases:
+    """The empty migrations databases of one check, and engines on them."""
+
+    def __init__(self, urls: t.Mapping[BindKey, URL]) -> None:
+        self.urls = dict(urls)
+        self.engines: dict[BindKey, Engine] = {}
+
+    def create(self) -> None:
+        for key, url in self.urls.items():
+            backend_for(url).recreate(url)
+            self.engines[key] = sa.create_engine(url, poolclass=NullPool)
+
+    def drop(self) -> None:
+        for engine in self.engines.values():
+            engine.dispose()
+        self.engines.clear()
+        for url in self.urls.values():
+            backend_for(url).drop(url)
+
+    def describe(self) -> str:
+        return mask_url(self.urls[None])
+
+
+class MigrationAssertionsMixin(_TestCaseBase):
+    """Assertions on the app's Alembic migrations, for any test case class.
+
+    Needs ``cls.app`` (the Flask app) and ``cls.db`` (its Flask-SQLAlchemy
+    extension), as :class:`~transactional_testcase.TransactionalTestCase` and
+    :class:`MigrationsTestCase` provide, and reads ``alembic_config`` with the
+    same meaning. Each check that needs a database creates the migrations
+    databases (see :func:`migrations_url`) empty and drops them afterwards.
+    """
+
+    #: Also compare server defaults (Alembic's ``compare_server_default``);
+    #: off by default because databases render defaults differently.
+    compare_server_default: t.ClassVar[bool] = False
+
+    #: Revisions whose downgrade is deliberately not supported: the round trip
+    #: upgrades through them without downgrading them.
+    irreversible_revisions: t.ClassVar[t.Collection[str]] = ()
+
+    app: t.ClassVar[Flask]
+    db: t.ClassVar[SQLAlchemy]
+    alembic_config: t.ClassVar[AlembicSetting]
+
+    _tt_migrations: t.ClassVar[tuple[Flask, Migrations] | None] = None
+
+    # -- hooks -----------------------------------------------------------------
+
+    @classmethod
+    def migrations_database_urls(cls) -> dict[BindKey, URL]:
+        """Per bind key, the database the checks recreate: the app's, plus ``_migrations``."""
+        with cls.app.app_context():
+            return {key: migrations_url(e.url, key) for key, e in cls.db.engines.items()}
+
+    @classmethod
+    def get_migrations(cls) -> Migrations:
+        """The class's Alembic configuration, loaded once per class and app."""
+        cached = cls.__dict__.get("_tt_migrations")
+        if cached is not None and cached[0] is cls.app:
+            return t.cast(Migrations, cached[1])
+        with cls.app.app_context():
+            migrations = load_migrations(getattr(cls, "alembic_config", None), cls.app)
+        cls._tt_migrations = (cls.app, migrations)
+        return migrations
+
+    # -- assertions --------------------------------------------------------------
+
+    def assertSingleHead(self) -> None:
+        """Fail when the migrations have several heads (unmerged branches) or none."""
+        migrations = self.get_migrations()
+        heads = sorted(migrations.script.get_heads())
+        if len(heads) == 1:
+            return
+        if not heads:
+            self.fail(f"the migrations in {migrations.location} have no revision at all.")
+        described = []
+        for head in heads:
+            script = migrations.script.get_revision(head)
+            assert script is not None
+            parent = script.down_revision
+            revises = ", ".join(parent) if isinstance(parent, tuple) else (parent or "base")
+            described.append(f"  {head} ({migrations.where(script)}, revises {revises})")
+        self.fail(
+            f"the migrations in {migrations.location} have {len(heads)} heads, not one:\n"
+            + "\n".join(described)
+            + "\nMerge them: 'flask db merge heads' (or 'alembic merge heads')."
+        )
+
+    def assertUpgradeFromBase(self) -> None:
+        """Fail when an empty database cannot be upgraded to head."""
+        migrations = self.get_migrations()
+        with self._tt_databases() as databases:
+            self._tt_check(lambda: self._tt_upgrade_from_base(migrations, databases))
+
+    def assertModelsMatchMigrations(self) -> None:
+        """Fail when Alembic's autogenerate finds differences between models and migrations.
+
+        An empty database is upgraded to head and compared with ``db.metadatas``
+        like ``flask db migrate`` would (``compare_type=True`` and
+        Flask-Migrate's ``configure_args``); the message lists one difference
+        per line, the operations a new migration would need.
+        """
+        migrations = self.get_migrations()
+        with self._tt_databases() as databases:
+            self._tt_check(lambda: self._tt_compare(migrations, databases))
+
+    assertNoPendingMigrations = assertModelsMatchMigrations
+
+    def assertUpDownRoundTrip(self) -> None:
+        """Fail when a revision does not downgrade and upgrade again.
+
+        From an empty database, each revision in turn (base to head) is
+        upgraded to, downgraded one step and upgraded to again; the message
+        names the first revision and file that broke, and the error.
+        """
+        migrations = self.get_migrations()
+        with self._tt_databases() as databases:
+            self._tt_check(lambda: self._tt_round_trip(migrations, databases))
+
+    # -- implementation -------------------------------------------------------------
+
+    def _tt_check(self, check: t.Callable[[], None]) -> None:
+        try:
+            check()
+        except _Failure as failure:
+            message = str(failure)
+        else:
+            return
+        self.fail(message)
+
+    @contextlib.contextmanager
+    def _tt_databases(self) -> t.Iterator[_MigrationsDatabases]:
+        urls = self.migrations_database_urls()
+        for key, url in urls.items():
+            check_driver(url)
+            check_safe(
+                url,
+                "database_url (the migration checks recreate a copy named after it)"
+                if key is None
+                else f"the {key!r} bind's URL (the migration checks recreate a copy named after it)",
+            )
+        databases = _MigrationsDatabases(urls)
+        try:
+            databases.create()
+            yield databases
+        except BaseException:
+            with contextlib.suppress(Exception):  # keep the original error
+                databases.drop()
+            raise
+        databases.drop()
+
+    def _tt_migrate(
+        self, migrations: Migrations, databases: _MigrationsDatabases, destination: str, upgrade: bool
+    ) -> None:
+        """``alembic upgrade/downgrade destination`` on the migrations databases."""
+        from alembic.runtime.environment import EnvironmentContext
+
+        script = migrations.script
+        config = migrations.config
+        app, db = self.app, self.db
+
+        def steps(rev: t.Any, context: MigrationContext) -> t.Any:
+            if upgrade:
+                return script._upgrade_revs(destination, rev)
+            return script._downgrade_revs(destination, rev)
+
+        url = databases.urls[None]
+        with app.app_context():
+            if migrations.uses_flask_migrate and "migrate" not in app.extensions:
+                _register_flask_migrate(app, db, migrations.location)
+            config.set_main_option(
+                "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%")
+            )
+            live = t.cast(dict[BindKey, Engine], db.engines)
+            saved = dict(live)
+            # Flask-Migrate's env.py migrates current_app's db.engine(s): point
+            # them at the migrations databases while Alembic runs.
+            live.update(databases.engines)
+            try:
+                with preserved_logging(), _quiet(), databases.engines[None].begin() as connection:
+                    config.attributes["connection"] = connection
+                    with EnvironmentContext(config, script, fn=steps, destination_rev=destination):
+                        script.run_env()
+            finally:
+                config.attributes.pop("connection", None)
+                live.clear()
+                live.update(saved)
+
+    def _tt_error(self, migrations: Migrations, exc: BaseException, urls: t.Iterable[URL]) -> str:
+        """``ErrorType: first line (revision file, line N)`` for an error Alembic raised."""
+        if isinstance(exc, SystemExit):
+            what = f"env.py or a migration called sys.exit({exc.code})"
+        else:
+            lines = str(exc).strip().splitlines()
+            what = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+        what = scrub(what, *urls)
+        frame = migrations.revision_frame(exc.__traceback__)
+        if frame is not None:
+            script, line = frame
+            what += f" (revision {script.revision}, {migrations.where(script)}, line {line})"
+        return what
+
+    def _tt_run(
+        self,
+        migrations: Migrations,
+        databases: _MigrationsDatabases,
+        destination: str,
+        upgrade: bool,
+        doing: str,
+    ) -> None:
+        try:
+            self._tt_migrate(migrations, databases, destination, upgrade)
+        except TransactionalTestCaseError:
+            raise
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported as the check's failure
+            raise _Failure(
+                f"{doing} failed: {self._tt_error(migrations, exc, databases.urls.values())}"
+            ) from None
+
+    def _tt_upgrade_from_base(self, migrations: Migrations, databases: _MigrationsDatabases) -> None:
+        self._tt_run(
+            migrations, databases, "heads", True,
+            f"upgrading the empty database {databases.describe()} to head",
+        )
+        with databases.engines[None].connect() as conn:
+            migrated = sa.inspect(conn).has_table("alembic_version")
+        if migrations.script.get_heads() and not migrated:
+            raise _Failure(
+                f"upgrading {databases.describe()} to head left no alembic_version table "
+                f"in it: the env.py in {migrations.location} migrated another database. "
+                "It must use config.attributes['connection'] (Alembic's 'sharing a "
+                "connection' recipe) or current_app's db.engine."
+            )
+
+    def _tt_compare(self, migrations: Migrations, databases: _MigrationsDatabases) -> None:
+        from alembic.autogenerate import compare_metadata
+        from alembic.runtime.migration import MigrationContext
+
+        self._tt_upgrade_from_base(migrations, databases)
+        opts: dict[str, t.Any] = {"compare_type": True}
+        migrate = self.app.extensions.get("migrate")
+        opts.update(getattr(migrate, "configure_args", None) or {})
+        opts.pop("process_revision_directives", None)
+        if self.compare_server_default:
+            opts["compare_server_default"] = True
+        lines: list[str] = []
+        for key, engine in databases.engines.items():
+            metadata = self.db.metadatas.get(key)
+            with engine.connect() as conn:
+                if key is not None and not sa.inspect(conn).has_table("alembic_version"):
+                    continue  # env.py does not migrate this bind
+                if metadata is None:
+                    metadata = sa.MetaData()
+                context = MigrationContext.configure(connection=conn, opts=dict(opts))
+                diffs = compare_metadata(context, metadata)
+                prefix = "" if key is None else f"[bind {key!r}] "
+                lines.extend(
+                    prefix + line
+                    for diff in diffs
+                    for line in describe_difference(diff, conn.dialect)
+                )
+        if lines:
+            raise _Failure(
+                "the models differ from the database the migrations build (a new "
+                "migration would need these operations; 'flask db migrate' generates "
+                "one):\n" + "\n".join("  " + line for line in lines)
+            )
+
+    def _tt_round_trip(self, migrations: Migrations, databases: _MigrationsDatabases) -> None:
+        for script in migrations.revisions():
+            name = f"revision {script.revision} ({migrations.where(script)})"
+            parent = script.down_revision
+            if isinstance(parent, (tuple, list)):
+                parent = parent[0] if parent else None
+            below = parent or "base"
+            self._tt_run(
+                migrations, databases, script.revision, True, f"upgrading to {name}"
+            )
+            if script.revision in self.irreversible_revisions:
+                continue
+            self._tt_run(
+                migrations, databases, below, False,
+                f"{name} does not round-trip: downgrading it to {below}",
+            )
+            self._tt_run(
+                migrations, databases, script.revision, True,
+                f"{name} does not round-trip: upgrading it again after its downgrade",
+            )
+
+
+class MigrationsTestCase(MigrationAssertionsMixin, unittest.TestCase):
+    """The migration checks as four ordinary tests.
+
+    Subclass it with the same ``create_app`` and ``alembic_config`` as the
+    project's :class:`~transactional_testcase.TransactionalTestCase`::
+
+        class MigrationTests(MigrationsTestCase):
+            @classmethod
+            def create_app(cls, config):
+                return myapp.create_app(config)
+
+    The app is built once per class with its databases pointed at the
+    migrations databases (the configured names plus ``_migrations``), which
+    each test creates empty and drops; ``tearDownClass`` drops them again in
+    case a test was interrupted.
+    """
+
+    #: URL of the test database whose ``_migrations`` copy the checks use.
+    #: ``None``: ``TEST_DATABASE_URL``, else a SQLite file in a temporary folder.
+    database_url: t.ClassVar[str | None] = None
+
+    #: Path of ``alembic.ini`` or of its folder; ``None`` finds Flask-Migrate's
+    #: directory, ``./alembic.ini`` or ``./migrations/alembic.ini``.
+    alembic_config: t.ClassVar[AlembicSetting] = None
+
+    #: ``{bind_key: url}``: more databases, passed as ``SQLALCHEMY_BINDS``
+    #: (each with ``_migrations`` appended to its name).
+    binds: t.ClassVar[t.Mapping[str, str]] = {}
+
+    _tt_urls: t.ClassVar[dict[BindKey, URL] | None] = None
+
+    @classmethod
+    def create_app(cls, config: dict[str, t.Any]) -> Flask:
+        """Build the app under test from ``config`` (called once per class)."""
+        raise ConfigurationError(
+            f"{cls.__qualname__} must define the classmethod create_app(cls, config) "
+            "that returns the Flask app built from config, e.g. "
+            "'return myapp.create_app(config)'."
+        )
+
+    @classmethod
+    def get_database_url(cls) -> str:
+        """:attr:`database_url`, ``TEST_DATABASE_URL`` or a temporary SQLite file."""
+        return (
+            cls.database_url
+            or os.environ.get("TEST_DATABASE_URL")
+            or provisioner.default_sqlite_url()
+        )
+
+    @classmethod
+    def get_app_config(cls) -> dict[str, t.Any]:
+        """The ``config`` handed to :meth:`create_app`: URLs of the migrations databases."""
+
+        def url(value: str, key: BindKey) -> str:
+            return migrations_url(worker_url(value), key).render_as_string(hide_password=False)
+
+        config: dict[str, t.Any] = {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": url(cls.get_database_url(), None),
+        }
+        if cls.binds:
+            config["SQLALCHEMY_BINDS"] = {k: url(v, k) for k, v in cls.binds.items()}
+        return config
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        if cls is MigrationsTestCase:
+            raise unittest.SkipTest(
+                "MigrationsTestCase is a base class: subclass it and define create_app "
+                "to check an app's migrations."
+            )
+        config = cls.get_app_config()
+        requested = {None: config["SQLALCHEMY_DATABASE_URI"], **config.get("SQLALCHEMY_BINDS", {})}
+        for key, value in requested.items():
+            url = sa.make_url(value)
+            check_driver(url)
+            check_safe(
+                url,
+                "database_url (or the TEST_DATABASE_URL environment variable)"
+                if key is None
+                else f"binds[{key!r}]",
+            )
+        try:
+            app = cls.create_app(config)
+        except TransactionalTestCaseError:
+            raise
+        except ImportError as exc:
+            raise MissingDriverError(
+                f"{cls.__qualname__}.create_app() raised ImportError: {exc}"
+            ) from exc
+        except Exception as exc:
+            raise ConfigurationError(
+                f"{cls.__qualname__}.create_app(config) raised {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(app, Flask):
+            raise ConfigurationError(
+                f"{cls.__qualname__}.create_app(config) returned {app!r}, not a Flask app."
+            )
+        db = app.extensions.get("sqlalchemy")
+        if db is None:
+            raise ConfigurationError(
+                f"the app built by {cls.__qualname__}.create_app() has no Flask-SQLAlchemy "
+                "extension: create_app must call db.init_app(app) (or SQLAlchemy(app))."
+            )
+        cls.app, cls.db = app, db
+        cls._tt_urls = cls.migrations_database_urls()
+        cls.get_migrations()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        urls, cls._tt_urls = cls._tt_urls, None
+        try:
+            if urls is not None:
+                with cls.app.app_context():
+                    for engine in cls.db.engines.values():
+                        engine.dispose()
+                for url in urls.values():
+                    backend_for(url).drop(url)
+        finally:
+            super().tearDownClass()
+
+    def test_single_head(self) -> None:
+        self.assertSingleHead()
+
+    def test_upgrade_from_base(self) -> None:
+        self.assertUpgradeFromBase()
+
+    def test_models_match_migrations(self) -> None:
+        self.assertModelsMatchMigrations()
+
+    def test_up_down_round_trip(self) -> None:
+        self.assertUpDownRoundTrip()
