@@ -168,10 +168,10 @@ class SessionIsolation(IsolationCase):
         self.assertEqual(emails(), ["import-time@example.com"])
 
     def test_session_is_bound_to_the_tests_connection(self) -> None:
-        # The session's connection is a real Connection (so Core tools such as
-        # the inspector accept it), the very one db.engine hands out in a test.
+        # The session is bound to the test's own Connection (one SAVEPOINT
+        # level), not to one of the savepoint connections db.engine hands out.
         session_conn = db.session.connection()
-        self.assertIsInstance(session_conn, Connection)
+        self.assertIs(type(session_conn), Connection)
         self.assertIn("customers", sa.inspect(session_conn).get_table_names())
         with db.engine.connect() as conn:
             self.assertIs(conn.connection.dbapi_connection, session_conn.connection.dbapi_connection)
@@ -661,7 +661,7 @@ def _scenario_engine_begin(case: unittest.TestCase) -> None:
 
 def _scenario_session_on_test_connection(case: unittest.TestCase) -> None:
     """What SessionIsolation.test_session_is_bound_to_the_tests_connection checks."""
-    case.assertIsInstance(isolation_app.control_db.session.connection(), Connection)
+    case.assertIs(type(isolation_app.control_db.session.connection()), Connection)
 
 
 def _check_table_is_empty(case: unittest.TestCase) -> None:

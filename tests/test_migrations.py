@@ -406,20 +406,19 @@ class AlembicConfigLookup(PerBackend):
     """``alembic_config``: None, a folder or alembic.ini; a clear error when nothing is there."""
 
     def test_none_folder_and_ini_all_find_the_migrations(self) -> None:
+        url = self.url("config")
         settings = {"auto": None, "folder": library.MIGRATIONS, "ini": LIBRARY_INI}
-        for label, setting in settings.items():
-            with self.subTest(alembic_config=setting):
-                case = make_case(
-                    f"Config_{label}", url=self.url(f"cfg_{label}"),
-                    factory=library.create_app, alembic_config=setting,
-                )
-                # From an empty folder: None can only have found Migrate's directory.
-                with empty_cwd(), forced_build(), counting_upgrades() as upgrade:
-                    run = run_case(case)
-                self.assertPassed(run)
-                self.assertEqual(upgrade.call_count, 1, run.output)
-                config = upgrade.call_args.args[0]
-                self.assertEqual(os.path.abspath(config.config_file_name), LIBRARY_INI)
+        # From an empty folder: None can only have found Migrate's directory.
+        with empty_cwd(), forced_build(), counting_upgrades() as upgrade:
+            for label, setting in settings.items():
+                with self.subTest(alembic_config=setting):
+                    case = make_case(f"Config_{label}", url=url, factory=library.create_app, alembic_config=setting)
+                    self.assertPassed(run_case(case))
+        # The first migrated LIBRARY_INI's scripts; the others found the same
+        # schema (anything else would have migrated the database again).
+        self.assertEqual(upgrade.call_count, 1)
+        config = upgrade.call_args.args[0]
+        self.assertEqual(os.path.abspath(config.config_file_name), LIBRARY_INI)
 
     def test_config_not_found(self) -> None:
         cases = {
@@ -473,6 +472,7 @@ class FailingMigrations(PerBackend):
     """A failed migration is one MigrationError naming the revision; the database stays usable."""
 
     def check_failure(self, variant: str, purpose: str) -> str:
+        """Run a class whose migrations fail, then a good one on the same database."""
         folder = library.variant(variant)
         failing = ScriptDirectory(folder).get_revision("head")
         assert failing is not None
@@ -485,16 +485,37 @@ class FailingMigrations(PerBackend):
         message = self.setup_error(run, MigrationError)
         self.assertIn(failing.revision, message)
         self.assertIn(os.path.relpath(failing.path, folder), message)
-        # Nothing left half-open: every connection went back, logging is restored...
+        # Nothing left half-open: every connection went back, logging is restored,
+        # and the next class on the same database migrates it and runs.
         self.assertEqual(tally.open, 0, "connections still checked out after the failure")
         self.assertFalse(probe.disabled)
-        # ...and the next class on the same database migrates it and runs.
         after = make_case(f"After_{purpose}", url=url, factory=library.create_app, alembic_config=None)
         with forced_build(), counting_upgrades() as upgrade:
             run = run_case(after)
         self.assertPassed(run)
         self.assertEqual(upgrade.call_count, 1)
         return message
+
+    def test_failed_migration_leaves_no_stale_database(self) -> None:
+        """Good class, failing class, good class on one URL: the last is migrated again.
+
+        The failing class dropped and recreated the database the first one
+        built; the provisioner must not hand that one out as already migrated.
+        """
+        url = self.url("stale")
+        before, after = (
+            make_case(name, url=url, factory=library.create_app, alembic_config=None)
+            for name in ("BeforeFailure", "AfterFailure")
+        )
+        failing = make_case(
+            "Failing", url=url, factory=library.create_app, alembic_config=library.variant("failing_sql")
+        )
+        with forced_build(), counting_upgrades() as upgrade:
+            self.assertPassed(run_case(before))
+            self.setup_error(run_case(failing), MigrationError)
+            run = run_case(after)
+        self.assertPassed(run)  # authors, books and alembic_version at head
+        self.assertEqual(upgrade.call_count, 3)
 
     def test_failing_sql(self) -> None:
         message = self.check_failure("failing_sql", "failing_sql")

@@ -79,7 +79,7 @@ def parse_unittest(output: str) -> Summary:
     not_passed = sum(counts.get(k, 0) for k in ("failures", "errors", "skipped", "expected failures", "unexpected successes"))
     failed = [".".join(m.split(".")[-2:]) for m in re.findall(r"^FAIL: \w+ \(([\w.]+)\)", output, re.MULTILINE)]
     errored = re.findall(r"^ERROR: (.+)$", output, re.MULTILINE)
-    return Summary(total, total - not_passed, counts, failed, errored)
+    return Summary(total, max(total - not_passed, 0), counts, failed, errored)
 
 
 def parse_pytest(output: str) -> Summary:
@@ -170,16 +170,27 @@ def drop_server_databases(url: sa.URL, prefix: str) -> None:
 
 
 class Run(t.NamedTuple):
+    """One finished run of the sample suite, and where its databases were."""
+
+    runner: Runner
     returncode: int
     output: str
     summary: Summary
     used: dict[str, set[int]]  # database URL -> pids of the processes that used it
+    url: sa.URL | None  # TEST_DATABASE_URL given to the run (None: SQLite)
+    base: str  # every server database of the run starts with this name
+    tmp: str  # the run's TMPDIR, where SQLite databases go
+
+    @property
+    def context(self) -> str:
+        return f"\n--- {self.runner.name} output ---\n{self.output}"
 
 
 class RunnerMatrix(unittest.TestCase):
     """Base of the per-backend classes; test methods are added by :func:`_add_tests`."""
 
     backend: t.ClassVar[str]
+    expected: t.ClassVar[int]
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -192,15 +203,28 @@ class RunnerMatrix(unittest.TestCase):
         require(cls.backend)
         cls.expected = expected_tests()
 
-    def database_url(self, base: str) -> sa.URL | None:
-        """This backend's URL for database ``base`` (None: SQLite's per-process default)."""
-        url = BACKENDS[self.backend].url_for(base)
-        return None if url is None else sa.make_url(url)
+    def check_passes(self, runner: Runner) -> None:
+        run = self.run_sample(runner, fail=False)
+        self.assertEqual(run.summary.errored, [], run.context)
+        self.assertEqual(run.summary.failed, [], run.context)
+        self.assertEqual((run.summary.ran, run.summary.passed), (self.expected, self.expected), run.context)
+        self.assertEqual(run.returncode, 0, run.context)
+        self.check_databases(run)
+
+    def check_reports_one_failure(self, runner: Runner) -> None:
+        run = self.run_sample(runner, fail=True)
+        self.assertEqual(run.summary.errored, [], run.context)
+        self.assertEqual(run.summary.failed, [sample_cases.DELIBERATE_FAILURE], run.context)
+        self.assertIn(sample_cases.FAILURE_MESSAGE, run.output)
+        self.assertEqual((run.summary.ran, run.summary.passed), (self.expected, self.expected - 1), run.context)
+        self.assertNotEqual(run.returncode, 0, run.context)
+        self.check_databases(run)
 
     def run_sample(self, runner: Runner, *, fail: bool) -> Run:
-        """Run the sample suite under ``runner`` and check which databases it used and left."""
+        """Run the sample suite under ``runner``, in an environment of its own."""
         base = f"tt_runner_{runner.name}_{'fail' if fail else 'pass'}_{self.backend}_test"
-        url = self.database_url(base)
+        server_url = BACKENDS[self.backend].url_for(base)
+        url = None if server_url is None else sa.make_url(server_url)
         work = tempfile.mkdtemp(prefix="tt_runner_")
         self.addCleanup(shutil.rmtree, work, True)
         tmp, cache, report = (os.path.join(work, n) for n in ("tmp", "cache", "report"))
@@ -213,9 +237,9 @@ class RunnerMatrix(unittest.TestCase):
         }
         env.update(
             PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
-            TMPDIR=tmp,  # SQLite databases land here: checked for leftovers below
-            TRANSACTIONAL_TESTCASE_CACHE=cache,  # templates too, not in ~/.cache
-            TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="0",  # leave nothing behind on the servers
+            TMPDIR=tmp,  # SQLite databases land here: checked for leftovers
+            TRANSACTIONAL_TESTCASE_CACHE=cache,  # SQLite templates too, not in ~/.cache
+            TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="0",  # leave no template on the servers
             **{sample_cases.REPORT_ENV: report},
             **dict(runner.env),
         )
@@ -227,65 +251,43 @@ class RunnerMatrix(unittest.TestCase):
             self.addCleanup(drop_server_databases, url, base)
 
         returncode, output = _run(runner.argv, env)
-        summary = runner.parse(output)
         used: dict[str, set[int]] = defaultdict(set)
         if os.path.exists(report):
             with open(report, encoding="utf-8") as f:
                 for line in f.read().splitlines():
                     pid, used_url = line.split(" ", 1)
                     used[used_url].add(int(pid))
-        run = Run(returncode, output, summary, dict(used))
-        self.check_databases(runner, run, url, base, tmp)
-        return run
+        return Run(runner, returncode, output, runner.parse(output), dict(used), url, base, tmp)
 
-    def check_databases(self, runner: Runner, run: Run, url: sa.URL | None, base: str, tmp: str) -> None:
-        context = f"\n--- {runner.name} output ---\n{run.output}"
-        self.assertTrue(run.used, "the sample classes reported no database" + context)
+    def check_databases(self, run: Run) -> None:
+        """Each process had databases of its own, and none is left now that the run ended."""
+        self.assertTrue(run.used, "the sample classes reported no database" + run.context)
         pids = set().union(*run.used.values())
-        # Every process used two databases (default and audit), and none shared one.
         for used_url, users in run.used.items():
-            self.assertEqual(len(users), 1, f"{used_url} was used by processes {users}" + context)
-        for pid in pids:
-            self.assertEqual(sum(pid in users for users in run.used.values()), 2, context)
-        if runner.parallel:
-            self.assertGreaterEqual(len(pids), 2, "the tests did not run in two workers" + context)
+            self.assertEqual(len(users), 1, f"{used_url} was used by processes {users}" + run.context)
+        for pid in pids:  # the default database and the audit bind's
+            self.assertEqual(sum(pid in users for users in run.used.values()), 2, run.context)
+        if run.runner.parallel:
+            self.assertGreaterEqual(len(pids), 2, "the tests did not run in two workers" + run.context)
         else:
-            self.assertEqual(len(pids), 1, context)
-        parsed = [sa.make_url(u) for u in run.used]
-        if url is None:
-            for db_url in parsed:
-                self.assertEqual(db_url.get_backend_name(), "sqlite")
-                path = db_url.database or ""
-                self.assertTrue(path.startswith(tmp + os.sep), f"{path} is outside {tmp}")
-                self.assertFalse(os.path.exists(path), f"{path} still exists after the run" + context)
-            left = [n for n in os.listdir(tmp) if n.startswith("transactional_testcase")]
-            self.assertEqual(left, [], f"temporary folders left in {tmp}" + context)
+            self.assertEqual(len(pids), 1, run.context)
+        used = [sa.make_url(u) for u in run.used]
+        if run.url is None:
+            for url in used:
+                path = url.database or ""
+                self.assertEqual(url.get_backend_name(), "sqlite")
+                self.assertTrue(path.startswith(run.tmp + os.sep), f"{path} is outside {run.tmp}")
+                self.assertFalse(os.path.exists(path), f"{path} still exists after the run" + run.context)
+            left = [n for n in os.listdir(run.tmp) if n.startswith("transactional_testcase")]
+            self.assertEqual(left, [], f"temporary folders left in {run.tmp}" + run.context)
         else:
-            names = set()
-            for db_url in parsed:
-                self.assertEqual(db_url.drivername, url.drivername)
-                self.assertEqual((db_url.host, db_url.port), (url.host, url.port))
-                self.assertTrue((db_url.database or "").startswith(base), db_url.database)
-                names.add(db_url.database)
-            left = server_databases(url, base)
-            self.assertEqual(left, set(), f"databases left after the run (used: {sorted(names)})" + context)
-
-    def check_passes(self, runner: Runner) -> None:
-        run = self.run_sample(runner, fail=False)
-        context = f"\n--- {runner.name} output ---\n{run.output}"
-        self.assertEqual(run.returncode, 0, context)
-        self.assertEqual(run.summary.errored, [], context)
-        self.assertEqual(run.summary.failed, [], context)
-        self.assertEqual((run.summary.ran, run.summary.passed), (self.expected, self.expected), context)
-
-    def check_reports_one_failure(self, runner: Runner) -> None:
-        run = self.run_sample(runner, fail=True)
-        context = f"\n--- {runner.name} output ---\n{run.output}"
-        self.assertNotEqual(run.returncode, 0, context)
-        self.assertEqual(run.summary.errored, [], context)
-        self.assertEqual(run.summary.failed, [sample_cases.DELIBERATE_FAILURE], context)
-        self.assertIn(sample_cases.FAILURE_MESSAGE, run.output)
-        self.assertEqual((run.summary.ran, run.summary.passed), (self.expected, self.expected - 1), context)
+            for url in used:
+                self.assertEqual(url.drivername, run.url.drivername)
+                self.assertEqual((url.host, url.port), (run.url.host, run.url.port))
+                self.assertTrue((url.database or "").startswith(run.base), url.database)
+            names = sorted(u.database or "" for u in used)
+            left = server_databases(run.url, run.base)
+            self.assertEqual(left, set(), f"databases left after the run (it used {names})" + run.context)
 
 
 def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:

@@ -76,11 +76,11 @@ class TestEngine(OptionEngine):
             )
         return connection
 
-    def connect(self) -> SavepointConnection:  # type: ignore[override]
+    def connect(self) -> SavepointConnection:
         return SavepointConnection(self, self.test_connection())
 
     @contextlib.contextmanager
-    def begin(self) -> t.Iterator[SavepointConnection]:  # type: ignore[override]
+    def begin(self) -> t.Iterator[SavepointConnection]:
         with self.connect() as conn, conn.begin():
             yield conn
 
@@ -96,76 +96,94 @@ class TestEngine(OptionEngine):
         return None
 
 
-class SavepointConnection:
+class SavepointConnection(Connection):
     """What ``engine.connect()`` returns inside a test.
 
-    It behaves like a :class:`~sqlalchemy.engine.Connection` whose transaction
+    A real :class:`~sqlalchemy.engine.Connection` to SQLAlchemy (so
+    ``inspect()``, ``has_table()`` and reflection accept it) whose transaction
     is a SAVEPOINT of the test's connection: ``commit()`` releases it,
     ``rollback()`` and ``close()`` roll back to it, and the next statement opens
-    a new one (SQLAlchemy 2.x "autobegin"). Everything else is the test
-    connection's.
+    a new one (SQLAlchemy 2.x "autobegin"). Statements run on the test's
+    connection itself.
+
+    ``Connection.__init__`` is deliberately not called: every attribute this
+    class does not set (``dialect``, the DBAPI connection, execution state...)
+    is read from the test's connection, so the two never diverge.
     """
 
     def __init__(self, engine: TestEngine, connection: Connection) -> None:
-        self.engine = engine
-        self._connection = connection
-        self._savepoint: NestedTransaction | None = None
-        self._closed = False
+        self.__dict__.update(
+            engine=engine,
+            _tt_connection=connection,
+            _tt_savepoint=None,
+            _tt_closed=False,
+            _tt_options={},
+        )
+
+    def __getattr__(self, name: str) -> t.Any:
+        return getattr(self.__dict__["_tt_connection"], name)
 
     # -- transactions -----------------------------------------------------------
 
-    def _active(self) -> NestedTransaction | None:
-        sp = self._savepoint
+    def _tt_active(self) -> NestedTransaction | None:
+        sp: NestedTransaction | None = self.__dict__["_tt_savepoint"]
         return sp if sp is not None and sp.is_active else None
 
-    def _autobegin(self) -> Connection:
-        if self._closed:
+    def _tt_autobegin(self) -> Connection:
+        if self.__dict__["_tt_closed"]:
             raise sa_exc.ResourceClosedError("This Connection is closed")
-        if self._active() is None:
-            self._savepoint = self._connection.begin_nested()
-        return self._connection
+        connection: Connection = self.__dict__["_tt_connection"]
+        if self._tt_active() is None:
+            self.__dict__["_tt_savepoint"] = connection.begin_nested()
+        return connection
 
-    def begin(self) -> NestedTransaction:
-        if self._active() is not None:
+    def begin(self) -> NestedTransaction:  # type: ignore[override]
+        if self._tt_active() is not None:
             raise sa_exc.InvalidRequestError(
                 "This connection has already initialized a SQLAlchemy Transaction() "
                 "object via begin() or autobegin; can't call begin() here unless "
                 "rollback() or commit() is called first."
             )
-        self._autobegin()
-        assert self._savepoint is not None
-        return self._savepoint
+        self._tt_autobegin()
+        savepoint: NestedTransaction = self.__dict__["_tt_savepoint"]
+        return savepoint
 
     def begin_nested(self) -> NestedTransaction:
-        return self._autobegin().begin_nested()
+        return self._tt_autobegin().begin_nested()
 
     def commit(self) -> None:
-        sp, self._savepoint = self._active(), None
-        if sp is not None:
-            sp.commit()
+        savepoint = self._tt_active()
+        self.__dict__["_tt_savepoint"] = None
+        if savepoint is not None:
+            savepoint.commit()
 
     def rollback(self) -> None:
-        sp, self._savepoint = self._active(), None
-        if sp is not None:
-            sp.rollback()
+        savepoint = self._tt_active()
+        self.__dict__["_tt_savepoint"] = None
+        if savepoint is not None:
+            savepoint.rollback()
 
     def close(self) -> None:
-        if not self._closed:
+        if not self.__dict__["_tt_closed"]:
             self.rollback()
-            self._closed = True
+            self.__dict__["_tt_closed"] = True
 
     def in_transaction(self) -> bool:
-        return self._active() is not None
+        return self._tt_active() is not None
 
     def in_nested_transaction(self) -> bool:
-        return self._active() is not None and self._connection.in_nested_transaction()
+        connection: Connection = self.__dict__["_tt_connection"]
+        return self._tt_active() is not None and connection.get_nested_transaction() is not (
+            self.__dict__["_tt_savepoint"]
+        )
 
-    def get_transaction(self) -> NestedTransaction | None:
-        return self._active()
+    def get_transaction(self) -> NestedTransaction | None:  # type: ignore[override]
+        return self._tt_active()
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        closed: bool = self.__dict__["_tt_closed"]
+        return closed
 
     def __enter__(self) -> t.Self:
         return self
@@ -173,23 +191,37 @@ class SavepointConnection:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def execution_options(self, **opt: t.Any) -> t.Self:
+        self.__dict__["_tt_options"] = {**self.__dict__["_tt_options"], **opt}
+        return self
+
     # -- statements ----------------------------------------------------------------
 
-    def execute(self, statement: t.Any, parameters: t.Any = None, **kw: t.Any) -> t.Any:
-        return self._autobegin().execute(statement, parameters, **kw)
+    def _tt_options_for(self, kw: dict[str, t.Any]) -> dict[str, t.Any]:
+        options = self.__dict__["_tt_options"]
+        if options:
+            kw["execution_options"] = {**options, **(kw.get("execution_options") or {})}
+        return kw
 
-    def exec_driver_sql(self, statement: str, parameters: t.Any = None, **kw: t.Any) -> t.Any:
-        return self._autobegin().exec_driver_sql(statement, parameters, **kw)
+    def execute(self, statement: t.Any, parameters: t.Any = None, **kw: t.Any) -> t.Any:
+        return self._tt_autobegin().execute(statement, parameters, **self._tt_options_for(kw))
+
+    def exec_driver_sql(  # type: ignore[override]
+        self, statement: str, parameters: t.Any = None, **kw: t.Any
+    ) -> t.Any:
+        return self._tt_autobegin().exec_driver_sql(
+            statement, parameters, **self._tt_options_for(kw)
+        )
 
     def scalar(self, statement: t.Any, parameters: t.Any = None, **kw: t.Any) -> t.Any:
-        return self._autobegin().scalar(statement, parameters, **kw)
+        return self._tt_autobegin().scalar(statement, parameters, **self._tt_options_for(kw))
 
     def scalars(self, statement: t.Any, parameters: t.Any = None, **kw: t.Any) -> t.Any:
-        return self._autobegin().scalars(statement, parameters, **kw)
+        return self._tt_autobegin().scalars(statement, parameters, **self._tt_options_for(kw))
 
-    def __getattr__(self, name: str) -> t.Any:
-        # dialect, info, connection, execution_options, default_isolation_level...
-        return getattr(self._connection, name)
+    def _run_ddl_visitor(self, visitorcallable: t.Any, element: t.Any, **kwargs: t.Any) -> None:
+        self._tt_autobegin()
+        visitorcallable(dialect=self.dialect, connection=self, **kwargs).traverse_single(element)
 
 
 _routed_classes: dict[type[Session], type[Session]] = {}

@@ -3,9 +3,10 @@
 ``good/`` holds three revisions that match the models here. The other folders
 reuse them through ``version_locations`` and add what each failing check must
 catch: a second head, a revision whose downgrade breaks, one whose upgrade
-breaks, one whose downgrade leaves its table behind; ``plain/`` runs the same
-revisions through a plain ``env.py`` (Alembic's shared-connection recipe).
-``drift.py`` is the same blog with models that no migration describes.
+breaks, one whose downgrade leaves its row behind; ``merged/`` merges the two
+heads again; ``plain/`` runs the same revisions through a plain ``env.py``
+(Alembic's shared-connection recipe). ``drift.py`` is the same blog with
+models that no migration describes; ``multidb.py`` a two-database app.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ TWO_HEADS = os.path.join(HERE, "two_heads")
 BROKEN_DOWNGRADE = os.path.join(HERE, "broken_downgrade")
 BROKEN_UPGRADE = os.path.join(HERE, "broken_upgrade")
 LEAKY_DOWNGRADE = os.path.join(HERE, "leaky_downgrade")
+MERGED = os.path.join(HERE, "merged")
 
 #: Named constraints, as the migrations name them (SQLite's batch mode needs names).
 NAMING_CONVENTION = {

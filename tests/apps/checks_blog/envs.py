@@ -63,3 +63,25 @@ def run_with_shared_connection(target_metadata: t.Any = None) -> None:
     )
     with engine.connect() as connection:
         run(connection)
+
+
+def run_each_database() -> None:
+    """Flask-Migrate's multi-database env.py: every bind of SQLALCHEMY_BINDS in turn."""
+    from alembic import context
+    from flask import current_app
+
+    _configure_logging()
+    migrate = current_app.extensions["migrate"]
+    names = ["", *(current_app.config.get("SQLALCHEMY_BINDS") or {})]
+    for name in names:
+        key = name or None
+        with migrate.db.engines[key].connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=migrate.db.metadatas.get(key),
+                upgrade_token=f"{name}_upgrades",
+                downgrade_token=f"{name}_downgrades",
+                **migrate.configure_args,
+            )
+            with context.begin_transaction():
+                context.run_migrations(engine_name=name)

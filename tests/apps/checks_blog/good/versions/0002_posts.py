@@ -28,5 +28,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_posts_author_id"), table_name="posts")
+    # Dropping the table drops its index. Dropping the index first, as
+    # autogenerate writes it, fails on MySQL/MariaDB: the foreign key needs it.
     op.drop_table("posts")

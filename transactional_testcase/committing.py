@@ -1,0 +1,518 @@
+"""Test cases whose tests really commit, and a live server on top of them.
+
+:class:`CommittingTestCase` is for code the rolled-back transaction of
+:class:`~transactional_testcase.TransactionalTestCase` cannot contain: several
+connections, threads, a server in another thread. Nothing is redirected:
+``db.session`` and ``db.engine`` are the app's own, every commit is real, and
+after each test (whatever its outcome) every table of every engine is emptied
+and every sequence/identity/AUTO_INCREMENT counter reset, except the tables in
+:attr:`~CommittingTestCase.keep_tables` (Alembic's ``alembic_version``).
+
+Emptying is planned once per class (the tables are reflected from the
+database, so tables created by migrations but absent from the models are
+included) and is only done where needed: after a test that sent no write
+statement nothing at all happens; otherwise one probe query per engine finds the
+tables that hold rows or whose counter moved, and only those are emptied:
+
+* PostgreSQL: one ``TRUNCATE ... RESTART IDENTITY CASCADE`` (plus ``ALTER
+  SEQUENCE ... RESTART`` for sequences no column owns);
+* MySQL/MariaDB: with ``foreign_key_checks`` off, ``TRUNCATE`` for a table whose
+  AUTO_INCREMENT moved (it resets the counter), a plain ``DELETE`` for the others
+  (``TRUNCATE`` is DDL there, several times slower on a near-empty table);
+* SQLite: ``DELETE`` with foreign keys off, and the tables' ``sqlite_sequence``
+  rows (``AUTOINCREMENT``); plain rowids restart by themselves.
+
+:class:`LiveServerTestCase` serves the app on a free local port in a background
+thread for the whole class (:attr:`~LiveServerTestCase.live_server_url`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import typing as t
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from .backends import Backend, MySQLBackend, PostgreSQLBackend, SQLiteBackend
+from .errors import ConfigurationError, IsolationError, mask_url
+from .testcase import BindKey, DatabaseTestCase
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+    from .testcase import _ClassState
+
+__all__ = ["CommittingTestCase", "LiveServerTestCase"]
+
+logger = logging.getLogger("transactional_testcase.committing")
+
+#: A table as reflected: (schema, name); schema None is the connection's default.
+TableRef = tuple[str | None, str]
+#: Empties what needs emptying through ``connection``; returns the tables emptied
+#: (and counters reset), for the log.
+TableEmptier = t.Callable[[Connection], list[str]]
+
+
+class CommittingTestCase(DatabaseTestCase):
+    """A test case whose tests commit for real; the tables are emptied after each test.
+
+    Use it for code that a rolled-back transaction cannot contain: work done
+    on several connections, in threads with their own app context, by a
+    live server. ``db.session`` and ``db.engine`` are the app's own and every
+    commit is real, so other connections see it at once.
+
+    After each test (after ``tearDown`` and the test's own cleanups, even when
+    it failed) ``db.session`` is removed and every table the test could have
+    written to is emptied, its sequence or AUTO_INCREMENT counter reset: the
+    next test sees empty tables and ids starting at 1. The cleanup is skipped
+    when the test sent no write statement on any of the app's engines, from
+    whichever thread; writes that bypass SQLAlchemy (a DBAPI connection from
+    ``engine.raw_connection()``, another process) are invisible to that check:
+    set :attr:`always_empty_tables` for them.
+
+    There is no ``setUpTestData`` (as in Django's ``TransactionTestCase``):
+    whatever it created would be gone after the first test. Create shared data
+    in ``setUp``; defining ``setUpTestData`` is refused with an error.
+
+    Slower than :class:`~transactional_testcase.TransactionalTestCase` by the
+    commits and the emptying (a few milliseconds per test that wrote; more on
+    MySQL/MariaDB, where resetting AUTO_INCREMENT is DDL): use it only where
+    the transactional one cannot work.
+    """
+
+    #: Tables never emptied (by name, in any schema).
+    keep_tables: t.ClassVar[frozenset[str]] = frozenset({"alembic_version"})
+
+    #: Empty the tables after every test, even when no write statement was
+    #: seen (for code that writes through raw DBAPI connections or other processes).
+    always_empty_tables: t.ClassVar[bool] = False
+
+    #: Seconds the cleanup waits for a lock held by a connection that is still
+    #: in a transaction (PostgreSQL and MySQL/MariaDB) before failing the test
+    #: with an :class:`~transactional_testcase.IsolationError` instead of hanging.
+    lock_timeout: t.ClassVar[float] = 10.0
+
+    _tt_emptiers: t.ClassVar[dict[BindKey, TableEmptier] | None] = None
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        if callable(getattr(cls, "setUpTestData", None)):
+            raise ConfigurationError(
+                f"{cls.__qualname__} defines setUpTestData, which a CommittingTestCase does "
+                "not run: its tables are emptied after every test, so class-level data "
+                "would be gone after the first one. Create the data in setUp instead."
+            )
+        super().setUpClass()
+
+    @classmethod
+    def setUpDatabases(cls) -> None:
+        """Plan the emptying of every engine's tables, and start from empty tables.
+
+        The databases may have been used before in this process (by a
+        transactional class, whose rolled-back inserts still moved PostgreSQL
+        sequences and MySQL AUTO_INCREMENT counters) or kept from an
+        interrupted run (``keepdb``).
+        """
+        super().setUpDatabases()
+        state = cls._tt_committing_state()
+        emptiers: dict[BindKey, TableEmptier] = {}
+        for key, engine in state.engines.items():
+            with engine.connect() as conn:
+                tables = reflect_tables(conn, _schemas(cls.db, key), cls.keep_tables)
+                emptiers[key] = table_emptier(state.backends[key], conn, tables, cls.lock_timeout)
+        cls._tt_emptiers = emptiers
+        state.stack.callback(cls._tt_forget_emptiers)
+        cls._tt_empty_tables(state, f"{cls.__qualname__}.setUpClass")
+
+    @classmethod
+    def _tt_forget_emptiers(cls) -> None:
+        cls._tt_emptiers = None
+
+    @classmethod
+    def _tt_committing_state(cls) -> _ClassState:
+        state = cls._tt_state
+        assert state is not None, "setUpDatabases runs inside setUpClass"
+        return state
+
+    def setUp(self) -> None:
+        super().setUp()
+        # Registered after the app context's pop: runs before it.
+        self.addCleanup(self._tt_clean_up_test)
+
+    def _tt_clean_up_test(self) -> None:
+        state = self._tt_class_state()
+        try:
+            self.db.session.remove()
+        finally:
+            if state.monitor.wrote or self.always_empty_tables:
+                self._tt_empty_tables(state, self.id())
+
+    @classmethod
+    def _tt_empty_tables(cls, state: _ClassState, when: str) -> None:
+        emptiers = cls._tt_emptiers
+        assert emptiers is not None
+        # The cleanup's own TRUNCATEs are not the test's implicit commits.
+        implicit = list(state.monitor.implicit_commits)
+        failure: IsolationError | None = None
+        try:
+            for key, empty in emptiers.items():
+                engine = state.engines[key]
+                try:
+                    with engine.connect() as conn:
+                        emptied = empty(conn)
+                except sa.exc.DBAPIError as exc:
+                    # Go on with the other engines: the next test needs them empty too.
+                    if failure is None:
+                        failure = _cleanup_failure(key, engine, when, exc)
+                        failure.__cause__ = exc
+                    continue
+                if emptied:
+                    logger.debug("%s: emptied %s of the %s database", when, ", ".join(emptied), _bind_name(key))
+        finally:
+            state.monitor.implicit_commits = implicit
+        if failure is not None:
+            raise failure
+
+
+class LiveServerTestCase(CommittingTestCase):
+    """A :class:`CommittingTestCase` with the app served over HTTP for the whole class.
+
+    ``setUpClass`` starts werkzeug's threaded server on
+    :attr:`live_server_host` and a free port (:attr:`live_server_port` = 0)
+    once the databases are ready; :attr:`live_server_url` is its
+    ``http://host:port``. ``tearDownClass`` shuts it down and joins its thread.
+
+    Each request runs in a thread of the server with its own app context, so
+    its own ``db.session``, on the app's real engines: it sees what the test
+    committed, and the test sees what it committed. The test's session keeps
+    its transaction open after a query, though: end it (``db.session.commit()``,
+    ``rollback()`` or ``close()``) before a request writes what the test then
+    reads: on MySQL/MariaDB (REPEATABLE READ) an open transaction keeps
+    reading its old snapshot, and on SQLite its read lock blocks the server's
+    commit. SQLite: a database file (the default) is shared safely between
+    threads; in-memory SQLite (``sqlite://``) works only because
+    Flask-SQLAlchemy gives it a single shared connection (``StaticPool``), so
+    the test and the server must not use it at the same time.
+    """
+
+    #: Interface the server listens on.
+    live_server_host: t.ClassVar[str] = "127.0.0.1"
+    #: Port to listen on; 0 lets the operating system choose a free one.
+    live_server_port: t.ClassVar[int] = 0
+    #: Seconds to wait for the server's thread to end after the class.
+    live_server_stop_timeout: t.ClassVar[float] = 10.0
+
+    #: ``http://host:port`` of the running server (set in ``setUpClass``).
+    live_server_url: t.ClassVar[str]
+
+    @classmethod
+    def setUpDatabases(cls) -> None:
+        """Start the server once the databases are ready (stopped after the class)."""
+        super().setUpDatabases()
+        state = cls._tt_committing_state()
+        server, thread = _start_server(cls.app, cls.live_server_host, cls.live_server_port, cls.__qualname__)
+        state.stack.callback(_stop_server, server, thread, cls.live_server_stop_timeout)
+        cls.live_server_url = f"http://{cls.live_server_host}:{server.port}"
+
+
+# -- the live server ---------------------------------------------------------------------
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    """werkzeug's handler without the access log line per request (errors are still logged)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+def _start_server(app: t.Any, host: str, port: int, owner: str) -> tuple[BaseWSGIServer, threading.Thread]:
+    try:
+        server = make_server(host, port, app, threaded=True, request_handler=_QuietRequestHandler)
+    except SystemExit:  # werkzeug reports a port in use and exits
+        raise ConfigurationError(
+            f"{owner}: the live server cannot listen on {host}:{port}; set "
+            "live_server_port = 0 to let the system choose a free port."
+        ) from None
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},  # shutdown() waits up to one poll interval
+        name=f"live-server-{owner}",
+        daemon=True,
+    )
+    thread.start()
+    return server, thread
+
+
+def _stop_server(server: BaseWSGIServer, thread: threading.Thread, timeout: float) -> None:
+    try:
+        if thread.is_alive():
+            server.shutdown()
+        thread.join(timeout)
+    finally:
+        server.server_close()
+    if thread.is_alive():
+        raise RuntimeError(f"the live server's thread {thread.name} did not stop within {timeout} s")
+
+
+# -- emptying tables (per backend) -------------------------------------------------------
+
+
+def reflect_tables(connection: Connection, schemas: t.Iterable[str | None], keep: t.Container[str]) -> list[TableRef]:
+    """Every table of ``schemas`` (None: the default schema) but those named in ``keep``."""
+    inspector = sa.inspect(connection)
+    found: list[TableRef] = []
+    for schema in schemas:
+        for name in inspector.get_table_names(schema=schema):
+            if name not in keep:
+                found.append((schema, name))
+    return found
+
+
+def table_emptier(
+    backend: Backend, connection: Connection, tables: t.Sequence[TableRef], lock_timeout: float
+) -> TableEmptier:
+    """Plan, through ``connection``, how to empty ``tables``; return the emptier.
+
+    Meant to become the method ``Backend.table_emptier(connection, tables,
+    lock_timeout)``; until then the per-backend code is the table below.
+    """
+    for cls in type(backend).__mro__:
+        plan = _EMPTIERS.get(cls)
+        if plan is not None:
+            return plan(connection, tables, lock_timeout)
+    raise ConfigurationError(f"emptying tables is not supported on {backend.title}")
+
+
+def _sqlite_table_emptier(
+    connection: Connection, tables: t.Sequence[TableRef], lock_timeout: float
+) -> TableEmptier:
+    if not tables:
+        return _nothing
+    quoted = _quoted_names(connection, tables)
+    probe = " UNION ALL ".join(
+        f"SELECT {i} WHERE EXISTS (SELECT 1 FROM {name})" for i, name in enumerate(quoted)
+    )
+    has_counters = (
+        connection.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'"
+        ).first()
+        is not None
+    )
+    connection.rollback()
+    own = {name for schema, name in tables if schema is None}
+
+    def empty(conn: Connection) -> list[str]:
+        # Through the DBAPI connection: PRAGMA foreign_keys is ignored inside a
+        # transaction, and the engine's begin listener would open one first.
+        raw: t.Any = conn.connection.dbapi_connection
+        cursor = raw.cursor()
+        try:
+            dirty = [row[0] for row in cursor.execute(probe)]
+            counters = (
+                sorted(row[0] for row in cursor.execute("SELECT name FROM sqlite_sequence") if row[0] in own)
+                if has_counters
+                else []
+            )
+            if not dirty and not counters:
+                return []
+            enforced = cursor.execute("PRAGMA foreign_keys").fetchone()[0]
+            if enforced:
+                cursor.execute("PRAGMA foreign_keys = OFF")
+            try:
+                cursor.execute("BEGIN")
+                try:
+                    for i in dirty:
+                        cursor.execute(f"DELETE FROM {quoted[i]}")
+                    if counters:
+                        marks = ", ".join("?" * len(counters))
+                        cursor.execute(f"DELETE FROM sqlite_sequence WHERE name IN ({marks})", counters)
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        cursor.execute("ROLLBACK")
+                    raise
+            finally:
+                if enforced:
+                    cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+        return sorted({tables[i][1] for i in dirty} | set(counters))
+
+    return empty
+
+
+_PG_SEQUENCES = """
+SELECT s.oid::regclass::text, tn.nspname, tbl.relname
+FROM pg_class s
+JOIN pg_namespace sn ON sn.oid = s.relnamespace
+LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid
+     AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+LEFT JOIN pg_class tbl ON tbl.oid = d.refobjid
+LEFT JOIN pg_namespace tn ON tn.oid = tbl.relnamespace
+WHERE s.relkind = 'S' AND sn.nspname = ANY(:schemas)
+ORDER BY 1
+"""
+
+
+def _pg_table_emptier(
+    connection: Connection, tables: t.Sequence[TableRef], lock_timeout: float
+) -> TableEmptier:
+    default = connection.exec_driver_sql("SELECT current_schema()").scalar_one()
+    quoted = _quoted_names(connection, tables)
+    index = {(schema or default, name): i for i, (schema, name) in enumerate(tables)}
+    schemas = sorted({schema or default for schema, _ in tables} | {default})
+    owned: dict[int, list[str]] = {}
+    unowned: list[str] = []
+    for sequence, table_schema, table in connection.execute(sa.text(_PG_SEQUENCES), {"schemas": schemas}):
+        if table is None:
+            unowned.append(sequence)
+        elif (i := index.get((table_schema, table))) is not None:
+            owned.setdefault(i, []).append(sequence)
+        # else: the sequence of a kept table, left alone
+    connection.rollback()
+    parts = [
+        f"SELECT {i} WHERE EXISTS (SELECT 1 FROM {name})"
+        + "".join(f" OR (SELECT is_called FROM {seq})" for seq in owned.get(i, ()))
+        for i, name in enumerate(quoted)
+    ]
+    parts += [f"SELECT {-1 - j} FROM {seq} WHERE is_called" for j, seq in enumerate(unowned)]
+    if not parts:
+        return _nothing
+    probe = " UNION ALL ".join(parts)
+    timeout = f"SET LOCAL lock_timeout = '{max(1, math.ceil(lock_timeout * 1000))}ms'"
+
+    def empty(conn: Connection) -> list[str]:
+        found = [row[0] for row in conn.exec_driver_sql(probe)]
+        if not found:
+            conn.rollback()
+            return []
+        conn.exec_driver_sql(timeout)
+        dirty = [i for i in found if i >= 0]
+        if dirty:
+            conn.exec_driver_sql(
+                "TRUNCATE TABLE " + ", ".join(quoted[i] for i in dirty) + " RESTART IDENTITY CASCADE"
+            )
+        restarted = [unowned[-1 - i] for i in found if i < 0]
+        for seq in restarted:
+            conn.exec_driver_sql(f"ALTER SEQUENCE {seq} RESTART")
+        conn.commit()
+        return [tables[i][1] for i in dirty] + restarted
+
+    return empty
+
+
+_MYSQL_COUNTERS = sa.text(
+    "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
+    "WHERE TABLE_SCHEMA IN :schemas AND AUTO_INCREMENT > 1"
+).bindparams(sa.bindparam("schemas", expanding=True))
+
+
+def _mysql_table_emptier(
+    connection: Connection, tables: t.Sequence[TableRef], lock_timeout: float
+) -> TableEmptier:
+    if not tables:
+        return _nothing
+    default = connection.exec_driver_sql("SELECT DATABASE()").scalar_one()
+    quoted = _quoted_names(connection, tables)
+    index = {(schema or default, name): i for i, (schema, name) in enumerate(tables)}
+    schemas = sorted({schema or default for schema, _ in tables})
+    probe = " UNION ALL ".join(
+        f"SELECT {i} FROM DUAL WHERE EXISTS (SELECT 1 FROM {name})" for i, name in enumerate(quoted)
+    )
+    dialect = connection.dialect
+    # MySQL 8 caches information_schema's AUTO_INCREMENT for a day by default.
+    fresh_stats = not getattr(dialect, "is_mariadb", False) and (dialect.server_version_info or (0,)) >= (8,)
+    connection.rollback()
+    seconds = max(1, math.ceil(lock_timeout))
+
+    def empty(conn: Connection) -> list[str]:
+        if fresh_stats:
+            conn.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")
+        rows = {row[0] for row in conn.exec_driver_sql(probe)}
+        counters = {
+            i for row in conn.execute(_MYSQL_COUNTERS, {"schemas": schemas})
+            if (i := index.get((row[0], row[1]))) is not None
+        }
+        conn.rollback()
+        if not rows and not counters:
+            return []
+        saved = conn.exec_driver_sql(
+            "SELECT @@SESSION.foreign_key_checks, @@SESSION.lock_wait_timeout, "
+            "@@SESSION.innodb_lock_wait_timeout"
+        ).one()
+        conn.exec_driver_sql(
+            "SET SESSION foreign_key_checks = 0, "
+            f"lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}"
+        )
+        try:
+            # DELETE is cheap on a near-empty table; TRUNCATE (DDL, an implicit
+            # commit) is what resets AUTO_INCREMENT.
+            for i in sorted(rows - counters):
+                conn.exec_driver_sql(f"DELETE FROM {quoted[i]}")
+            conn.commit()
+            for i in sorted(counters):
+                conn.exec_driver_sql(f"TRUNCATE TABLE {quoted[i]}")
+        finally:
+            try:
+                conn.rollback()
+                checks, wait, innodb_wait = (int(v) for v in saved)
+                conn.exec_driver_sql(
+                    f"SET SESSION foreign_key_checks = {checks}, lock_wait_timeout = {wait}, "
+                    f"innodb_lock_wait_timeout = {innodb_wait}"
+                )
+                conn.commit()
+            except sa.exc.SQLAlchemyError:
+                # Never hand the pool a connection with foreign-key checks off.
+                conn.invalidate()
+        return sorted(tables[i][1] for i in rows | counters)
+
+    return empty
+
+
+_EMPTIERS: dict[type[Backend], t.Callable[[Connection, t.Sequence[TableRef], float], TableEmptier]] = {
+    SQLiteBackend: _sqlite_table_emptier,
+    PostgreSQLBackend: _pg_table_emptier,
+    MySQLBackend: _mysql_table_emptier,
+}
+
+
+def _nothing(connection: Connection) -> list[str]:
+    return []
+
+
+def _quoted_names(connection: Connection, tables: t.Sequence[TableRef]) -> list[str]:
+    preparer = connection.dialect.identifier_preparer
+    return [
+        (f"{preparer.quote_schema(schema)}." if schema else "") + preparer.quote(name)
+        for schema, name in tables
+    ]
+
+
+def _schemas(db: SQLAlchemy, key: BindKey) -> list[str | None]:
+    """The default schema, then every other schema the bind's models name."""
+    metadata = db.metadatas.get(key)
+    named = {table.schema for table in metadata.tables.values()} if metadata is not None else set()
+    return [None, *sorted(s for s in named if s is not None)]
+
+
+def _bind_name(key: BindKey) -> str:
+    return "default" if key is None else repr(key)
+
+
+def _cleanup_failure(key: BindKey, engine: Engine, when: str, exc: sa.exc.DBAPIError) -> IsolationError:
+    lines = str(exc.orig or exc).strip().splitlines()
+    checkedout = getattr(engine.pool, "checkedout", None)
+    held = f" ({checkedout()} connection(s) of this engine are still checked out)" if checkedout else ""
+    return IsolationError(
+        f"emptying the tables of the {_bind_name(key)} database {mask_url(engine.url)} "
+        f"after {when} failed: {lines[0] if lines else type(exc).__name__}. If it timed out "
+        "waiting for a lock, a connection is still inside a transaction on those tables"
+        f"{held}: a session or connection the test, a thread or a request it started did "
+        "not close. Close connections, remove sessions and join threads before the test "
+        "ends (or in a cleanup registered with addCleanup in the test)."
+    )
