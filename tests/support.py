@@ -186,9 +186,15 @@ class BackendTestCase(TransactionalTestCase):
 
 
 def bind_url(backend: Backend, name: str) -> str:
-    """URL of a test database named after ``name`` on ``backend``."""
-    url = backend.url_for(f"tt_{name}_{backend.name}_test")
-    if url is not None:
+    """URL of another test database of ``backend``, named after its main one and ``name``.
+
+    Deriving it from the main URL keeps two runs with different ``TT_TEST_*_URL``
+    settings apart.
+    """
+    if backend.url is not None:
+        main = sa.make_url(backend.url).database or ""
+        url = backend.url_for(f"{main}_{name}")
+        assert url is not None
         return url
     folder = os.path.dirname(sa.make_url(provisioner.default_sqlite_url()).database or "")
     return "sqlite:///" + os.path.join(folder, f"{name}_test.db")

@@ -117,7 +117,7 @@ class RecordingResult(unittest.TextTestResult):
         super().__init__(*args, **kwargs)
         self.exceptions: list[tuple[str, BaseException]] = []
 
-    def addError(self, test: t.Any, err: t.Any) -> None:  # noqa: N802 (unittest's name)
+    def addError(self, test: t.Any, err: t.Any) -> None:
         super().addError(test, err)
         self.exceptions.append((str(test), err[1]))
 
@@ -161,7 +161,7 @@ class SetupErrorCase(unittest.TestCase):
         transcript, not only from the library's own message.
         """
         stream = io.StringIO()
-        suite = unittest.defaultTestLoader.loadTestsFromTestCase(case)
+        suite = unittest.TestLoader().loadTestsFromTestCase(case)
         runner = unittest.TextTestRunner(stream=stream, resultclass=RecordingResult)
         with destructive_spies() as spies:
             result = t.cast(RecordingResult, runner.run(suite))
@@ -427,7 +427,7 @@ class PasswordNeverShownTest(unittest.TestCase):
     """Collects the transcripts of every error test above and searches them all."""
 
     def test_no_transcript_contains_the_password(self) -> None:
-        loader = unittest.defaultTestLoader
+        loader = unittest.TestLoader()
         suite = unittest.TestSuite(
             loader.loadTestsFromTestCase(case)
             for case in (ServerErrorTest, MissingDriverTest, FactoryErrorTest, UnsafeNameTest, UnconfiguredBindTest)

@@ -98,14 +98,15 @@ class RecordingResult(unittest.TextTestResult):
         super().__init__(*args, **kwargs)
         self.exceptions: list[tuple[str, BaseException]] = []
 
-    def addError(self, test: t.Any, err: t.Any) -> None:  # noqa: N802 (unittest's name)
+    def addError(self, test: t.Any, err: t.Any) -> None:
         super().addError(test, err)
         self.exceptions.append((str(test), err[1]))
 
 
 def run_case(case: type[unittest.TestCase]) -> RecordingResult:
     """Run ``case`` the way a runner does (class fixtures included), quietly."""
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(case)
+    # A loader of our own: the default one carries the outer runner's -k patterns.
+    suite = unittest.TestLoader().loadTestsFromTestCase(case)
     runner = unittest.TextTestRunner(stream=io.StringIO(), resultclass=RecordingResult)
     return t.cast(RecordingResult, runner.run(suite))
 
@@ -472,10 +473,9 @@ class AssertNumQueriesTest(ShopCase):
         self.assertRegex(statements[1], r"(?is)^\s*SELECT\b.*\baudit_entries\b")
 
     def test_wrong_count_fails_listing_the_statements(self) -> None:
-        with self.assertRaises(AssertionError) as cm:
-            with self.assertNumQueries(3):
-                shop.count(shop.Customer)
-                shop.count(shop.AuditEntry)
+        with self.assertRaises(AssertionError) as cm, self.assertNumQueries(3):
+            shop.count(shop.Customer)
+            shop.count(shop.AuditEntry)
         message = str(cm.exception)
         counts = FIRST_LINE_COUNTS.search(message.splitlines()[0])
         self.assertIsNotNone(counts, message)
@@ -485,9 +485,8 @@ class AssertNumQueriesTest(ShopCase):
         self.assertRegex(message, r"(?im)^\s*2\.\s*SELECT\b.*\baudit_entries\b")
 
     def test_too_few_fails_too(self) -> None:
-        with self.assertRaises(AssertionError):
-            with self.assertNumQueries(1):
-                pass
+        with self.assertRaises(AssertionError), self.assertNumQueries(1):
+            pass
 
     def test_commit_counts_only_the_insert(self) -> None:
         with self.assertNumQueries(1) as statements:
@@ -495,10 +494,9 @@ class AssertNumQueriesTest(ShopCase):
             shop.session.commit()
         self.assertRegex(statements[0], r"(?is)^\s*INSERT INTO customers\b")
         # The failure message does not list SAVEPOINT / RELEASE either.
-        with self.assertRaises(AssertionError) as cm:
-            with self.assertNumQueries(0):
-                shop.session.add(shop.Customer(email="b@example.com"))
-                shop.session.commit()
+        with self.assertRaises(AssertionError) as cm, self.assertNumQueries(0):
+            shop.session.add(shop.Customer(email="b@example.com"))
+            shop.session.commit()
         message = str(cm.exception)
         self.assertRegex(message, r"(?im)^\s*1\.\s*INSERT INTO customers\b")
         self.assertNotRegex(message, r"(?i)\b(SAVEPOINT|RELEASE|ROLLBACK|BEGIN|COMMIT)\b")
@@ -775,6 +773,39 @@ class EndsOuterTransactionRun:
         for url in after.engine_urls.values():  # type: ignore[attr-defined]
             self.assertEqual(leftover_rows(url), {})
 
+    def check_next_class_isolated(self, purpose: str, *mixins: type) -> None:
+        """Whatever the ending test let escape, the next class on its databases starts empty."""
+        case = inner(self.backend, purpose, *mixins)
+        result = run_case(case)
+        self.assertEqual(len(result.exceptions), 1, result.errors)
+        self.assertIsInstance(result.exceptions[0][1], IsolationError)
+        after = inner(self.backend, purpose, _IsolatedInner)
+        result = run_case(after)
+        self.assertEqual(result.testsRun, 2)
+        self.assertTrue(result.wasSuccessful(), result.errors + result.failures)
+
+    def test_class_data_committed_by_ending_the_transaction_does_not_reach_the_next_class(self) -> None:
+        self.check_next_class_isolated("ended_class_data", _ClassDataEndsOuterInner)
+
+    def test_rows_committed_by_ending_the_transaction_do_not_reach_the_next_class(self) -> None:
+        self.check_next_class_isolated("ended_rows", _WritesThenEndsOuterInner)
+
+
+class _ClassDataEndsOuterInner:
+    @classmethod
+    def setUpTestData(cls) -> None:
+        shop.session.add(shop.Customer(email="class@example.com"))
+
+    def test_ends_the_outer_transaction(self) -> None:
+        self.db.session.connection().commit()  # type: ignore[attr-defined]
+
+
+class _WritesThenEndsOuterInner:
+    def test_writes_then_ends_the_outer_transaction(self) -> None:
+        shop.session.add(shop.Customer(email="escaped@example.com"))
+        shop.session.flush()
+        self.db.session.connection().commit()  # type: ignore[attr-defined]
+
 
 # -- provisioning ----------------------------------------------------------------------------
 
@@ -978,9 +1009,7 @@ class DropAtExitTest(unittest.TestCase):
             self.skipTest(f"needs the {', '.join(sorted(missing))} backends: include them in TT_TEST_BACKENDS")
         for name in sorted(wanted):
             require(name)
-        pg = BACKENDS["psycopg2"].url_for("tt_atexit_psycopg2_test")
-        my = BACKENDS["pymysql"].url_for("tt_atexit_pymysql_test")
-        assert pg is not None and my is not None
+        pg, my = bind_url(BACKENDS["psycopg2"], "atexit"), bind_url(BACKENDS["pymysql"], "atexit")
         for url in (pg, my):
             self.addCleanup(drop_database, url)
         env = {
@@ -991,11 +1020,12 @@ class DropAtExitTest(unittest.TestCase):
         env["TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES"] = "0"
         proc = subprocess.run(
             [sys.executable, "-c", _AT_EXIT_SCRIPT, pg, my],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
         )
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("DATABASES ")]
-        self.assertEqual(line, ["DATABASES tt_atexit_psycopg2_test tt_atexit_pymysql_test"], proc.stdout)
+        expected = f"DATABASES {sa.make_url(pg).database} {sa.make_url(my).database}"
+        self.assertEqual(line, [expected], proc.stdout)
         self.assertFalse(database_exists(pg), "the PostgreSQL test database outlived its process")
         self.assertFalse(database_exists(my), "the MariaDB test database outlived its process")
 

@@ -252,7 +252,7 @@ class PerBackend(_RunBase):
     @classmethod
     def setUpClass(cls) -> None:
         require(cls.backend.name)
-        super().setUpClass()  # type: ignore[misc]
+        super().setUpClass()
 
     def url(self, purpose: str) -> str:
         return bind_url(self.backend, f"mig_{purpose}")
@@ -276,7 +276,7 @@ class MigratedCase(_CaseBase):
     @classmethod
     def setUpClass(cls) -> None:
         with forced_build(), counting_upgrades() as upgrade:
-            super().setUpClass()  # type: ignore[misc]
+            super().setUpClass()
         cls.upgrades = upgrade.call_count
 
 
@@ -339,8 +339,8 @@ class FactoryWithoutMigrate(MigratedCase, LibraryIsolation):
         self.assertEqual(versions(self), LIBRARY_HEADS)
 
     def test_flask_migrate_registered_for_the_test(self) -> None:
-        migrate = self.app.extensions.get("migrate")
-        self.assertIsNotNone(migrate)
+        self.assertIn("migrate", self.app.extensions)
+        migrate = self.app.extensions["migrate"]
         self.assertEqual(os.path.abspath(migrate.directory), library.MIGRATIONS)
         self.assertIs(migrate.db, self.db)
 

@@ -40,6 +40,7 @@ from sqlalchemy.pool import NullPool
 
 from tests.runner_suite import sample_cases
 from tests.support import BACKENDS, require, selected_backends
+from transactional_testcase import provisioning
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MODULE = sample_cases.__name__
@@ -61,6 +62,8 @@ class Summary(t.NamedTuple):
 
 
 class Runner(t.NamedTuple):
+    """A command line that runs the sample suite, and how to read its output."""
+
     name: str
     argv: list[str]
     parallel: bool
@@ -76,10 +79,23 @@ def parse_unittest(output: str) -> Summary:
         raise AssertionError(f"no unittest summary in the output:\n{output}")
     counts = {k.strip(): int(v) for k, v in re.findall(r"([\w ]+)=(\d+)", status[-1][1])}
     total = int(ran[0])
-    not_passed = sum(counts.get(k, 0) for k in ("failures", "errors", "skipped", "expected failures", "unexpected successes"))
+    not_passed = sum(
+        counts.get(k, 0)
+        for k in ("failures", "errors", "skipped", "expected failures", "unexpected successes")
+    )
     failed = [".".join(m.split(".")[-2:]) for m in re.findall(r"^FAIL: \w+ \(([\w.]+)\)", output, re.MULTILINE)]
     errored = re.findall(r"^ERROR: (.+)$", output, re.MULTILINE)
     return Summary(total, max(total - not_passed, 0), counts, failed, errored)
+
+
+def parse_unittest_parallel(output: str) -> Summary:
+    """unittest-parallel prints unittest's summary, but its failure headers lack ``FAIL:``."""
+    summary = parse_unittest(output)
+    headers = re.findall(r"^=+\n(?:(FAIL|ERROR): )?\w+ \(([\w.]+)\)", output, re.MULTILINE)
+    if summary.counts.get("errors"):
+        return summary
+    failed = [".".join(name.split(".")[-2:]) for kind, name in headers if kind != "ERROR"]
+    return summary._replace(failed=failed)
 
 
 def parse_pytest(output: str) -> Summary:
@@ -115,6 +131,11 @@ RUNNERS: dict[str, Runner] = {
         # pytest collects a file named on its command line whatever python_files says.
         Runner("pytest", _PYTEST, False, parse_pytest, _PYTEST_ENV),
         Runner("xdist", [*_PYTEST, "-p", "xdist.plugin", "-n", "2"], True, parse_pytest, _PYTEST_ENV),
+        # unittest-parallel hands out whole modules by default: one module here,
+        # so split by class to keep both workers busy.
+        Runner("unittest_parallel", [*_PY, "unittest_parallel", "-j", "2", "--level", "class", "-v",
+                                     "-s", "tests/runner_suite", "-t", ".", "-p", "sample_*.py"],
+               True, parse_unittest_parallel),
     ]
 }
 
@@ -149,10 +170,10 @@ def server_databases(url: sa.URL, prefix: str) -> set[str]:
         engine.dispose()
 
 
-def drop_server_databases(url: sa.URL, prefix: str) -> None:
-    """Drop every database whose name starts with ``prefix`` (ours: they contain 'test')."""
-    assert "test" in prefix
-    names = server_databases(url, prefix)
+def drop_server_databases(url: sa.URL, *prefixes: str) -> None:
+    """Drop every database whose name starts with one of ``prefixes`` (ours: test databases)."""
+    names = {n for p in prefixes for n in server_databases(url, p)}
+    assert all("test" in n for n in names), names
     if not names:
         return
     engine = _admin_engine(url)
@@ -164,6 +185,20 @@ def drop_server_databases(url: sa.URL, prefix: str) -> None:
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(name)}{force}")
     finally:
         engine.dispose()
+
+
+def template_prefixes(url: sa.URL) -> list[str]:
+    """Name prefixes of the templates the library builds for a run's two databases.
+
+    Only for cleaning up: a worker that never drops its databases at exit
+    leaves its templates behind too. The naming is the library's own (private)
+    business; without it there is nothing to clean here.
+    """
+    prefix = getattr(provisioning, "_template_prefix", None)
+    if prefix is None:
+        return []
+    audit = url.set(database=f"{url.database}{sample_cases.AUDIT_SUFFIX}")
+    return [prefix(url, None), prefix(audit, "audit")]
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -222,7 +257,9 @@ class RunnerMatrix(unittest.TestCase):
 
     def run_sample(self, runner: Runner, *, fail: bool) -> Run:
         """Run the sample suite under ``runner``, in an environment of its own."""
-        base = f"tt_runner_{runner.name}_{'fail' if fail else 'pass'}_{self.backend}_test"
+        # The pid keeps two runs of this module (two sessions, or a parallel
+        # runner running it) off each other's databases.
+        base = f"tt_runner_{os.getpid()}_{runner.name}_{'fail' if fail else 'pass'}_{self.backend}_test"
         server_url = BACKENDS[self.backend].url_for(base)
         url = None if server_url is None else sa.make_url(server_url)
         work = tempfile.mkdtemp(prefix="tt_runner_")
@@ -247,8 +284,9 @@ class RunnerMatrix(unittest.TestCase):
             env[sample_cases.FAIL_ENV] = "1"
         if url is not None:
             env["TEST_DATABASE_URL"] = url.render_as_string(hide_password=False)
-            drop_server_databases(url, base)  # an earlier killed run's leftovers
-            self.addCleanup(drop_server_databases, url, base)
+            ours = [base, *template_prefixes(url)]
+            drop_server_databases(url, *ours)  # leftovers of a killed run with our pid
+            self.addCleanup(drop_server_databases, url, *ours)
 
         returncode, output = _run(runner.argv, env)
         used: dict[str, set[int]] = defaultdict(set)

@@ -11,15 +11,19 @@ from .errors import (
     TransactionalTestCaseError,
     UnsafeDatabaseError,
 )
-from .testcase import TransactionalTestCase
+from .migration_checks import MigrationAssertionsMixin, MigrationsTestCase
+from .testcase import DatabaseTestCase, TransactionalTestCase
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigurationError",
+    "DatabaseTestCase",
     "DatabaseUnreachableError",
     "IsolationError",
+    "MigrationAssertionsMixin",
     "MigrationError",
+    "MigrationsTestCase",
     "MissingDriverError",
     "TransactionalTestCase",
     "TransactionalTestCaseError",

@@ -37,13 +37,41 @@ DRIVER_EXTRAS: dict[str, str] = {
     "pymysql": "mysql",
     "mysqldb": "mysqlclient",
 }
-#: The same, by the module name an ImportError reports.
-DRIVER_MODULE_EXTRAS: dict[str, str] = {
-    "psycopg": "postgresql",
-    "psycopg2": "psycopg2",
-    "pymysql": "mysql",
-    "MySQLdb": "mysqlclient",
+#: The PyPI package of other drivers SQLAlchemy knows, by SQLAlchemy driver name.
+DRIVER_PACKAGES: dict[str, str] = {
+    "pg8000": "pg8000",
+    "asyncpg": "asyncpg",
+    "mysqlconnector": "mysql-connector-python",
+    "mariadbconnector": "mariadb",
+    "aiomysql": "aiomysql",
+    "asyncmy": "asyncmy",
+    "aiosqlite": "aiosqlite",
+    "pysqlcipher": "sqlcipher3",
+    "cymysql": "cymysql",
 }
+#: SQLAlchemy driver name by the top-level module an ImportError names.
+DRIVER_MODULES: dict[str, str] = {
+    "psycopg": "psycopg",
+    "psycopg2": "psycopg2",
+    "pymysql": "pymysql",
+    "MySQLdb": "mysqldb",
+    "pg8000": "pg8000",
+    "asyncpg": "asyncpg",
+    "mysql": "mysqlconnector",
+    "mariadb": "mariadbconnector",
+    "aiomysql": "aiomysql",
+    "asyncmy": "asyncmy",
+    "aiosqlite": "aiosqlite",
+    "cymysql": "cymysql",
+}
+
+
+def install_hint(driver: str) -> str:
+    """The pip command that installs SQLAlchemy driver ``driver``."""
+    extra = DRIVER_EXTRAS.get(driver)
+    if extra is not None:
+        return f"pip install 'transactional_testcase[{extra}]'"
+    return f"pip install {DRIVER_PACKAGES.get(driver, driver)}"
 
 
 class Backend:
@@ -551,15 +579,9 @@ def check_driver(url: URL) -> None:
         dialect_cls.import_dbapi()
     except ImportError as exc:
         driver = url.get_driver_name()
-        extra = DRIVER_EXTRAS.get(driver)
-        fix = (
-            f"pip install 'transactional_testcase[{extra}]'"
-            if extra
-            else f"install the {driver!r} driver"
-        )
         raise MissingDriverError(
             f"{mask_url(url)} needs the {driver!r} driver, which is not installed "
-            f"({exc}): {fix}."
+            f"({exc}): {install_hint(driver)}."
         ) from None
     except sa.exc.NoSuchModuleError:
         raise ConfigurationError(

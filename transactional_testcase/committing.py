@@ -162,10 +162,12 @@ class CommittingTestCase(DatabaseTestCase):
         try:
             for key, empty in emptiers.items():
                 engine = state.engines[key]
+                # The SQLite emptier works on the DBAPI connection: its errors come raw.
+                errors = (sa.exc.DBAPIError, engine.dialect.loaded_dbapi.Error)
                 try:
                     with engine.connect() as conn:
                         emptied = empty(conn)
-                except sa.exc.DBAPIError as exc:
+                except errors as exc:
                     # Go on with the other engines: the next test needs them empty too.
                     if failure is None:
                         failure = _cleanup_failure(key, engine, when, exc)
@@ -305,6 +307,7 @@ def _sqlite_table_emptier(
     )
     connection.rollback()
     own = {name for schema, name in tables if schema is None}
+    timeout_ms = max(1, math.ceil(lock_timeout * 1000))
 
     def empty(conn: Connection) -> list[str]:
         # Through the DBAPI connection: PRAGMA foreign_keys is ignored inside a
@@ -321,6 +324,8 @@ def _sqlite_table_emptier(
             if not dirty and not counters:
                 return []
             enforced = cursor.execute("PRAGMA foreign_keys").fetchone()[0]
+            busy = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
+            cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
             if enforced:
                 cursor.execute("PRAGMA foreign_keys = OFF")
             try:
@@ -339,6 +344,7 @@ def _sqlite_table_emptier(
             finally:
                 if enforced:
                     cursor.execute("PRAGMA foreign_keys = ON")
+                cursor.execute(f"PRAGMA busy_timeout = {int(busy)}")
         finally:
             cursor.close()
         return sorted({tables[i][1] for i in dirty} | set(counters))
@@ -504,8 +510,8 @@ def _bind_name(key: BindKey) -> str:
     return "default" if key is None else repr(key)
 
 
-def _cleanup_failure(key: BindKey, engine: Engine, when: str, exc: sa.exc.DBAPIError) -> IsolationError:
-    lines = str(exc.orig or exc).strip().splitlines()
+def _cleanup_failure(key: BindKey, engine: Engine, when: str, exc: Exception) -> IsolationError:
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     checkedout = getattr(engine.pool, "checkedout", None)
     held = f" ({checkedout()} connection(s) of this engine are still checked out)" if checkedout else ""
     return IsolationError(

@@ -42,6 +42,7 @@ from flask import Flask
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
+from ._compat import revision_steps
 from .backends import backend_for, check_driver, check_safe
 from .errors import (
     ConfigurationError,
@@ -52,10 +53,11 @@ from .errors import (
 )
 from .migrations import (
     AlembicSetting,
-    _find_ini,
-    _quiet,
-    _register_flask_migrate,
+    find_alembic_ini,
+    load_alembic_config,
     preserved_logging,
+    quiet_migrations,
+    register_flask_migrate,
 )
 from .provisioning import provisioner, worker_url
 
@@ -122,26 +124,8 @@ def load_migrations(setting: AlembicSetting, app: Flask) -> Migrations:
             "no migrations to check. Point alembic_config at alembic.ini or the "
             "migrations folder (or leave it None to find Flask-Migrate's)."
         )
-    from alembic.config import Config
-
-    ini = _find_ini(None if setting is True else setting, app)
-    folder = os.path.dirname(ini)
-    config = Config(ini)
-    location = config.get_main_option("script_location")
-    if not location:
-        location = folder  # Flask-Migrate's layout: alembic.ini in the script folder
-    elif not os.path.isabs(location) and not os.path.isdir(location):
-        location = os.path.join(folder, location)
-    config.set_main_option("script_location", os.path.abspath(location))
-    env_py = os.path.join(location, "env.py")
-    try:
-        with open(env_py, encoding="utf-8") as f:
-            uses_flask_migrate = "current_app" in f.read()
-    except OSError:
-        raise ConfigurationError(
-            f"alembic_config: {env_py} does not exist; point alembic_config at a "
-            "folder holding alembic.ini and env.py, or at alembic.ini itself."
-        ) from None
+    ini = find_alembic_ini(None if setting is True else setting, app)
+    config, uses_flask_migrate = load_alembic_config(ini)
     return Migrations(config, uses_flask_migrate)
 
 
@@ -295,9 +279,9 @@ class MigrationAssertionsMixin(_TestCaseBase):
     @classmethod
     def get_migrations(cls) -> Migrations:
         """The class's Alembic configuration, loaded once per class and app."""
-        cached = cls.__dict__.get("_tt_migrations")
+        cached: tuple[Flask, Migrations] | None = cls.__dict__.get("_tt_migrations")
         if cached is not None and cached[0] is cls.app:
-            return t.cast(Migrations, cached[1])
+            return cached[1]
         with cls.app.app_context():
             migrations = load_migrations(getattr(cls, "alembic_config", None), cls.app)
         cls._tt_migrations = (cls.app, migrations)
@@ -305,14 +289,16 @@ class MigrationAssertionsMixin(_TestCaseBase):
 
     # -- assertions --------------------------------------------------------------
 
-    def assertSingleHead(self) -> None:
+    def assertSingleHead(self, msg: str | None = None) -> None:
         """Fail when the migrations have several heads (unmerged branches) or none."""
         migrations = self.get_migrations()
         heads = sorted(migrations.script.get_heads())
         if len(heads) == 1:
             return
         if not heads:
-            self.fail(f"the migrations in {migrations.location} have no revision at all.")
+            self.fail(self._formatMessage(
+                msg, f"the migrations in {migrations.location} have no revision at all."
+            ))
         described = []
         for head in heads:
             script = migrations.script.get_revision(head)
@@ -320,19 +306,20 @@ class MigrationAssertionsMixin(_TestCaseBase):
             parent = script.down_revision
             revises = ", ".join(parent) if isinstance(parent, tuple) else (parent or "base")
             described.append(f"  {head} ({migrations.where(script)}, revises {revises})")
-        self.fail(
+        self.fail(self._formatMessage(
+            msg,
             f"the migrations in {migrations.location} have {len(heads)} heads, not one:\n"
             + "\n".join(described)
-            + "\nMerge them: 'flask db merge heads' (or 'alembic merge heads')."
-        )
+            + "\nMerge them: 'flask db merge heads' (or 'alembic merge heads').",
+        ))
 
-    def assertUpgradeFromBase(self) -> None:
+    def assertUpgradeFromBase(self, msg: str | None = None) -> None:
         """Fail when an empty database cannot be upgraded to head."""
         migrations = self.get_migrations()
         with self._tt_databases() as databases:
-            self._tt_check(lambda: self._tt_upgrade_from_base(migrations, databases))
+            self._tt_check(msg, lambda: self._tt_upgrade_from_base(migrations, databases))
 
-    def assertModelsMatchMigrations(self) -> None:
+    def assertModelsMatchMigrations(self, msg: str | None = None) -> None:
         """Fail when Alembic's autogenerate finds differences between models and migrations.
 
         An empty database is upgraded to head and compared with ``db.metadatas``
@@ -342,11 +329,11 @@ class MigrationAssertionsMixin(_TestCaseBase):
         """
         migrations = self.get_migrations()
         with self._tt_databases() as databases:
-            self._tt_check(lambda: self._tt_compare(migrations, databases))
+            self._tt_check(msg, lambda: self._tt_compare(migrations, databases))
 
     assertNoPendingMigrations = assertModelsMatchMigrations
 
-    def assertUpDownRoundTrip(self) -> None:
+    def assertUpDownRoundTrip(self, msg: str | None = None) -> None:
         """Fail when a revision does not downgrade and upgrade again.
 
         From an empty database, each revision in turn (base to head) is
@@ -355,18 +342,18 @@ class MigrationAssertionsMixin(_TestCaseBase):
         """
         migrations = self.get_migrations()
         with self._tt_databases() as databases:
-            self._tt_check(lambda: self._tt_round_trip(migrations, databases))
+            self._tt_check(msg, lambda: self._tt_round_trip(migrations, databases))
 
     # -- implementation -------------------------------------------------------------
 
-    def _tt_check(self, check: t.Callable[[], None]) -> None:
+    def _tt_check(self, msg: str | None, check: t.Callable[[], None]) -> None:
         try:
             check()
         except _Failure as failure:
             message = str(failure)
         else:
             return
-        self.fail(message)
+        self.fail(self._formatMessage(msg, message))
 
     @contextlib.contextmanager
     def _tt_databases(self) -> t.Iterator[_MigrationsDatabases]:
@@ -400,14 +387,12 @@ class MigrationAssertionsMixin(_TestCaseBase):
         app, db = self.app, self.db
 
         def steps(rev: t.Any, context: MigrationContext) -> t.Any:
-            if upgrade:
-                return script._upgrade_revs(destination, rev)
-            return script._downgrade_revs(destination, rev)
+            return revision_steps(script, destination, rev, upgrade)
 
         url = databases.urls[None]
         with app.app_context():
             if migrations.uses_flask_migrate and "migrate" not in app.extensions:
-                _register_flask_migrate(app, db, migrations.location)
+                register_flask_migrate(app, db, migrations.location)
             config.set_main_option(
                 "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%")
             )
@@ -417,7 +402,7 @@ class MigrationAssertionsMixin(_TestCaseBase):
             # them at the migrations databases while Alembic runs.
             live.update(databases.engines)
             try:
-                with preserved_logging(), _quiet(), databases.engines[None].begin() as connection:
+                with preserved_logging(), quiet_migrations(), databases.engines[None].begin() as connection:
                     config.attributes["connection"] = connection
                     with EnvironmentContext(config, script, fn=steps, destination_rev=destination):
                         script.run_env()

@@ -19,10 +19,12 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import Engine
 
+from ._compat import handlers_out_of_reach_of_fileconfig
 from .errors import ConfigurationError, MigrationError, mask_url, scrub
 
 if t.TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
     from flask_sqlalchemy import SQLAlchemy
 
 AlembicSetting = t.Union[str, "os.PathLike[str]", bool, None]
@@ -100,14 +102,14 @@ class AlembicSchema(SchemaSource):
         from alembic import command
 
         if self.uses_flask_migrate and "migrate" not in app.extensions:
-            _register_flask_migrate(app, db, self.location)
+            register_flask_migrate(app, db, self.location)
         engine = engines[None]
         url = engine.url
         self.config.set_main_option(
             "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%")
         )
         try:
-            with preserved_logging(), _quiet(), engine.begin() as connection:
+            with preserved_logging(), quiet_migrations(), engine.begin() as connection:
                 # A plain env.py shares this connection (Alembic's cookbook);
                 # Flask-Migrate's env.py takes db.engine from current_app.
                 self.config.attributes["connection"] = connection
@@ -126,7 +128,7 @@ class AlembicSchema(SchemaSource):
             )
 
     def _failure(self, exc: BaseException, url: t.Any) -> MigrationError:
-        where = _failing_revision(exc.__traceback__, self.location)
+        where = failing_revision(exc.__traceback__, self.script)
         if isinstance(exc, SystemExit):
             what = f"env.py or a migration called sys.exit({exc.code})"
         else:
@@ -145,17 +147,28 @@ def schema_source(
         return CreateAllSchema(db)
     if setting is True:
         setting = None
-    from alembic.config import Config
-
-    ini = _find_ini(setting, app)
+    ini = find_alembic_ini(setting, app)
     cached = _alembic_schemas.get(ini)
     if cached is not None:
         return cached
+    config, uses_flask_migrate = load_alembic_config(ini)
+    schema = _alembic_schemas[ini] = AlembicSchema(config, uses_flask_migrate)
+    return schema
+
+
+def load_alembic_config(ini: str) -> tuple[Config, bool]:
+    """The Alembic ``Config`` of ``ini``, and whether its ``env.py`` needs Flask-Migrate.
+
+    A relative ``script_location`` is taken relative to the ini file when it
+    does not exist from the current directory; Flask-Migrate's layout (no
+    ``script_location``: the ini sits in the script folder) works as is.
+    """
+    from alembic.config import Config
+
     folder = os.path.dirname(ini)
     config = Config(ini)
     location = config.get_main_option("script_location")
     if not location:
-        # Flask-Migrate's layout: alembic.ini sits in the script folder.
         location = folder
     elif not os.path.isabs(location) and not os.path.isdir(location):
         location = os.path.join(folder, location)
@@ -169,15 +182,15 @@ def schema_source(
             f"alembic_config: {env_py} does not exist; point alembic_config at a "
             "folder holding alembic.ini and env.py, or at alembic.ini itself."
         ) from None
-    schema = _alembic_schemas[ini] = AlembicSchema(config, uses_flask_migrate)
-    return schema
+    return config, uses_flask_migrate
 
 
 #: Parsing a script directory imports every revision: once per process is enough.
 _alembic_schemas: dict[str, AlembicSchema] = {}
 
 
-def _find_ini(setting: str | os.PathLike[str] | None, app: Flask) -> str:
+def find_alembic_ini(setting: str | os.PathLike[str] | None, app: Flask) -> str:
+    """The absolute path of the ``alembic.ini`` an ``alembic_config`` setting means."""
     if setting is not None:
         path = os.fspath(setting)
         ini = os.path.join(path, "alembic.ini") if os.path.isdir(path) else path
@@ -205,7 +218,7 @@ def _find_ini(setting: str | os.PathLike[str] | None, app: Flask) -> str:
     )
 
 
-def _register_flask_migrate(app: Flask, db: SQLAlchemy, directory: str) -> None:
+def register_flask_migrate(app: Flask, db: SQLAlchemy, directory: str) -> None:
     try:
         from flask_migrate import Migrate
     except ImportError:
@@ -216,22 +229,24 @@ def _register_flask_migrate(app: Flask, db: SQLAlchemy, directory: str) -> None:
     Migrate(app, db, directory=directory)
 
 
-def _failing_revision(tb: types.TracebackType | None, location: str) -> str:
-    """' in revision X (file, line N)' for the innermost migration frame of ``tb``."""
+def failing_revision(tb: types.TracebackType | None, script: ScriptDirectory) -> str:
+    """' in revision X (file, line N)' for the innermost revision frame of ``tb``."""
+    paths = {os.path.abspath(s.path): s.revision for s in script.walk_revisions()}
     found = ""
-    location = os.path.abspath(location)
     while tb is not None:
-        frame = tb.tb_frame
-        filename = os.path.abspath(frame.f_code.co_filename)
-        if filename.startswith(location) and "revision" in frame.f_globals:
-            rel = os.path.relpath(filename, location)
-            found = f" in revision {frame.f_globals['revision']} ({rel}, line {tb.tb_lineno})"
+        filename = os.path.abspath(tb.tb_frame.f_code.co_filename)
+        revision = paths.get(filename)
+        if revision is not None:
+            shown = os.path.relpath(filename, script.dir)
+            if shown.startswith(".."):
+                shown = filename
+            found = f" in revision {revision} ({shown}, line {tb.tb_lineno})"
         tb = tb.tb_next
     return found
 
 
 @contextlib.contextmanager
-def _quiet() -> t.Iterator[None]:
+def quiet_migrations() -> t.Iterator[None]:
     """Keep a test run's output clean while migrations run.
 
     Alembic logs every revision at INFO, and Flask-Migrate's stock env.py calls
@@ -273,7 +288,8 @@ def preserved_logging() -> t.Iterator[None]:
     root = logging.getLogger()
     root_state = _LoggerState(root.disabled, root.level, root.propagate, list(root.handlers))
     try:
-        yield
+        with handlers_out_of_reach_of_fileconfig():
+            yield
     finally:
         for name, logger in list(manager.loggerDict.items()):
             if not isinstance(logger, logging.Logger):

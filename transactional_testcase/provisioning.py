@@ -20,9 +20,11 @@ import atexit
 import contextlib
 import hashlib
 import multiprocessing
+import multiprocessing.util
 import os
 import re
 import shutil
+import signal
 import tempfile
 import threading
 import typing as t
@@ -97,9 +99,10 @@ class Provisioner:
 
     def __init__(self) -> None:
         self._databases: dict[str, _Database] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._tempdir: str | None = None
-        self._atexit_registered = False
+        self._registered_in: int | None = None
+        self._dropping = False
         self._templates: dict[str, tuple[URL, Backend, URL, str | None]] = {}
         #: How many times each way of provisioning ran (reuse, keep, clone, build).
         self.stats: dict[str, int] = {"reuse": 0, "keep": 0, "clone": 0, "build": 0}
@@ -153,6 +156,10 @@ class Provisioner:
                 return self._count("reuse")
             for engine in engines.values():
                 engine.dispose()
+            # Whatever happens next, these databases are no longer what was
+            # recorded: a failed build must not be reused by a later class.
+            for _, url, _, _ in targets:
+                self._databases.pop(_key(url), None)
             try:
                 how = self._provision(app, db, engines, schema, targets, keepdb)
             except sa.exc.OperationalError as exc:
@@ -224,8 +231,21 @@ class Provisioner:
                 f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
             ) from None
 
+    def invalidate(self, urls: t.Iterable[URL]) -> None:
+        """Forget these databases: a test committed into them for real.
+
+        The next class that needs them builds (or clones) them afresh.
+        """
+        with self._lock:
+            for url in urls:
+                known = self._databases.pop(_key(url), None)
+                if known is not None and known.keep:
+                    with contextlib.suppress(Exception):
+                        known.backend.write_marker(url, "invalidated")
+
     def drop_all(self) -> None:
         """Drop every database this process created and does not keep (at exit)."""
+        self._dropping = True
         with self._lock:
             databases, self._databases = list(self._databases.values()), {}
         for database in databases:
@@ -248,9 +268,45 @@ class Provisioner:
         return how
 
     def _register_atexit(self) -> None:
-        if not self._atexit_registered:
+        if self._registered_in != os.getpid():
             atexit.register(self.drop_all)
-            self._atexit_registered = True
+            # Workers forked by multiprocessing (nose2's mp plugin,
+            # unittest-parallel) end with os._exit(): atexit never runs there,
+            # multiprocessing's own finalizers do.
+            multiprocessing.util.Finalize(None, self.drop_all, exitpriority=10)
+            self._registered_in = os.getpid()
+            self._drop_on_sigterm()
+
+    def _drop_on_sigterm(self) -> None:
+        """In a multiprocessing worker, drop the databases when terminated.
+
+        A ``multiprocessing.Pool`` (unittest-parallel) ends its workers with
+        SIGTERM, which runs neither atexit nor finalizers.
+        """
+        if (
+            multiprocessing.current_process().name == "MainProcess"
+            or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        ):
+            return
+
+        def on_sigterm(signum: int, frame: object) -> None:
+            if self._dropping:
+                return  # already on the way out: let that drop finish
+            self.drop_all()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _after_fork_in_child(self) -> None:
+        # What the parent built is the parent's to drop, never the child's.
+        self._databases = {}
+        self._templates = {}
+        self._tempdir = None
+        self._registered_in = None
+        self._dropping = False
+        self._lock = threading.RLock()
 
 
 def _key(url: URL) -> str:
@@ -282,3 +338,4 @@ def _template_name(url: URL, key: str | None, fingerprint: str) -> str:
 
 #: The process-wide provisioner every test case class shares.
 provisioner = Provisioner()
+os.register_at_fork(after_in_child=provisioner._after_fork_in_child)

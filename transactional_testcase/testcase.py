@@ -31,12 +31,13 @@ from sqlalchemy.orm.state import InstanceState
 
 from . import diagnostics
 from .assertions import RequestAssertionsMixin
-from .backends import DRIVER_MODULE_EXTRAS, Backend, backend_for, check_driver
+from .backends import DRIVER_MODULES, Backend, backend_for, check_driver, install_hint
 from .errors import (
     ConfigurationError,
     IsolationError,
     MissingDriverError,
     TransactionalTestCaseError,
+    scrub,
 )
 from .isolation import SessionRedirect
 from .migrations import AlembicSetting, schema_source
@@ -228,16 +229,17 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
         except TransactionalTestCaseError:
             raise
         except ImportError as exc:
-            extra = DRIVER_MODULE_EXTRAS.get(exc.name or "")
-            if extra is None:
+            driver = DRIVER_MODULES.get((exc.name or "").split(".")[0])
+            if driver is None:
                 raise
             raise MissingDriverError(
-                f"{cls.__qualname__}.create_app() needs the {exc.name!r} driver, which is "
-                f"not installed: pip install 'transactional_testcase[{extra}]'."
+                f"{cls.__qualname__}.create_app() needs the {driver!r} database driver, "
+                f"which is not installed: {install_hint(driver)}."
             ) from None
         except Exception as exc:
+            message = scrub(str(exc), *_urls(config))
             raise ConfigurationError(
-                f"{cls.__qualname__}.create_app(config) raised {type(exc).__name__}: {exc}"
+                f"{cls.__qualname__}.create_app(config) raised {type(exc).__name__}: {message}"
             ) from exc
         if not isinstance(app, Flask):
             raise ConfigurationError(
@@ -252,17 +254,22 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
     ) -> dict[BindKey, str]:
         """Name, per engine, the setting that chose its URL (for safety errors)."""
         settings: dict[BindKey, str] = {}
-        for key in engines:
+        for key, engine in engines.items():
+            ours = key in requested and _same_database(engine.url, requested[key])
             if key is None:
                 settings[key] = (
                     "database_url (or the TEST_DATABASE_URL environment variable)"
-                    if cls.database_url or "TEST_DATABASE_URL" in os.environ
-                    else "the SQLALCHEMY_DATABASE_URI that create_app sets"
+                    if ours
+                    else "the SQLALCHEMY_DATABASE_URI that create_app sets (it ignores "
+                    "config['SQLALCHEMY_DATABASE_URI'])"
                 )
-            elif key in cls.binds:
-                settings[key] = f"binds[{key!r}]"
             else:
-                settings[key] = f"the app's SQLALCHEMY_BINDS[{key!r}] (or set binds[{key!r}])"
+                settings[key] = (
+                    f"binds[{key!r}]"
+                    if ours
+                    else f"the app's own SQLALCHEMY_BINDS[{key!r}] (or set binds[{key!r}] "
+                    "and make create_app use config['SQLALCHEMY_BINDS'])"
+                )
         return settings
 
     # -- per test --------------------------------------------------------------------
@@ -437,6 +444,9 @@ class TransactionalTestCase(DatabaseTestCase):
         finally:
             state.redirect.attach(None)
         implicit = state.monitor.implicit_commits
+        if implicit or ended:
+            # Rows may have been committed for real: the next class rebuilds.
+            provisioner.invalidate(e.url for e in state.engines.values())
         if implicit:
             statement = " ".join(implicit[0].split())[:120]
             raise IsolationError(
@@ -478,6 +488,24 @@ def _for_worker(url: t.Any) -> t.Any:
     if isinstance(url, (str, URL)):
         return worker_url(url).render_as_string(hide_password=False)
     return url  # a dict of engine options: left as the user wrote it
+
+
+def _urls(config: t.Mapping[str, t.Any]) -> list[t.Any]:
+    urls = [config.get("SQLALCHEMY_DATABASE_URI")]
+    for value in (config.get("SQLALCHEMY_BINDS") or {}).values():
+        urls.append(value.get("url") if isinstance(value, dict) else value)
+    return [u for u in urls if isinstance(u, (str, URL))]
+
+
+def _same_database(url: URL, requested: t.Any) -> bool:
+    """Whether ``url`` (an engine's) is the database ``requested`` names (query aside)."""
+    if isinstance(requested, dict):
+        requested = requested.get("url")
+    try:
+        wanted = make_url(requested)
+    except Exception:  # noqa: BLE001 - anything unparseable is simply not the same
+        return False
+    return url.set(query={}) == wanted.set(query={})
 
 
 def _dispose(engines: list[Engine]) -> None:

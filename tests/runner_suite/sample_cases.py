@@ -32,6 +32,8 @@ from transactional_testcase.provisioning import provisioner
 
 FAIL_ENV = "TT_RUNNER_SUITE_FAIL"
 REPORT_ENV = "TT_RUNNER_SUITE_REPORT"
+#: The ``audit`` bind's database is the default one's name plus this.
+AUDIT_SUFFIX = "_audit"
 
 #: ``Class.method`` of the one test that fails when ``TT_RUNNER_SUITE_FAIL=1``.
 DELIBERATE_FAILURE = "FailureIsReportedTest.test_a_deliberate_failure"
@@ -45,7 +47,7 @@ def audit_url() -> str:
     if default.get_backend_name() == "sqlite":
         folder = os.path.dirname(default.database or "")
         return "sqlite:///" + os.path.join(folder, "audit_test.db")
-    return default.set(database=f"{default.database}_audit").render_as_string(hide_password=False)
+    return default.set(database=f"{default.database}{AUDIT_SUFFIX}").render_as_string(hide_password=False)
 
 
 class SampleCase(tt.TransactionalTestCase):

@@ -5,7 +5,8 @@ reuse them through ``version_locations`` and add what each failing check must
 catch: a second head, a revision whose downgrade breaks, one whose upgrade
 breaks, one whose downgrade leaves its row behind; ``merged/`` merges the two
 heads again; ``plain/`` runs the same revisions through a plain ``env.py``
-(Alembic's shared-connection recipe). ``drift.py`` is the same blog with
+(Alembic's shared-connection recipe); ``external_versions/`` has no revision
+of its own, only ``version_locations`` elsewhere. ``drift.py`` is the same blog with
 models that no migration describes; ``multidb.py`` a two-database app.
 """
 
@@ -28,6 +29,7 @@ BROKEN_DOWNGRADE = os.path.join(HERE, "broken_downgrade")
 BROKEN_UPGRADE = os.path.join(HERE, "broken_upgrade")
 LEAKY_DOWNGRADE = os.path.join(HERE, "leaky_downgrade")
 MERGED = os.path.join(HERE, "merged")
+EXTERNAL_VERSIONS = os.path.join(HERE, "external_versions")
 
 #: Named constraints, as the migrations name them (SQLite's batch mode needs names).
 NAMING_CONVENTION = {

@@ -1,7 +1,9 @@
 """The blog with models the migrations in ``good/`` do not describe.
 
 Against ``good/``: a table (``tags``), a column (``posts.summary``), a changed
-type (``posts.title`` is 250 long) and a changed nullability (``users.email``).
+type (``posts.title`` is 250 long), a changed nullability (``users.email``) and,
+seen only with ``compare_server_default``, a changed server default
+(``posts.views`` defaults to 1).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Post(db.Model):
     author_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
     title: Mapped[str] = mapped_column(sa.String(250))
     summary: Mapped[str] = mapped_column(sa.String(300))
-    views: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
+    views: Mapped[int] = mapped_column(default=1, server_default=sa.text("1"))
 
 
 class Tag(db.Model):

@@ -1,4 +1,4 @@
-"""A two-database app migrated by a multi-database env.py (``multidb/``).
+"""A two-database app migrated by a multi-database env.py (``multidb_migrations/``).
 
 ``users`` lives in the default database, ``audit_entries`` in the ``audit``
 bind; each revision has an ``upgrade_<bind>()`` per database, as Flask-Migrate's
@@ -19,7 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from . import HERE, NAMING_CONVENTION
 
-MULTIDB = os.path.join(HERE, "multidb")
+MULTIDB = os.path.join(HERE, "multidb_migrations")
 
 
 def build(drift: bool = False) -> t.Callable[[t.Mapping[str, t.Any]], Flask]:

@@ -4,7 +4,8 @@ Its one migration creates ``tickets`` (an IDENTITY column on PostgreSQL, the
 only model) and ``legacy_log``, a table no model maps, which the committing
 test case must empty all the same. On PostgreSQL ``legacy_log.number`` takes
 its default from ``ticket_numbers``, a sequence no column owns (so ``TRUNCATE
-... RESTART IDENTITY`` does not reset it).
+... RESTART IDENTITY`` does not reset it); on SQLite ``legacy_log`` is an
+``AUTOINCREMENT`` table, whose counter lives in ``sqlite_sequence``.
 """
 
 from __future__ import annotations
