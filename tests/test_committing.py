@@ -519,6 +519,32 @@ class NoSetUpTestData(unittest.TestCase):
         self.assertIn("Create the data in setUp", result.errors[0][1])
 
 
+class DiagnosticsOnCommittingClasses(unittest.TestCase):
+    """``TRANSACTIONAL_TESTCASE_DIAGNOSTICS=1``: a committing test's COMMITs are logged, not flagged."""
+
+    def test_commits_are_not_reported_as_escaping(self) -> None:
+        folder = tempfile.mkdtemp(prefix="tt-committing-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        url = "sqlite:///" + os.path.join(folder, "diagnostics_test.db")
+
+        def test_commits(case: CommittingTestCase) -> None:
+            case.assertEqual(add_customers("d@example.com"), [1])
+
+        inner = type(
+            "DiagnosedCommitter",
+            (ShopCase, CommittingTestCase),
+            {"get_app_config": classmethod(_sqlite_shop_config(url, folder)), "test_commits": test_commits, "__module__": __name__},
+        )
+        with mock.patch.dict(os.environ, {"TRANSACTIONAL_TESTCASE_DIAGNOSTICS": "1"}), self.assertLogs(
+            "transactional_testcase.diagnostics", logging.INFO
+        ) as logs:
+            result = run_inner(inner)
+        self.assertTrue(result.wasSuccessful(), report(result))
+        lines = [r.getMessage() for r in logs.records if "test_commits" in r.getMessage()]
+        self.assertTrue(any("COMMIT" in line for line in lines), logs.output)
+        self.assertEqual([r.getMessage() for r in logs.records if r.levelno >= logging.WARNING], [])
+
+
 # -- the live server -----------------------------------------------------------------------
 
 

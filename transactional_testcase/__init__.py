@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .committing import CommittingTestCase, LiveServerTestCase
 from .errors import (
     ConfigurationError,
     DatabaseUnreachableError,
@@ -17,10 +18,12 @@ from .testcase import DatabaseTestCase, TransactionalTestCase
 __version__ = "0.1.0"
 
 __all__ = [
+    "CommittingTestCase",
     "ConfigurationError",
     "DatabaseTestCase",
     "DatabaseUnreachableError",
     "IsolationError",
+    "LiveServerTestCase",
     "MigrationAssertionsMixin",
     "MigrationError",
     "MigrationsTestCase",

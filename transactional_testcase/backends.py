@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import re
 import shutil
@@ -29,6 +30,11 @@ from .errors import (
     mask_url,
     scrub,
 )
+
+#: ``(schema, table)``: None is the connection's default schema.
+TableRef: t.TypeAlias = tuple[str | None, str]
+#: Empties tables through the connection it is given; returns the tables it emptied.
+TableEmptier: t.TypeAlias = t.Callable[[Connection], list[str]]
 
 #: pip extra (of this package) that installs each DBAPI driver, by SQLAlchemy driver name.
 DRIVER_EXTRAS: dict[str, str] = {
@@ -133,6 +139,16 @@ class Backend:
     def lock(self, url: URL, name: str) -> t.Iterator[None]:
         """Hold a lock shared by every process that may build template ``name``."""
         yield
+
+    def table_emptier(
+        self, connection: Connection, tables: t.Sequence[TableRef], lock_timeout: float
+    ) -> TableEmptier:
+        """Plan, once per class, emptying ``tables`` and resetting their counters.
+
+        The returned callable does it through the connection it is given and
+        returns the tables it emptied (for ``CommittingTestCase``).
+        """
+        raise ConfigurationError(f"emptying tables is not supported on {self.title}")
 
     def check_constraints(self, connection: Connection) -> str | None:
         """Check what a real COMMIT would check now; a description of violations, or None."""
@@ -299,6 +315,67 @@ class SQLiteBackend(Backend):
         return _noop
 
 
+    def table_emptier(
+        self, connection: Connection, tables: t.Sequence[TableRef], lock_timeout: float
+    ) -> TableEmptier:
+        if not tables:
+            return _nothing
+        quoted = _quoted_names(connection, tables)
+        probe = " UNION ALL ".join(
+            f"SELECT {i} WHERE EXISTS (SELECT 1 FROM {name})" for i, name in enumerate(quoted)
+        )
+        has_counters = (
+            connection.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'"
+            ).first()
+            is not None
+        )
+        connection.rollback()
+        own = {name for schema, name in tables if schema is None}
+        timeout_ms = max(1, math.ceil(lock_timeout * 1000))
+
+        def empty(conn: Connection) -> list[str]:
+            # Through the DBAPI connection: PRAGMA foreign_keys is ignored inside a
+            # transaction, and the engine's begin listener would open one first.
+            raw: t.Any = conn.connection.dbapi_connection
+            cursor = raw.cursor()
+            try:
+                dirty = [row[0] for row in cursor.execute(probe)]
+                counters = (
+                    sorted(row[0] for row in cursor.execute("SELECT name FROM sqlite_sequence") if row[0] in own)
+                    if has_counters
+                    else []
+                )
+                if not dirty and not counters:
+                    return []
+                enforced = cursor.execute("PRAGMA foreign_keys").fetchone()[0]
+                busy = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
+                cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+                if enforced:
+                    cursor.execute("PRAGMA foreign_keys = OFF")
+                try:
+                    cursor.execute("BEGIN")
+                    try:
+                        for i in dirty:
+                            cursor.execute(f"DELETE FROM {quoted[i]}")
+                        if counters:
+                            marks = ", ".join("?" * len(counters))
+                            cursor.execute(f"DELETE FROM sqlite_sequence WHERE name IN ({marks})", counters)
+                        cursor.execute("COMMIT")
+                    except BaseException:
+                        with contextlib.suppress(Exception):
+                            cursor.execute("ROLLBACK")
+                        raise
+                finally:
+                    if enforced:
+                        cursor.execute("PRAGMA foreign_keys = ON")
+                    cursor.execute(f"PRAGMA busy_timeout = {int(busy)}")
+            finally:
+                cursor.close()
+            return sorted({tables[i][1] for i in dirty} | set(counters))
+
+        return empty
+
 class PostgreSQLBackend(Backend):
     title = "PostgreSQL"
 
@@ -404,6 +481,52 @@ class PostgreSQLBackend(Backend):
 
         return reset
 
+
+    def table_emptier(
+        self, connection: Connection, tables: t.Sequence[TableRef], lock_timeout: float
+    ) -> TableEmptier:
+        default = connection.exec_driver_sql("SELECT current_schema()").scalar_one()
+        quoted = _quoted_names(connection, tables)
+        index = {(schema or default, name): i for i, (schema, name) in enumerate(tables)}
+        schemas = sorted({schema or default for schema, _ in tables} | {default})
+        owned: dict[int, list[str]] = {}
+        unowned: list[str] = []
+        for sequence, table_schema, table in connection.execute(sa.text(_PG_SEQUENCES), {"schemas": schemas}):
+            if table is None:
+                unowned.append(sequence)
+            elif (i := index.get((table_schema, table))) is not None:
+                owned.setdefault(i, []).append(sequence)
+            # else: the sequence of a kept table, left alone
+        connection.rollback()
+        parts = [
+            f"SELECT {i} WHERE EXISTS (SELECT 1 FROM {name})"
+            + "".join(f" OR (SELECT is_called FROM {seq})" for seq in owned.get(i, ()))
+            for i, name in enumerate(quoted)
+        ]
+        parts += [f"SELECT {-1 - j} FROM {seq} WHERE is_called" for j, seq in enumerate(unowned)]
+        if not parts:
+            return _nothing
+        probe = " UNION ALL ".join(parts)
+        timeout = f"SET LOCAL lock_timeout = '{max(1, math.ceil(lock_timeout * 1000))}ms'"
+
+        def empty(conn: Connection) -> list[str]:
+            found = [row[0] for row in conn.exec_driver_sql(probe)]
+            if not found:
+                conn.rollback()
+                return []
+            conn.exec_driver_sql(timeout)
+            dirty = [i for i in found if i >= 0]
+            if dirty:
+                conn.exec_driver_sql(
+                    "TRUNCATE TABLE " + ", ".join(quoted[i] for i in dirty) + " RESTART IDENTITY CASCADE"
+                )
+            restarted = [unowned[-1 - i] for i in found if i < 0]
+            for seq in restarted:
+                conn.exec_driver_sql(f"ALTER SEQUENCE {seq} RESTART")
+            conn.commit()
+            return [tables[i][1] for i in dirty] + restarted
+
+        return empty
 
 class MySQLBackend(Backend):
     title = "MySQL/MariaDB"
@@ -520,6 +643,67 @@ class MySQLBackend(Backend):
                 conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
 
 
+    def table_emptier(
+        self, connection: Connection, tables: t.Sequence[TableRef], lock_timeout: float
+    ) -> TableEmptier:
+        if not tables:
+            return _nothing
+        default = connection.exec_driver_sql("SELECT DATABASE()").scalar_one()
+        quoted = _quoted_names(connection, tables)
+        index = {(schema or default, name): i for i, (schema, name) in enumerate(tables)}
+        schemas = sorted({schema or default for schema, _ in tables})
+        probe = " UNION ALL ".join(
+            f"SELECT {i} FROM DUAL WHERE EXISTS (SELECT 1 FROM {name})" for i, name in enumerate(quoted)
+        )
+        dialect = connection.dialect
+        # MySQL 8 caches information_schema's AUTO_INCREMENT for a day by default.
+        fresh_stats = not getattr(dialect, "is_mariadb", False) and (dialect.server_version_info or (0,)) >= (8,)
+        connection.rollback()
+        seconds = max(1, math.ceil(lock_timeout))
+
+        def empty(conn: Connection) -> list[str]:
+            if fresh_stats:
+                conn.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")
+            rows = {row[0] for row in conn.exec_driver_sql(probe)}
+            counters = {
+                i for row in conn.execute(_MYSQL_COUNTERS, {"schemas": schemas})
+                if (i := index.get((row[0], row[1]))) is not None
+            }
+            conn.rollback()
+            if not rows and not counters:
+                return []
+            saved = conn.exec_driver_sql(
+                "SELECT @@SESSION.foreign_key_checks, @@SESSION.lock_wait_timeout, "
+                "@@SESSION.innodb_lock_wait_timeout"
+            ).one()
+            conn.exec_driver_sql(
+                "SET SESSION foreign_key_checks = 0, "
+                f"lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}"
+            )
+            try:
+                # DELETE is cheap on a near-empty table; TRUNCATE (DDL, an implicit
+                # commit) is what resets AUTO_INCREMENT.
+                for i in sorted(rows - counters):
+                    conn.exec_driver_sql(f"DELETE FROM {quoted[i]}")
+                conn.commit()
+                for i in sorted(counters):
+                    conn.exec_driver_sql(f"TRUNCATE TABLE {quoted[i]}")
+            finally:
+                try:
+                    conn.rollback()
+                    checks, wait, innodb_wait = (int(v) for v in saved)
+                    conn.exec_driver_sql(
+                        f"SET SESSION foreign_key_checks = {checks}, lock_wait_timeout = {wait}, "
+                        f"innodb_lock_wait_timeout = {innodb_wait}"
+                    )
+                    conn.commit()
+                except sa.exc.SQLAlchemyError:
+                    # Never hand the pool a connection with foreign-key checks off.
+                    conn.invalidate()
+            return sorted(tables[i][1] for i in rows | counters)
+
+        return empty
+
 _MYSQL_COMPLETE = "transactional_testcase_complete"
 
 MARKER_SUFFIX = ".tt-fingerprint"
@@ -537,6 +721,23 @@ def template_folder() -> str:
 def _marker_path(url: URL) -> str:
     return (url.database or "") + MARKER_SUFFIX
 
+
+_PG_SEQUENCES = """
+SELECT s.oid::regclass::text, tn.nspname, tbl.relname
+FROM pg_class s
+JOIN pg_namespace sn ON sn.oid = s.relnamespace
+LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid
+     AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+LEFT JOIN pg_class tbl ON tbl.oid = d.refobjid
+LEFT JOIN pg_namespace tn ON tn.oid = tbl.relnamespace
+WHERE s.relkind = 'S' AND sn.nspname = ANY(:schemas)
+ORDER BY 1
+"""
+
+_MYSQL_COUNTERS = sa.text(
+    "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
+    "WHERE TABLE_SCHEMA IN :schemas AND AUTO_INCREMENT > 1"
+).bindparams(sa.bindparam("schemas", expanding=True))
 
 _PG_OWNED_SEQUENCES = """
 SELECT quote_ident(sn.nspname) || '.' || quote_ident(s.relname),
@@ -611,6 +812,17 @@ def unreachable(url: URL, exc: BaseException, backend: Backend) -> DatabaseUnrea
         f"Start the server, or point {backend.env_hint} / database_url at one that runs."
     )
 
+
+def _nothing(connection: Connection) -> list[str]:
+    return []
+
+
+def _quoted_names(connection: Connection, tables: t.Sequence[TableRef]) -> list[str]:
+    preparer = connection.dialect.identifier_preparer
+    return [
+        (f"{preparer.quote_schema(schema)}." if schema else "") + preparer.quote(name)
+        for schema, name in tables
+    ]
 
 def _noop(connection: Connection) -> None:
     return None

@@ -10,14 +10,11 @@ import typing as t
 import sqlalchemy as sa
 from flask import Flask, jsonify
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-
-class Base(DeclarativeBase):
-    pass
-
-
-db = SQLAlchemy(model_class=Base)
+# The default model class: the version matrix includes Flask-SQLAlchemy 3.0,
+# which has no DeclarativeBase support.
+db = SQLAlchemy()
 
 
 class Author(db.Model):

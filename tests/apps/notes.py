@@ -12,14 +12,11 @@ import typing as t
 import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-
-class Base(DeclarativeBase):
-    pass
-
-
-db = SQLAlchemy(model_class=Base)
+# The default model class: the version matrix includes Flask-SQLAlchemy 3.0,
+# which has no DeclarativeBase support.
+db = SQLAlchemy()
 
 
 class Note(db.Model):

@@ -14,16 +14,12 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from . import GOOD, NAMING_CONVENTION
 
-
-class Base(DeclarativeBase):
-    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-
-
-db = SQLAlchemy(model_class=Base)
+# The default model class (Flask-SQLAlchemy 3.0 has no DeclarativeBase support).
+db = SQLAlchemy(metadata=sa.MetaData(naming_convention=NAMING_CONVENTION))
 
 
 class User(db.Model):

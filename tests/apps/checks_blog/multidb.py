@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from . import HERE, NAMING_CONVENTION
 
@@ -25,10 +25,8 @@ MULTIDB = os.path.join(HERE, "multidb_migrations")
 def build(drift: bool = False) -> t.Callable[[t.Mapping[str, t.Any]], Flask]:
     """A fresh ``db`` and models; returns the app factory that uses them."""
 
-    class Base(DeclarativeBase):
-        metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-
-    db = SQLAlchemy(model_class=Base)
+    # The default model class (Flask-SQLAlchemy 3.0 has no DeclarativeBase support).
+    db = SQLAlchemy(metadata=sa.MetaData(naming_convention=NAMING_CONVENTION))
 
     class User(db.Model):  # type: ignore[name-defined]
         __tablename__ = "users"

@@ -1,0 +1,1073 @@
+"""Faults: what goes wrong around a TransactionalTestCase, and what the run must survive.
+
+Each ``<Name>_<backend>`` class here is a plain unittest case that builds small
+inner TransactionalTestCase classes inside its test methods and runs them with
+a real runner, because what is checked can only be seen from outside the class
+under test: errors raised by ``setUpClass``, a test failed by the library at
+its end, connections still checked out of the pools, an app context left
+pushed, rows left in the databases (seen through connections of our own, with
+``tests.support.leftover_rows``), and later classes on the same databases.
+
+What is covered here, on every backend it applies to:
+
+* ``setUpClass`` failing half way (the factory raises, a migration fails,
+  ``setUpTestData`` raises, a subclass's ``setUpClass`` raises after
+  ``super()``): nothing left open, later classes work and are isolated;
+* a test that ends its own transaction by hand, with and without writing first
+  and with class data;
+* PostgreSQL's aborted transaction after an error the test never rolled back;
+* DDL: implicit commits on MySQL/MariaDB are failed and cleaned up after,
+  PostgreSQL and SQLite roll it back;
+* the server dropping every connection (a restart) between tests and between
+  classes (simulated with ``pg_terminate_backend`` / ``KILL``: no server is
+  ever restarted);
+* a test process killed with SIGKILL in the middle of a test;
+* connection leaks: after every class the pools have nothing checked out;
+* a thread that shares the test's app context and uses ``db.session``.
+
+Covered elsewhere, not repeated here: every way a single test can end and its
+connections (``test_lifecycle.TeardownRun``), ``Connection.commit()`` of the
+test's transaction without earlier writes (``test_lifecycle``), threads with
+an app context of their own (``test_isolation.ThreadIsolation``), and the
+safety rails (``test_errors``: unsafe names from ``database_url``,
+``TEST_DATABASE_URL``, ``binds`` and the app's own config, refused before any
+destructive call, for every backend; passwords in messages).
+
+Inner classes use databases of their own (``tt_<driver>_test_faults...``) and
+claim a module that is not imported, so the inner runs never trigger module
+fixtures.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import typing as t
+import unittest
+
+import flask
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.pool import NullPool
+
+from tests.apps import bad_migrations, shop
+from tests.support import BACKENDS, Backend, bind_url, leftover_rows, require, selected_backends
+from transactional_testcase import IsolationError, MigrationError, TransactionalTestCase, provisioning
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+POSTGRES = ("psycopg2", "psycopg")
+MYSQL = ("pymysql", "mysqlclient")
+SERVERS = POSTGRES + MYSQL
+#: Inner classes claim this module, which is never imported (no module fixtures run for them).
+INNER_MODULE = "tests.test_faults_inner"
+#: Generous bound for joins and waits: only a hang reaches it.
+HANG_TIMEOUT = 30.0
+#: A table the DDL tests create inside a test.
+TMP_TABLE = "tt_tmp_faults_x"
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+class OuterCase(unittest.TestCase):
+    """A plain per-backend case that runs inner TransactionalTestCase classes itself."""
+
+    backend: t.ClassVar[Backend]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        require(cls.backend.name)
+        super().setUpClass()
+
+
+def per_backend(*names: str) -> t.Callable[[type], type]:
+    """Generate ``<Mixin>_<backend>`` OuterCases for ``names`` (every selected backend when empty)."""
+
+    def generate(mixin: type) -> type:
+        module = sys.modules[mixin.__module__]
+        for backend in selected_backends():
+            if names and backend.name not in names:
+                continue
+            name = f"{mixin.__name__}_{backend.name}"
+            cls = type(name, (mixin, OuterCase), {"backend": backend, "__module__": mixin.__module__, "__qualname__": name})
+            setattr(module, name, cls)
+        return mixin
+
+    return generate
+
+
+class RecordingResult(unittest.TextTestResult):
+    """Keeps the exception objects of errors and failures, not only their tracebacks."""
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.exceptions: dict[str, BaseException] = {}
+
+    def addError(self, test: t.Any, err: t.Any) -> None:  # noqa: N802 (unittest's name)
+        super().addError(test, err)
+        self.exceptions[_name(test)] = err[1]
+
+    def addFailure(self, test: t.Any, err: t.Any) -> None:  # noqa: N802 (unittest's name)
+        super().addFailure(test, err)
+        self.exceptions[_name(test)] = err[1]
+
+
+def _name(test: t.Any) -> str:
+    """A test's method name, or the description of a class fixture (``setUpClass (...)``)."""
+    return getattr(test, "_testMethodName", str(test))
+
+
+def run_case(case: type[unittest.TestCase]) -> RecordingResult:
+    """Run ``case`` the way a runner does (class fixtures included), quietly."""
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(case)
+    runner = unittest.TextTestRunner(stream=io.StringIO(), resultclass=RecordingResult)
+    return t.cast(RecordingResult, runner.run(suite))
+
+
+def outcome(result: RecordingResult) -> dict[str, set[str]]:
+    """Names of the tests that failed, errored and were skipped."""
+    return {
+        "failures": {_name(test) for test, _ in result.failures},
+        "errors": {_name(test) for test, _ in result.errors},
+        "skipped": {_name(test) for test, _ in result.skipped},
+    }
+
+
+def transcript(result: RecordingResult) -> str:
+    return "\n".join(text for _, text in result.errors + result.failures)
+
+
+class PoolTally:
+    """Checkouts minus checkins on every engine of the apps it watches.
+
+    Pool listeners registered on an engine survive ``engine.dispose()`` (the new
+    pool copies them), so the tally stays right after the library disposes of
+    the engines at the end of the class.
+    """
+
+    def __init__(self) -> None:
+        self.open: collections.Counter[str | None] = collections.Counter()
+        self.engines: dict[str | None, sa.Engine] = {}
+
+    def watch(self, app: flask.Flask) -> flask.Flask:
+        with app.app_context():
+            for key, engine in app.extensions["sqlalchemy"].engines.items():
+                self.engines[key] = engine
+                event.listen(engine, "checkout", self._listener(key, 1))
+                event.listen(engine, "checkin", self._listener(key, -1))
+        return app
+
+    def _listener(self, key: str | None, delta: int) -> t.Callable[..., None]:
+        def count(*args: t.Any) -> None:
+            self.open[key] += delta
+
+        return count
+
+    def still_open(self) -> dict[str | None, int]:
+        return {key: n for key, n in self.open.items() if n}
+
+
+def inner(
+    backend: Backend, purpose: str, *mixins: type, tally: PoolTally | None = None, **attrs: t.Any
+) -> type[TransactionalTestCase]:
+    """A TransactionalTestCase on the shop app, databases ``..._faults_<purpose>`` (and ``_audit``)."""
+    tally = tally or PoolTally()
+
+    def create_app(cls: type, config: dict[str, t.Any]) -> flask.Flask:
+        return tally.watch(shop.create_app(config))
+
+    namespace: dict[str, t.Any] = {
+        "__module__": INNER_MODULE,
+        "database_url": bind_url(backend, f"faults_{purpose}"),
+        "binds": {"audit": bind_url(backend, f"faults_{purpose}_audit")},
+        "alembic_config": False,
+        "create_app": classmethod(create_app),
+        "tally": tally,
+        **attrs,
+    }
+    name = "_".join([m.__name__.strip("_") for m in mixins] + [purpose, backend.name])
+    namespace["__qualname__"] = name
+    return type(name, (*mixins, TransactionalTestCase), namespace)
+
+
+def database_urls(backend: Backend, purpose: str) -> list[str]:
+    """The URLs the inner classes of ``purpose`` really use (a worker suffix under xdist)."""
+    return [
+        provisioning.worker_url(bind_url(backend, f"faults_{name}")).render_as_string(hide_password=False)
+        for name in (purpose, f"{purpose}_audit")
+    ]
+
+
+def leftovers(backend: Backend, purpose: str) -> dict[str, dict[str, int]]:
+    """Rows left in the databases of ``purpose``, per database (only those holding any)."""
+    found = {}
+    for url in database_urls(backend, purpose):
+        if database_exists(url):
+            rows = leftover_rows(url)
+            if rows:
+                found[sa.make_url(url).database or url] = rows
+    return found
+
+
+def _admin_engine(url: str | sa.URL) -> sa.Engine:
+    parsed = sa.make_url(url)
+    admin = parsed.set(database="postgres") if parsed.get_backend_name() == "postgresql" else parsed._replace(database=None)
+    return sa.create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+
+def database_exists(url: str) -> bool:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return os.path.exists(parsed.database or "")
+    query = (
+        "SELECT 1 FROM pg_database WHERE datname = :name"
+        if parsed.get_backend_name() == "postgresql"
+        else "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :name"
+    )
+    engine = _admin_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(query), {"name": parsed.database}).first() is not None
+    finally:
+        engine.dispose()
+
+
+def server_databases(url: str, prefix: str) -> set[str]:
+    """Names of the databases on ``url``'s server that start with ``prefix``."""
+    parsed = sa.make_url(url)
+    query = (
+        "SELECT datname FROM pg_database WHERE datname LIKE :p"
+        if parsed.get_backend_name() == "postgresql"
+        else "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE :p"
+    )
+    engine = _admin_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.text(query), {"p": prefix.replace("_", r"\_") + "%"}).scalars())
+    finally:
+        engine.dispose()
+
+
+def drop_database(url: str) -> None:
+    """Drop a database this module made (only ever one whose name has 'test')."""
+    parsed = sa.make_url(url)
+    name = parsed.database or ""
+    assert "test" in os.path.basename(name), name
+    if parsed.get_backend_name() == "sqlite":
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name + suffix)
+        return
+    force = " WITH (FORCE)" if parsed.get_backend_name() == "postgresql" else ""
+    engine = _admin_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}{force}")
+    finally:
+        engine.dispose()
+
+
+def empty_tables(urls: t.Iterable[str]) -> None:
+    """Delete every row a broken isolation left behind, so later classes start clean."""
+    for url in urls:
+        if not database_exists(url):
+            continue
+        engine = sa.create_engine(url, poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                for table in sa.inspect(conn).get_table_names():
+                    if table != "alembic_version":
+                        conn.exec_driver_sql(f"DELETE FROM {conn.dialect.identifier_preparer.quote(table)}")
+        finally:
+            engine.dispose()
+
+
+def table_names(url: str) -> set[str]:
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return set(sa.inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def drop_table(url: str, table: str) -> None:
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {conn.dialect.identifier_preparer.quote(table)}")
+    finally:
+        engine.dispose()
+
+
+def drop_connections(urls: t.Iterable[str]) -> int:
+    """Do to every connection of these databases what a server restart does; how many there were.
+
+    PostgreSQL: ``pg_terminate_backend``; MySQL/MariaDB: ``KILL``. Run from an
+    admin connection of our own, which is spared.
+    """
+    names = [sa.make_url(u).database for u in urls]
+    first = sa.make_url(next(iter(urls)))
+    engine = _admin_engine(first)
+    try:
+        with engine.connect() as conn:
+            if first.get_backend_name() == "postgresql":
+                pids = conn.execute(
+                    sa.text(
+                        "SELECT pid FROM pg_stat_activity WHERE datname IN :names AND pid <> pg_backend_pid()"
+                    ).bindparams(sa.bindparam("names", expanding=True)),
+                    {"names": names},
+                ).scalars().all()
+                for pid in pids:
+                    conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                return len(pids)
+            ids = conn.execute(
+                sa.text(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB IN :names AND ID <> CONNECTION_ID()"
+                ).bindparams(sa.bindparam("names", expanding=True)),
+                {"names": names},
+            ).scalars().all()
+            for ident in ids:
+                with contextlib.suppress(sa.exc.DBAPIError):  # already gone
+                    conn.exec_driver_sql(f"KILL {int(ident)}")
+            return len(ids)
+    finally:
+        engine.dispose()
+
+
+def customers() -> int:
+    return shop.count(shop.Customer)
+
+
+def audits() -> int:
+    return shop.count(shop.AuditEntry)
+
+
+if t.TYPE_CHECKING:
+    # Mixins are checked as the classes they end up in; at run time they must
+    # not be TestCases themselves, or unittest would collect them.
+    _Inner = TransactionalTestCase
+    _Outer = OuterCase
+else:
+    _Inner = object
+    _Outer = object
+
+
+class _Isolated(_Inner):
+    """Each test expects empty tables, commits on both binds (session, request) and counts."""
+
+    def commit_and_count(self) -> None:
+        self.assertEqual((customers(), audits()), (0, 0))
+        shop.session.add(shop.Customer(email="iso@example.com"))
+        shop.session.commit()
+        self.assertEqual(self.client.post("/audit", json={"message": "m"}).status_code, 201)
+        self.assertEqual((customers(), audits()), (1, 1))
+
+    def test_isolated_a(self) -> None:
+        self.commit_and_count()
+
+    def test_isolated_b(self) -> None:
+        self.commit_and_count()
+
+
+class _Checks(_Outer):
+    """Assertions shared by the outer classes."""
+
+    def assert_later_class_isolated(self, purpose: str, *mixins: type, **attrs: t.Any) -> None:
+        """A later class on the same databases runs and is isolated; nothing is left behind."""
+        tally = PoolTally()
+        result = run_case(inner(self.backend, purpose, *mixins, _Isolated, tally=tally, **attrs))
+        self.assertEqual(result.testsRun, 2)
+        self.assertTrue(result.wasSuccessful(), transcript(result))
+        self.assertEqual(tally.still_open(), {})
+        self.assertEqual(leftovers(self.backend, purpose), {})
+
+    def assert_setup_class_error(self, result: RecordingResult) -> BaseException:
+        """The run reported exactly one error, from setUpClass, and ran no test."""
+        self.assertEqual(result.testsRun, 0, transcript(result))
+        self.assertEqual(result.failures, [])
+        self.assertEqual(len(result.errors), 1, transcript(result))
+        where, exc = next(iter(result.exceptions.items()))
+        self.assertIn("setUpClass", where)
+        return exc
+
+
+# -- setUpClass failing half way ------------------------------------------------------------
+
+
+class _SetUpTestDataFails(_Inner):
+    @classmethod
+    def setUpTestData(cls) -> None:
+        shop.session.add_all([shop.Customer(email="class@example.com"), shop.AuditEntry(message="class")])
+        shop.session.flush()
+        raise RuntimeError("setUpTestData fails half way")
+
+    def test_never_runs(self) -> None:
+        raise AssertionError("setUpClass failed: no test may run")
+
+
+class _SubclassSetUpClassFails(_Inner):
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        raise RuntimeError("the subclass's own setUpClass fails after super()")
+
+    def test_never_runs(self) -> None:
+        raise AssertionError("setUpClass failed: no test may run")
+
+
+def _bad_migrations_case(backend: Backend, tally: PoolTally, alembic_config: t.Any) -> type[TransactionalTestCase]:
+    def create_app(cls: type, config: dict[str, t.Any]) -> flask.Flask:
+        return tally.watch(bad_migrations.create_app(config))
+
+    def commit_and_count(self: TransactionalTestCase) -> None:
+        self.assertEqual(bad_migrations.count(), 0)
+        bad_migrations.db.session.add(bad_migrations.Gadget(name="g"))
+        bad_migrations.db.session.commit()
+        self.assertEqual(bad_migrations.count(), 1)
+
+    name = f"Gadgets_{backend.name}"
+    return type(
+        name,
+        (TransactionalTestCase,),
+        {
+            "__module__": INNER_MODULE,
+            "__qualname__": name,
+            "database_url": bind_url(backend, "faults_migrations"),
+            "alembic_config": alembic_config,
+            "create_app": classmethod(create_app),
+            "test_a": commit_and_count,
+            "test_b": commit_and_count,
+        },
+    )
+
+
+@per_backend()
+class SetUpClassFailsHalfWay(_Checks):
+    """Whatever fails in setUpClass: nothing stays open, and later classes work and are isolated."""
+
+    def snapshot(self) -> tuple[t.Any, dict[str, t.Any], dict[t.Any, t.Any]]:
+        """What a class redirects on the shop app's ``db``; it must be restored after a failure."""
+        factory = shop.db.session.session_factory
+        return factory.class_, dict(factory.kw), dict(shop.db.session.registry.registry)
+
+    def left_open(self, tally: PoolTally, before: t.Any) -> list[str]:
+        problems = []
+        if flask.has_app_context():
+            problems.append("an app context is still pushed")
+        if tally.still_open():
+            problems.append(f"connections still checked out: {tally.still_open()}")
+        if self.snapshot() != before:
+            problems.append("shop.db.session is still redirected (session class, options or registry)")
+        return problems
+
+    def test_factory_raises_after_init_app(self) -> None:
+        tally = PoolTally()
+
+        def create_app(cls: type, config: dict[str, t.Any]) -> flask.Flask:
+            tally.watch(shop.create_app(config))
+            raise RuntimeError("the factory fails after db.init_app")
+
+        before = self.snapshot()
+        case = inner(self.backend, "setup", _Isolated, create_app=classmethod(create_app))
+        exc = self.assert_setup_class_error(run_case(case))
+        self.assertIn("the factory fails after db.init_app", str(exc))
+        self.assertEqual(self.left_open(tally, before), [])
+        self.assert_later_class_isolated("setup")
+
+    def test_migration_fails(self) -> None:
+        tally = PoolTally()
+        result = run_case(_bad_migrations_case(self.backend, tally, bad_migrations.HERE))
+        exc = self.assert_setup_class_error(result)
+        self.assertIsInstance(exc, MigrationError)
+        self.assertIn(bad_migrations.BROKEN_REVISION, str(exc))
+        self.assertFalse(flask.has_app_context(), "an app context is still pushed")
+        self.assertEqual(tally.still_open(), {}, "connections still checked out")
+        # The same database, now built from the models, works and is isolated.
+        later = PoolTally()
+        result = run_case(_bad_migrations_case(self.backend, later, False))
+        self.assertEqual(result.testsRun, 2)
+        self.assertTrue(result.wasSuccessful(), transcript(result))
+        self.assertEqual(later.still_open(), {})
+        url = provisioning.worker_url(bind_url(self.backend, "faults_migrations")).render_as_string(hide_password=False)
+        self.assertEqual(leftover_rows(url), {})
+
+    def test_set_up_test_data_raises_after_writing(self) -> None:
+        tally = PoolTally()
+        before = self.snapshot()
+        exc = self.assert_setup_class_error(run_case(inner(self.backend, "setup", _SetUpTestDataFails, tally=tally)))
+        self.assertIn("setUpTestData fails half way", str(exc))
+        self.assertEqual(self.left_open(tally, before), [])
+        self.assertEqual(leftovers(self.backend, "setup"), {}, "the class data was committed")
+        self.assert_later_class_isolated("setup")
+
+    def test_subclass_set_up_class_raises_after_super(self) -> None:
+        """unittest skips tearDownClass when setUpClass raises: the library must clean up anyway."""
+        tally = PoolTally()
+        before = self.snapshot()
+        case = inner(self.backend, "setup", _SubclassSetUpClassFails, tally=tally)
+
+        def tear_down_if_left() -> None:
+            # Undo what the library left, so a failure here does not spread to other tests.
+            if getattr(case, "_tt_state", None) is not None:
+                case.tearDownClass()
+
+        self.addCleanup(tear_down_if_left)
+        exc = self.assert_setup_class_error(run_case(case))
+        self.assertIn("fails after super()", str(exc))
+        problems = self.left_open(tally, before)
+        tear_down_if_left()
+        self.assert_later_class_isolated("setup")
+        self.assertEqual(problems, [])
+
+
+# -- a test that ends the outer transaction by hand --------------------------------------------
+
+
+class _EndsByHand(_Inner):
+    """Test ``a`` writes on both binds, then ends the test's transaction itself."""
+
+    how: t.ClassVar[str]
+
+    def test_a_ends_the_transaction(self) -> None:
+        shop.session.add_all([shop.Customer(email="before@example.com"), shop.AuditEntry(message="before")])
+        shop.session.commit()
+        connection = self.db.session.connection()
+        getattr(connection, self.how)()
+
+    def test_b_after(self) -> None:
+        _Isolated.commit_and_count(self)  # type: ignore[arg-type]
+
+    def test_c_after(self) -> None:
+        _Isolated.commit_and_count(self)  # type: ignore[arg-type]
+
+
+class _ClassCustomer(_Inner):
+    @classmethod
+    def setUpTestData(cls) -> None:
+        cls.customer = shop.Customer(email="class@example.com")
+        shop.session.add(cls.customer)
+
+    def test_b_after(self) -> None:
+        self.assertEqual(customers(), 1)
+        self.assertEqual(shop.session.scalars(sa.select(shop.Customer.email)).all(), ["class@example.com"])
+
+    test_c_after = test_b_after
+
+
+@per_backend()
+class EndsTransactionByHand(_Checks):
+    """``Connection.commit()``/``rollback()`` on the test's connection: that test fails, clearly.
+
+    Later tests, and later classes, must still be isolated: nothing the test
+    wrote may survive it.
+    """
+
+    def check(self, how: str, *mixins: type) -> None:
+        purpose = "by_hand"
+        self.addCleanup(empty_tables, database_urls(self.backend, purpose))
+        result = run_case(inner(self.backend, purpose, *mixins, _EndsByHand, how=how))
+        self.assertEqual(result.testsRun, 3)
+        self.assertEqual(outcome(result)["failures"], set(), transcript(result))
+        self.assertEqual(outcome(result)["errors"], {"test_a_ends_the_transaction"}, transcript(result))
+        exc = result.exceptions["test_a_ends_the_transaction"]
+        self.assertIsInstance(exc, IsolationError)
+        self.assertIn("ended its own transaction", str(exc))
+        self.assertIn("db.session.connection()", str(exc))
+        self.assertEqual(leftovers(self.backend, purpose), {})
+        self.assert_later_class_isolated(purpose)
+
+    def test_rollback_after_writing(self) -> None:
+        self.check("rollback")
+
+    def test_commit_after_writing(self) -> None:
+        """What the test wrote before its COMMIT was committed for real: it must not outlive the test."""
+        self.check("commit")
+
+    def test_rollback_with_class_data(self) -> None:
+        self.check("rollback", _ClassCustomer)
+
+    def test_commit_with_class_data(self) -> None:
+        """Committing the class's connection commits the class data too: it must not outlive the class."""
+        self.check("commit", _ClassCustomer)
+
+
+# -- PostgreSQL's aborted transaction ---------------------------------------------------------
+
+
+class _Aborted(_Inner):
+    """Errors the tests catch and never roll back; the next test writes the same unique row.
+
+    ``lock_timeout`` turns a wait on a lock held by a leaked transaction into an
+    error instead of a hang.
+    """
+
+    EMAIL = "same@example.com"
+
+    def write(self) -> None:
+        shop.session.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
+        shop.session.add(shop.Customer(email=self.EMAIL))
+        shop.session.commit()
+        self.client.post("/audit", json={"message": "m"})
+
+    def test_a1_error_through_the_session(self) -> None:
+        self.write()
+        with self.assertRaises(sa.exc.ProgrammingError):
+            shop.session.execute(sa.text("SELECT no_such_column FROM customers"))
+        # no rollback: the test ends with the session's transaction aborted
+
+    def test_a2_next(self) -> None:
+        self.assertEqual(customers(), len(getattr(self, "class_customers", [])))
+        self.write()
+
+    def test_b1_error_on_an_engine_connection_left_open(self) -> None:
+        self.write()
+        conn = self.db.engine.connect()
+        with self.assertRaises(sa.exc.ProgrammingError):
+            conn.execute(sa.text("SELECT no_such_column FROM customers"))
+        # neither rolled back nor closed, as code that forgets its connection does
+
+    def test_b2_next(self) -> None:
+        self.test_a2_next()
+
+    def test_c1_error_in_a_request(self) -> None:
+        self.write()
+        with self.assertRaises(sa.exc.ProgrammingError):
+            self.db.session.execute(sa.text("SELECT 1/0 FROM no_such_table"))
+        self.assertEqual(self.client.get("/customers/count").status_code, 200)
+
+    def test_c2_next(self) -> None:
+        self.test_a2_next()
+
+
+class _AbortedWithClassData(_Inner):
+    @classmethod
+    def setUpTestData(cls) -> None:
+        cls.class_customers = [shop.Customer(email="class@example.com")]
+        shop.session.add_all(cls.class_customers)
+
+
+@per_backend(*POSTGRES)
+class AbortedTransaction(_Checks):
+    """An error leaves PostgreSQL's transaction aborted; the test ends without rolling back."""
+
+    def check(self, *mixins: type) -> None:
+        tally = PoolTally()
+        result = run_case(inner(self.backend, "aborted", *mixins, _Aborted, tally=tally))
+        self.assertEqual(result.testsRun, 6)
+        self.assertTrue(result.wasSuccessful(), transcript(result))
+        self.assertEqual(tally.still_open(), {}, "connections still checked out after the class")
+        self.assertEqual(leftovers(self.backend, "aborted"), {})
+        self.assert_later_class_isolated("aborted")
+
+    def test_next_test_is_fine(self) -> None:
+        self.check()
+
+    def test_next_test_is_fine_with_class_data(self) -> None:
+        self.check(_AbortedWithClassData)
+
+
+# -- DDL --------------------------------------------------------------------------------------
+
+
+class _DDL(_Inner):
+    def test_a_create_table(self) -> None:
+        shop.session.execute(sa.text(f"CREATE TABLE {TMP_TABLE} (id INT)"))
+        shop.session.execute(sa.text(f"INSERT INTO {TMP_TABLE} (id) VALUES (1)"))
+        self.assertEqual(shop.session.scalar(sa.text(f"SELECT COUNT(*) FROM {TMP_TABLE}")), 1)
+
+    def test_b_after(self) -> None:
+        _Isolated.commit_and_count(self)  # type: ignore[arg-type]
+
+    def test_c_truncate(self) -> None:
+        shop.session.add(shop.Customer(email="t@example.com"))
+        shop.session.flush()
+        shop.session.execute(sa.text("DELETE FROM orders"))
+        shop.session.execute(sa.text("TRUNCATE TABLE orders") if self.db.engine.dialect.name != "sqlite" else sa.text("DELETE FROM orders"))
+
+    def test_d_after(self) -> None:
+        _Isolated.commit_and_count(self)  # type: ignore[arg-type]
+
+
+@per_backend(*MYSQL)
+class ImplicitCommitOnMySQL(_Checks):
+    """DDL and TRUNCATE commit implicitly on MySQL/MariaDB: that test fails, later ones are isolated."""
+
+    def test_ddl_and_truncate_fail_the_test(self) -> None:
+        url = database_urls(self.backend, "ddl")[0]
+        self.addCleanup(drop_table, url, TMP_TABLE)
+        result = run_case(inner(self.backend, "ddl", _DDL))
+        self.assertEqual(result.testsRun, 4)
+        self.assertEqual(outcome(result)["failures"], set(), transcript(result))
+        self.assertEqual(outcome(result)["errors"], {"test_a_create_table", "test_c_truncate"}, transcript(result))
+        for name, statement in (("test_a_create_table", "CREATE TABLE"), ("test_c_truncate", "TRUNCATE TABLE orders")):
+            exc = result.exceptions[name]
+            self.assertIsInstance(exc, IsolationError)
+            self.assertIn(statement, str(exc))
+            self.assertIn("commits implicitly", str(exc))
+        # The DDL really was committed: that is what the error is about.
+        self.assertIn(TMP_TABLE, table_names(url))
+        self.assertEqual(leftovers(self.backend, "ddl"), {})
+        drop_table(url, TMP_TABLE)
+        self.assert_later_class_isolated("ddl")
+
+
+@per_backend("sqlite", *POSTGRES)
+class TransactionalDDL(_Checks):
+    """PostgreSQL and SQLite roll DDL back with the test: nothing to report."""
+
+    def test_ddl_is_rolled_back(self) -> None:
+        url = database_urls(self.backend, "ddl")[0]
+        self.addCleanup(drop_table, url, TMP_TABLE)
+        result = run_case(inner(self.backend, "ddl", _DDL))
+        self.assertEqual(result.testsRun, 4)
+        self.assertTrue(result.wasSuccessful(), transcript(result))
+        self.assertNotIn(TMP_TABLE, table_names(url))
+        self.assertIn("customers", table_names(url))
+        self.assertEqual(leftovers(self.backend, "ddl"), {})
+
+
+# -- the server drops every connection ---------------------------------------------------------
+
+
+class _Restart(_Inner):
+    """The server drops every connection of the class's databases before test ``b``."""
+
+    dropped: t.ClassVar[list[int]]
+    urls: t.ClassVar[list[str]]
+
+    def setUp(self) -> None:
+        if self._testMethodName == "test_b_after_the_restart":
+            # Between tests: the pools hold test a's connections, idle.
+            type(self).dropped.append(drop_connections(self.urls))
+        super().setUp()
+
+    def test_a_before_the_restart(self) -> None:
+        _Isolated.commit_and_count(self)  # type: ignore[arg-type]
+
+    def test_b_after_the_restart(self) -> None:
+        _Isolated.commit_and_count(self)  # type: ignore[arg-type]
+
+    def test_c_later(self) -> None:
+        _Isolated.commit_and_count(self)  # type: ignore[arg-type]
+
+
+@per_backend(*SERVERS)
+class ServerRestart(_Checks):
+    """Stale pooled connections after the server dropped them (a restart, a failover)."""
+
+    def test_between_two_tests_of_a_class(self) -> None:
+        urls = database_urls(self.backend, "restart")
+        case = inner(self.backend, "restart", _Restart, dropped=[], urls=urls)
+        result = run_case(case)
+        self.assertEqual(result.testsRun, 3)
+        self.assertEqual(case.dropped, [2], "test a's two connections (default and audit) should have been pooled")  # type: ignore[attr-defined]
+        self.assertTrue(result.wasSuccessful(), transcript(result))
+        self.assertEqual(leftovers(self.backend, "restart"), {})
+
+    def test_between_two_classes_of_one_app(self) -> None:
+        """The app is built once and handed to both classes, as module-level apps are."""
+        urls = database_urls(self.backend, "restart")
+        apps: list[flask.Flask] = []
+
+        def create_app(cls: type, config: dict[str, t.Any]) -> flask.Flask:
+            if not apps:
+                apps.append(shop.create_app(config))
+            return apps[0]
+
+        first = run_case(inner(self.backend, "restart", _Isolated, create_app=classmethod(create_app)))
+        self.assertTrue(first.wasSuccessful(), transcript(first))
+        drop_connections(urls)
+        second = run_case(inner(self.backend, "restart", _Isolated, create_app=classmethod(create_app)))
+        self.assertEqual(second.testsRun, 2)
+        self.assertTrue(second.wasSuccessful(), transcript(second))
+        self.assertEqual(len(apps), 1)
+        self.assertEqual(leftovers(self.backend, "restart"), {})
+
+
+# -- connection leaks ------------------------------------------------------------------------------
+
+
+class _EveryKind(_Inner):
+    """Tests ending in every way; the pools are read at the end of the class."""
+
+    pools_at_end: t.ClassVar[dict[str | None, int]]
+    thread_errors: t.ClassVar[list[BaseException]]
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        engines = cls.tally.engines  # type: ignore[attr-defined]
+        cls.pools_at_end = {key: engine.pool.checkedout() for key, engine in engines.items()}
+        super().tearDownClass()
+
+    def setUp(self) -> None:
+        super().setUp()
+        if self._testMethodName == "test_skipped_in_setup":
+            raise unittest.SkipTest("skipped in setUp on purpose")
+
+    def write(self) -> None:
+        shop.session.add_all([shop.Customer(email="w@example.com"), shop.AuditEntry(message="w")])
+        shop.session.commit()
+
+    def test_passes(self) -> None:
+        self.write()
+        self.client.post("/customers/raw", json={"email": "raw@example.com"})
+
+    def test_fails(self) -> None:
+        self.write()
+        self.fail("fails on purpose")
+
+    def test_errors(self) -> None:
+        self.write()
+        raise RuntimeError("errors on purpose")
+
+    def test_skipped_in_setup(self) -> None:
+        raise AssertionError("setUp skips this test")
+
+    def test_ends_its_transaction(self) -> None:
+        self.db.session.connection().rollback()
+
+    def test_failing_request(self) -> None:
+        self.write()
+        self.app.testing = False  # a 500 response instead of the exception
+        try:
+            self.assertEqual(self.client.post("/customers/fail", json={"email": "f@example.com"}).status_code, 500)
+        finally:
+            self.app.testing = True
+
+    def test_leaves_connections_and_savepoints_open(self) -> None:
+        self.write()
+        conn = self.db.engines["audit"].connect()
+        conn.execute(shop.AuditEntry.__table__.insert().values(message="open"))
+        shop.session.begin_nested()
+        shop.session.add(shop.Customer(email="nested@example.com"))
+        shop.session.flush()
+        self.left_open = conn
+
+    def test_thread_using_the_session(self) -> None:
+        self.write()
+        ctx = flask.globals._cv_app.get()  # the test's own app context, shared with the thread
+
+        def work() -> None:
+            with ctx:
+                try:
+                    shop.session.add(shop.Customer(email="thread@example.com"))
+                    shop.session.commit()
+                except Exception as exc:  # noqa: BLE001 - the outer test asserts on it
+                    type(self).thread_errors.append(exc)
+
+        thread = threading.Thread(target=work, name="faults-thread", daemon=True)
+        thread.start()
+        thread.join(HANG_TIMEOUT)
+        self.assertFalse(thread.is_alive(), "the thread hung")
+
+
+class _EveryKindWithClassData(_Inner):
+    @classmethod
+    def setUpTestData(cls) -> None:
+        shop.session.add(shop.Customer(email="class@example.com"))
+
+
+@per_backend()
+class ConnectionLeaks(_Checks):
+    """After every class the pools have nothing checked out, however its tests ended."""
+
+    def check(self, *mixins: type, in_use_at_end: int) -> None:
+        tally = PoolTally()
+        case = inner(self.backend, "leaks", *mixins, _EveryKind, tally=tally, thread_errors=[])
+        result = run_case(case)
+        self.assertEqual(result.testsRun, 8)
+        self.assertEqual(
+            outcome(result),
+            {
+                "failures": {"test_fails"},
+                "errors": {"test_errors", "test_ends_its_transaction"},
+                "skipped": {"test_skipped_in_setup"},
+            },
+            transcript(result),
+        )
+        self.assertIsInstance(result.exceptions["test_ends_its_transaction"], IsolationError)
+        # Before the class ends only its own class transaction's connections are in use.
+        self.assertEqual(case.pools_at_end, {None: in_use_at_end, "audit": in_use_at_end})  # type: ignore[attr-defined]
+        self.assertEqual(tally.still_open(), {})
+        self.assertGreater(sum(1 for _ in tally.open), 0, "no checkout was seen at all")
+        self.assertFalse(flask.has_app_context())
+        errors = case.thread_errors  # type: ignore[attr-defined]
+        self.assertEqual(len(errors), 1)
+        self.assertIsInstance(errors[0], IsolationError)
+        self.assertIn("faults-thread", str(errors[0]))
+        self.assertEqual(leftovers(self.backend, "leaks"), {})
+        self.assert_later_class_isolated("leaks")
+
+    def test_every_kind_of_test(self) -> None:
+        self.check(in_use_at_end=0)
+
+    def test_every_kind_of_test_with_class_data(self) -> None:
+        self.check(_EveryKindWithClassData, in_use_at_end=1)
+
+
+# -- a test process killed mid-run ------------------------------------------------------------------
+
+
+_KILLED_SUITE = textwrap.dedent(
+    """
+    import os
+    import sys
+    import time
+    import unittest
+
+    import sqlalchemy as sa
+
+    from tests.apps import shop
+    from transactional_testcase import TransactionalTestCase
+
+    MARKER, MODE = sys.argv[3], sys.argv[4]
+
+
+    class Killed(TransactionalTestCase):
+        database_url = sys.argv[1]
+        binds = {"audit": sys.argv[2]}
+        alembic_config = False
+
+        @classmethod
+        def create_app(cls, config):
+            return shop.create_app(config)
+
+        def test_inside(self):
+            for key in (None, "audit"):
+                names = sa.inspect(self.db.engines[key].connect()).get_table_names()
+                self.assertNotIn("stale_marker", names)
+            self.assertEqual((shop.count(shop.Customer), shop.count(shop.AuditEntry)), (0, 0))
+            shop.session.add_all([shop.Customer(email="k@example.com"), shop.AuditEntry(message="k")])
+            shop.session.commit()
+            self.assertEqual((shop.count(shop.Customer), shop.count(shop.AuditEntry)), (1, 1))
+            if MODE == "hang":
+                with open(MARKER, "w") as f:
+                    f.write(str(os.getpid()))
+                time.sleep(120)
+
+
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(Killed)
+    sys.exit(0 if unittest.TextTestRunner().run(suite).wasSuccessful() else 1)
+    """
+)
+
+
+class KilledProcess(unittest.TestCase):
+    """SIGKILL in the middle of a test: the next run starts cleanly, and cleans up after itself."""
+
+    def setUp(self) -> None:
+        wanted = {"psycopg2", "pymysql"}
+        missing = wanted - {b.name for b in selected_backends()}
+        if missing:
+            self.skipTest(f"needs the {', '.join(sorted(missing))} backends: include them in TT_TEST_BACKENDS")
+        for name in sorted(wanted):
+            require(name)
+        pg = BACKENDS["psycopg2"].url_for("tt_faults_killed_psycopg2_test")
+        my = BACKENDS["pymysql"].url_for("tt_faults_killed_pymysql_test")
+        assert pg is not None and my is not None
+        self.pg, self.my = pg, my
+        for url in (pg, my):
+            self.addCleanup(drop_database, url)
+        # The migrated templates of these two databases (the library names them per URL and bind).
+        self.templates = [
+            (pg, provisioning._template_prefix(sa.make_url(pg), None)),
+            (my, provisioning._template_prefix(sa.make_url(my), "audit")),
+        ]
+        for url, prefix in self.templates:
+            self.addCleanup(self.drop_templates, url, prefix)
+        folder = tempfile.mkdtemp(prefix="tt_faults_killed_")
+        self.addCleanup(lambda: [os.unlink(os.path.join(folder, f)) for f in os.listdir(folder)] and os.rmdir(folder) or os.path.isdir(folder) and os.rmdir(folder))
+        self.marker = os.path.join(folder, "inside")
+
+    @staticmethod
+    def drop_templates(url: str, prefix: str) -> None:
+        for name in server_databases(url, prefix):
+            drop_database(sa.make_url(url).set(database=name).render_as_string(hide_password=False))
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", provisioning.WORKER_ENV)}
+        env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        env["TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES"] = "0"
+        return env
+
+    def kill_inside_the_test(self) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _KILLED_SUITE, self.pg, self.my, self.marker, "hang"],
+            cwd=ROOT, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not os.path.exists(self.marker):
+                if proc.poll() is not None:
+                    self.fail(f"the suite ended before reaching the test: {proc.communicate()[0]!r}")
+                if time.monotonic() > deadline:
+                    self.fail("the suite never reached the test")
+                time.sleep(0.05)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=HANG_TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=HANG_TIMEOUT)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        self.assertEqual(proc.returncode, -signal.SIGKILL)
+
+    def leave_stale_marker(self, url: str) -> None:
+        """What a run killed during its setUpClass could have left: a stray table."""
+        engine = sa.create_engine(url, poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("CREATE TABLE stale_marker (id INTEGER PRIMARY KEY)")
+        finally:
+            engine.dispose()
+
+    def run_again(self) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-c", _KILLED_SUITE, self.pg, self.my, self.marker, "run"],
+            cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=120,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertIn("Ran 1 test", proc.stderr)
+
+    def assert_all_dropped(self) -> None:
+        self.assertFalse(database_exists(self.pg), "the PostgreSQL test database outlived the second run")
+        self.assertFalse(database_exists(self.my), "the MariaDB test database outlived the second run")
+        for url, prefix in self.templates:
+            self.assertEqual(server_databases(url, prefix), set(), "a template outlived the second run")
+
+    def test_next_run_replaces_the_leftovers(self) -> None:
+        self.kill_inside_the_test()
+        # The killed run could not drop anything: its databases and templates are still there.
+        for url, prefix in self.templates:
+            self.assertTrue(database_exists(url))
+            self.assertEqual(len(server_databases(url, prefix)), 1)
+            self.leave_stale_marker(url)
+        self.run_again()
+        self.assert_all_dropped()
+
+    def test_half_built_template_is_rebuilt(self) -> None:
+        """A MariaDB template without its completion mark (a kill while saving it) is not cloned."""
+        self.kill_inside_the_test()
+        url, prefix = self.templates[1]
+        (name,) = server_databases(url, prefix)
+        template = sa.make_url(url).set(database=name).render_as_string(hide_password=False)
+        self.assertIn("audit_entries", table_names(template))
+        drop_table(template, "audit_entries")
+        drop_table(template, "transactional_testcase_complete")
+        self.run_again()  # the test writes to audit_entries: a clone of the half-built template has none
+        self.assert_all_dropped()
+
+
+if __name__ == "__main__":
+    unittest.main()
