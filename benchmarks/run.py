@@ -20,7 +20,8 @@ brackets). Sections:
 3. provisioning: empty database, fresh database + ``upgrade head``, the
    library's cold build, template clone, kept database and in-process reuse;
    50 classes in one process; a warm second run with ``TRANSACTIONAL_TESTCASE_KEEPDB=1``;
-4. one 400-test suite under pytest with no workers and with 2 (pytest-xdist).
+4. one 400-test suite under pytest with no workers and with 2 (pytest-xdist),
+   next to a CPU-bound control suite that shows what the machine allows.
 
 Every database it creates is named ``tt_bench_*_test`` (or is a library
 template, ``tt_tpl_*_test``) and is dropped before it exits; SQLite files and
@@ -37,7 +38,6 @@ import datetime as dt
 import gc
 import glob
 import importlib.metadata
-import io
 import json
 import logging
 import os
@@ -45,6 +45,7 @@ import platform
 import pstats
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -702,8 +703,8 @@ class Bench:
         with open(module, "w") as f:
             f.write(WARM_MODULE)
         runs = []
-        for _ in range(2):
-            out = tempfile.mktemp(suffix=".json", dir=WORK)
+        for run in range(2):
+            out = os.path.join(WORK, f"warm_{self.driver}_{repeat}_{run}.json")
             env = child_env(TRANSACTIONAL_TESTCASE_KEEPDB="1", TRANSACTIONAL_TESTCASE_CACHE=cache,
                             TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="0", BENCH_URL=url, BENCH_OUT=out)
             t0 = pc()
@@ -732,26 +733,30 @@ class Bench:
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, "test_bench_suite.py"), "w") as f:
             f.write(SUITE_MODULE)
+        with open(os.path.join(folder, "test_cpu_control.py"), "w") as f:
+            f.write(CONTROL_MODULE)
         # Untimed: build the template (in-process), so that every run below clones it.
         drop_templates(url)
         self._ensure(BenchProvisioner(), url=url)
         servers.drop_database(url)
-        modes = {"n0": ["-n", "0"], "n2": ["-n", "2", "--dist", "loadscope"]}
+        n2 = ["-n", "2", "--dist", "loadscope"]
+        modes = {"n0": (["-n", "0"], "test_bench_suite.py"), "n2": (n2, "test_bench_suite.py"),
+                 "c0": (["-n", "0"], "test_cpu_control.py"), "c2": (n2, "test_cpu_control.py")}
         runs: dict[str, list[dict[str, t.Any]]] = {m: [] for m in modes}
         for r in range(s.s4_rounds):
             for mode in rotated(list(modes), r):
-                runs[mode].append(self._pytest(folder, url, modes[mode]))
+                runs[mode].append(self._pytest(folder, url, *modes[mode]))
         drop_templates(url)
         self.results["s4"] = runs
 
-    def _pytest(self, folder: str, url: str, args: list[str]) -> dict[str, t.Any]:
+    def _pytest(self, folder: str, url: str, args: list[str], module: str) -> dict[str, t.Any]:
         out = tempfile.mkdtemp(prefix="phase_", dir=WORK)
         # Only xdist: other installed plugins (hypothesis, Faker, pytest-benchmark...) would add
         # their own startup and per-test costs to what is measured.
         env = child_env(BENCH_URL=url, BENCH_OUT=out, TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="1",
                         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "xdist.plugin", *args,
-                "test_bench_suite.py"]
+                module]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
         proc = subprocess.run(argv, check=False, env=env, cwd=folder, capture_output=True, text=True, timeout=600)
@@ -775,7 +780,9 @@ class Bench:
             "startup": start - t0,
             "tail": t1 - end,
             "cpu": cpu,
-            "workers": sorted((p["end"] - p["start"], p["tests"], p["setup"]) for p in phases),
+            "workers": sorted((p["end"] - p["start"], p["tests"], p["setup"], p["cpu_end"] - p["cpu_start"])
+                              for p in phases),
+            "phase_cpu": sum(p["cpu_end"] - p["cpu_start"] for p in phases),
         }
 
 
@@ -863,7 +870,7 @@ import sqlalchemy as sa
 from benchmarks.schema import MIGRATIONS_DIR, create_app, db, models
 from transactional_testcase import TransactionalTestCase
 
-PHASE = {"start": None, "end": None, "tests": 0, "setup": 0.0}
+PHASE = {"start": None, "end": None, "tests": 0, "setup": 0.0, "cpu_start": 0.0, "cpu_end": 0.0}
 
 
 @atexit.register
@@ -887,6 +894,7 @@ class SuiteBase(TransactionalTestCase):
         now = time.monotonic()
         if PHASE["start"] is None:
             PHASE["start"] = now
+            PHASE["cpu_start"] = time.process_time()
         super().setUpClass()
         PHASE["setup"] += time.monotonic() - now
 
@@ -894,6 +902,7 @@ class SuiteBase(TransactionalTestCase):
     def tearDownClass(cls):
         super().tearDownClass()
         PHASE["end"] = time.monotonic()
+        PHASE["cpu_end"] = time.process_time()
 
     def work(self, i):
         user = models.User(email="user%d@example.com" % i, username="user%d" % i, password_hash="x")
@@ -921,6 +930,54 @@ def _test(i):
 for _c in range(20):
     _name = "TestSuite%02d" % _c
     globals()[_name] = type(_name, (SuiteBase,), {
+        "__module__": __name__, **{"test_%02d" % _t: _test(_c * 20 + _t) for _t in range(20)}})
+'''
+
+
+CONTROL_MODULE = '''\
+"""The machine's own ceiling: 400 CPU-bound tests (20 classes x 20) that touch no database."""
+import atexit, json, os, time, unittest
+
+PHASE = {"start": None, "end": None, "tests": 0, "setup": 0.0, "cpu_start": 0.0, "cpu_end": 0.0}
+
+
+@atexit.register
+def _dump():
+    if PHASE["start"] is not None:
+        path = os.path.join(os.environ["BENCH_OUT"], "phase-%d.json" % os.getpid())
+        with open(path, "w") as f:
+            json.dump(PHASE, f)
+
+
+class ControlBase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if PHASE["start"] is None:
+            PHASE["start"] = time.monotonic()
+            PHASE["cpu_start"] = time.process_time()
+
+    @classmethod
+    def tearDownClass(cls):
+        PHASE["end"] = time.monotonic()
+        PHASE["cpu_end"] = time.process_time()
+
+    def work(self, i):
+        total = 0
+        for k in range(60000):
+            total += k ^ i
+        self.assertGreater(total, 0)
+        PHASE["tests"] += 1
+
+
+def _test(i):
+    def test(self):
+        self.work(i)
+    return test
+
+
+for _c in range(20):
+    _name = "TestControl%02d" % _c
+    globals()[_name] = type(_name, (ControlBase,), {
         "__module__": __name__, **{"test_%02d" % _t: _test(_c * 20 + _t) for _t in range(20)}})
 '''
 
@@ -1128,7 +1185,9 @@ def section4_table(benches: dict[str, Bench], settings: Settings) -> str:
         f"-p xdist.plugin), {settings.s4_rounds} round(s), median. "
         "'test phase' = first setUpClass to last tearDownClass over all workers (includes cloning "
         "each worker's database); 'startup' = command start to the first setUpClass (interpreter, "
-        f"imports, collection, xdist workers); {cores} usable cores.",
+        "imports, collection, xdist workers). The control suite runs the same way in the same rounds: "
+        "400 CPU-bound tests without a database, the speedup this machine allows right now "
+        f"({cores} usable cores, shared with the database servers).",
     )
 
     def m(mode: str, key: str) -> dict[str, float]:
@@ -1142,14 +1201,23 @@ def section4_table(benches: dict[str, Bench], settings: Settings) -> str:
         tbl.add(f"{label}:   test phase", {d: f"{v:.2f} s" for d, v in m(mode, "phase").items()})
         tbl.add(f"{label}:   exit (drop databases, stop workers)", {d: f"{v:.2f} s" for d, v in m(mode, "tail").items()})
         tbl.add(f"{label}: CPU time of the pytest processes", {d: f"{v:.2f} s" for d, v in m(mode, "cpu").items()})
+        tbl.add(f"{label}:   of which in the test phase", {d: f"{v:.2f} s" for d, v in m(mode, "phase_cpu").items()})
         if mode != "n0":
-            tbl.add(f"{label}:   per worker: phase s (tests, setUpClass s)", {
-                d: " ".join(f"{w[0]:.2f}({w[1]},{w[2]:.2f})" for w in r[d][mode][0]["workers"]) for d in drivers})
+            tbl.add(f"{label}:   per worker: phase s (tests, setUpClass s, CPU s)", {
+                d: " ".join(f"{w[0]:.2f}({w[1]},{w[2]:.2f},{w[3]:.2f})" for w in r[d][mode][0]["workers"])
+                for d in drivers})
+    tbl.add("", {})
+    control = {d: [a["phase"] / b["phase"] for a, b in zip(r[d]["c0"], r[d]["c2"])] for d in drivers}
+    tbl.add("control: 400 CPU-bound tests, no database, -n 0", {d: f"{v:.2f} s" for d, v in m("c0", "phase").items()})
+    tbl.add("control: same with -n 2", {d: f"{v:.2f} s" for d, v in m("c2", "phase").items()})
+    tbl.add("control speedup, test phase (the machine's ceiling)", {d: ratio_text(v) for d, v in control.items()})
     tbl.add("", {})
     phase = {d: [a["phase"] / b["phase"] for a, b in zip(r[d]["n0"], r[d]["n2"])] for d in drivers}
     whole = {d: [a["wall"] / b["wall"] for a, b in zip(r[d]["n0"], r[d]["n2"])] for d in drivers}
     tbl.add("speedup with 2 workers, test phase", {d: ratio_text(v) for d, v in phase.items()})
     tbl.add("  target >= 1.6x", {d: verdict(med(v) >= 1.6) for d, v in phase.items()})
+    tbl.add("  as a share of the control's speedup", {
+        d: f"{100 * med([a / b for a, b in zip(v, control[d])]):.0f}%" for d, v in phase.items()})
     tbl.add("speedup with 2 workers, whole command", {d: ratio_text(v) for d, v in whole.items()})
     tbl.add("  target >= 1.6x", {d: verdict(med(v) >= 1.6) for d, v in whole.items()})
     return tbl.render()
@@ -1158,26 +1226,102 @@ def section4_table(benches: dict[str, Bench], settings: Settings) -> str:
 # -- profile ------------------------------------------------------------------------------------
 
 
+def _short(key: tuple[str, int, str]) -> str:
+    filename, line, name = key
+    if filename == "~":
+        return name
+    for marker in ("site-packages/", "lib/python3.11/", str(ROOT) + "/"):
+        if marker in filename:
+            filename = filename.split(marker, 1)[1]
+            break
+    return f"{filename}:{line}({name})"
+
+
+_DBAPI_DIRS = ("/psycopg2/", "/psycopg/", "/pymysql/", "/MySQLdb/")
+_DBAPI_CALLS = ("execute", "executemany", "commit", "rollback")
+
+
+def _round_trips(stats: dict[tuple[str, int, str], t.Any]) -> float:
+    """DBAPI execute/executemany/commit/rollback calls (psycopg skips an idle rollback's round trip)."""
+    total = 0
+    for (filename, _, name), row in stats.items():
+        if filename == "~":
+            builtin = any(f"'{m}' of '" in name for m in _DBAPI_CALLS)
+            if builtin and any(k in name for k in ("sqlite3.", "psycopg2.", "_mysql.", "MySQLdb.")):
+                total += row[1]
+        elif name in _DBAPI_CALLS and any(d in filename for d in _DBAPI_DIRS):
+            total += row[1]
+    return total
+
+
 def profile(bench: Bench, n: int = 3000) -> str:
-    """cProfile of n empty and n committing TransactionalTestCase tests: where the library's time goes."""
+    """Where the library's per-test time goes, against the fsa floor, under cProfile.
+
+    For an empty and a committing test: wall and CPU time per test without the
+    profiler, Python function calls and DBAPI round trips per test, then the
+    functions whose own time (tottime) grows most from the floor to the library,
+    and the cumulative time of every function of transactional_testcase.
+    """
     tt = make_tt_class(bench.main_url, "ProfTT")
+    floor_app = bench.app(bench.main_url)
+    with floor_app.app_context():
+        engine = db.engine
+    if bench.family == "sqlite":
+        sqlite_begin_recipe(engine)
+    fsa = type("ProfFsa", (FsaFloor,), {"app": floor_app, "engine": engine})
     out = []
     with class_fixture(tt):
-        run_tests(tt, "test_commit", 50, 0, "profile warm-up")
-        for method in ("test_empty", "test_commit"):
-            prof = cProfile.Profile()
-            cases = [tt(method) for _ in range(n)]
-            result = BenchResult()
-            prof.enable()
-            for case in cases:
-                case.run(result)
-            prof.disable()
-            result.check("profile")
-            stream = io.StringIO()
-            stats = pstats.Stats(prof, stream=stream)
-            stats.sort_stats("cumulative").print_stats(r"transactional_testcase|flask/ctx|scoping|sqlalchemy/engine/base", 30)
-            out.append(f"== {bench.driver} {method}: {n} tests, cumulative time per function (cProfile) ==")
-            out.append(stream.getvalue())
+        for method, floor_method in (("test_empty", "test_empty"), ("test_commit", "test_commit")):
+            for cls in (fsa, tt):
+                run_tests(cls, floor_method if cls is fsa else method, 100, 0, "profile warm-up")
+            plain: dict[str, tuple[float, float]] = {}
+            for cls in (fsa, tt, fsa, tt):
+                cases = [cls(method) for _ in range(n)]
+                result = BenchResult()
+                w0, c0 = pc(), time.process_time()
+                for case in cases:
+                    case.run(result)
+                wall, cpu = (pc() - w0) / n, (time.process_time() - c0) / n
+                result.check("profile")
+                best = plain.get(cls.__name__)
+                plain[cls.__name__] = (wall, cpu) if best is None else (min(best[0], wall), min(best[1], cpu))
+            stats: dict[str, dict[tuple[str, int, str], t.Any]] = {}
+            for cls in (fsa, tt):
+                prof = cProfile.Profile()
+                cases = [cls(method) for _ in range(n)]
+                result = BenchResult()
+                prof.enable()
+                for case in cases:
+                    case.run(result)
+                prof.disable()
+                result.check("profile")
+                stats[cls.__name__] = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+            a, b = stats["ProfFsa"], stats["ProfTT"]
+            out.append(f"== {servers.TITLES[bench.driver]}, {method}: fsa floor vs TransactionalTestCase, "
+                       f"{n} tests each ==")
+            for name, label in (("ProfFsa", "fsa floor"), ("ProfTT", "TransactionalTestCase")):
+                st = stats[name]
+                out.append(
+                    f"  {label:22} wall {us(plain[name][0]):>9}, CPU {us(plain[name][1]):>9} per test "
+                    f"(best of 2, no profiler); {sum(r[1] for r in st.values()) / n:6.0f} Python calls and "
+                    f"{_round_trips(st) / n:.1f} DBAPI execute/commit/rollback calls per test"
+                )
+            rows = []
+            for key in set(a) | set(b):
+                ra, rb = a.get(key), b.get(key)
+                extra = ((rb[2] if rb else 0.0) - (ra[2] if ra else 0.0)) / n * 1e6
+                calls = ((rb[1] if rb else 0) - (ra[1] if ra else 0)) / n
+                rows.append((extra, calls, key))
+            rows.sort(key=lambda r: r[0], reverse=True)
+            out.append("  functions whose own time grows most (profiled us per test, calls per test):")
+            for extra, calls, key in rows[:15]:
+                out.append(f"    {extra:+7.1f} us {calls:+5.1f}  {_short(key)}")
+            ours = sorted(((row[3] / n * 1e6, row[1] / n, key) for key, row in b.items()
+                           if "transactional_testcase" in key[0]), reverse=True)
+            out.append("  transactional_testcase functions, cumulative (profiled us per test, calls per test):")
+            for cum, calls, key in ours[:14]:
+                out.append(f"    {cum:7.1f} us {calls:5.1f}  {_short(key)}")
+            out.append("")
     return "\n".join(out)
 
 
@@ -1193,6 +1337,8 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="instead of the benchmark, profile the per-test path on each backend")
     args = parser.parse_args()
+    # A terminated run still drops what it created (the finally blocks below).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     settings = Settings.make(args.quick)
     sections = {int(x) for x in args.sections.split(",") if x.strip()}
     drivers = [d.strip() for d in args.backends.split(",") if d.strip()]

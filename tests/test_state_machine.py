@@ -58,26 +58,15 @@ Divergences from production, modelled here and pinned by the ``test_divergence_*
    * a request that rolls back (the 409 on a duplicate) discards the test's own
      uncommitted work too; a request that commits commits it.
 
-Known bugs (failing ``test_bug_*`` tests; the machine avoids their triggers)
-----------------------------------------------------------------------------
-* A: ``db.session`` taking its SAVEPOINT while a direct connection has an open
-  transaction (a query or flush in between the direct connection's write and
-  its commit/rollback) nests the session's savepoint inside the direct one; the
-  direct commit or rollback destroys it and the session's next commit fails
-  with "savepoint does not exist".
-* B: when the constraint check at cleanup fails (PostgreSQL: a direct
-  connection's failed statement left the transaction aborted; SQLite and
-  PostgreSQL after A), ``transaction.end()`` is skipped: the test's connection
-  leaks, with its transaction open (SQLite: the next write is "database is
-  locked").
-* C: a session flush (autoflush of a query) while a direct connection has an
-  open transaction writes the session's rows inside the direct connection's
-  savepoint; the direct rollback or close silently discards them.
-
-``TT_STATE_MACHINE_KNOWN_BUGS=1`` lets the machine look through the session while
-a direct connection is open whatever the session's state (no savepoint yet:
-A; unflushed rows: C); it then finds A and C, and B after A on SQLite and
-PostgreSQL, in a few dozen examples and shrinks them to three steps or so.
+Interleaving a direct connection with the session
+-------------------------------------------------
+When ``db.session`` begins its SAVEPOINT or flushes rows while a
+``db.engine.connect()`` connection has an open transaction, the session's work
+lands inside the direct connection's savepoint (one shared connection). A direct
+commit then keeps both, as in production; a direct rollback or close of a
+connection that wrote would undo the session's work too, so the library raises
+an ``IsolationError`` instead, and the direct write stays. The machine drives
+both and models exactly that; the ``test_interleaved_*`` tests pin it.
 ``TT_STATE_MACHINE_EXAMPLES=N`` overrides the number of examples per backend.
 Each driving test prints ``state machine: <backend> ran N sequences, M steps``.
 """
@@ -109,6 +98,7 @@ from sqlalchemy.pool import NullPool
 
 from tests.apps import model_app, shop
 from tests.support import leftover_rows, on_all_backends
+from transactional_testcase import IsolationError
 from transactional_testcase.isolation import TestEngine
 
 if t.TYPE_CHECKING:  # mixed into the generated BackendTestCase classes
@@ -124,7 +114,6 @@ AuditEntry = shop.AuditEntry
 STEPS = 30
 #: Examples per backend: every step is a few statements on a local server.
 EXAMPLES = {"sqlite": 150, "psycopg2": 50, "psycopg": 50, "pymysql": 50, "mysqlclient": 50}
-KNOWN_BUGS = os.environ.get("TT_STATE_MACHINE_KNOWN_BUGS") == "1"
 
 CUSTOMERS = "customers"
 AUDIT = "audit"
@@ -232,13 +221,22 @@ class Model:
             table.pending.clear()
             table.savepoint = table.unflushed = False
 
-    def direct_commit(self, name: str, value: str) -> None:
-        """A db.engine commit: durable, unless the session's savepoint encloses it (divergence 1)."""
+    def direct_commit(self, name: str, value: str, enclosed: bool) -> None:
+        """A db.engine commit: durable, unless the session's savepoint encloses it (divergence 1).
+
+        ``enclosed``: the session held its savepoint when the direct
+        connection's transaction began (a savepoint the session begins later
+        sits inside the direct one instead).
+        """
         table = self.tables[name]
-        (table.pending if table.savepoint else table.committed).add(value)
+        (table.pending if enclosed else table.committed).add(value)
 
     def peek_is_safe(self, name: str) -> bool:
-        """Whether a session query now, inside a direct connection's transaction, avoids bugs A and C."""
+        """Whether a session query now, inside a direct connection's transaction, stays out of it.
+
+        It does when the session's savepoint already exists (it encloses the
+        direct one) and nothing is left to flush into the direct transaction.
+        """
         table = self.tables[name]
         return table.savepoint and not table.unflushed
 
@@ -446,7 +444,7 @@ class IsolationMachine(RuleBasedStateMachine):
             self.model.add(table, value)
             self.model.flush()
             if direct:
-                self.model.direct_commit(table, extra)  # inside the session's savepoint
+                self.model.direct_commit(table, extra, enclosed=True)  # inside the session's savepoint
 
     @precondition(lambda self: bool(self.model.expected(CUSTOMERS)))
     @rule(data=st.data(), ref=session_names, recover=st.sampled_from(["rollback", "savepoint"]))
@@ -523,7 +521,7 @@ class IsolationMachine(RuleBasedStateMachine):
         email = self.fresh(CUSTOMERS)
         response = self.case.client.post("/customers/raw", json={"email": email})
         self.case.assertEqual(response.status_code, 201, response.get_data(as_text=True))
-        self.model.direct_commit(CUSTOMERS, email)
+        self.model.direct_commit(CUSTOMERS, email, self.model.tables[CUSTOMERS].savepoint)
         self.model.query(CUSTOMERS)
         self.count_in(response, CUSTOMERS)
 
@@ -554,18 +552,31 @@ class IsolationMachine(RuleBasedStateMachine):
             db.session.add(spec.new(added))
             self.model.add(table, added)
         value = self.fresh(table)
+        enclosed = self.model.tables[table].savepoint
         conn = db.engines[spec.bind_key].connect()
         conn.execute(spec.insert(value))
         self.case.assertIn(value, conn.scalars(sa.select(spec.column)).all())
-        if peek and (KNOWN_BUGS or self.model.peek_is_safe(table)):
+        interleaved = False
+        if peek:
             # The session sees the uncommitted write: it is on the same connection.
+            # If that began the session's savepoint, or flushed its rows, inside
+            # the direct connection's transaction, the two are interleaved.
+            interleaved = not self.model.peek_is_safe(table)
             self.check(table, extra=[value])
+        if interleaved and end != "commit":
+            # Undoing the direct write would undo the session's work too: the
+            # library refuses clearly, and the direct write stays in the test.
+            with self.case.assertRaises(IsolationError):
+                conn.rollback() if end == "rollback" else conn.close()
+            self.model.direct_commit(table, value, enclosed)
+            conn.close()
+            return
         if end == "close":
             conn.close()
             return
         if end == "commit":
             conn.commit()
-            self.model.direct_commit(table, value)
+            self.model.direct_commit(table, value, enclosed)
         else:
             conn.rollback()
         if more:
@@ -584,7 +595,7 @@ class IsolationMachine(RuleBasedStateMachine):
             if fail:
                 raise Abandon
         if not fail:
-            self.model.direct_commit(table, value)
+            self.model.direct_commit(table, value, self.model.tables[table].savepoint)
 
 
 # -- the tests --------------------------------------------------------------------------------
@@ -715,20 +726,48 @@ class StateMachine(model_app.ModelCase, _CaseBase):  # type: ignore[misc]  # ale
 
     # -- known bugs: these tests fail until the library handles them ------------------------------
 
-    def test_bug_a_session_savepoint_taken_inside_direct_connection(self) -> None:
-        """The session's first query comes while a direct connection has uncommitted work."""
-        for end in ("commit", "rollback"):
-            with self.subTest(end=end), self.example():
-                with db.engine.connect() as conn:
-                    conn.execute(TARGETS[CUSTOMERS].insert("direct@example.com"))
-                    self.assertEqual(emails(), ["direct@example.com"])  # the session begins here
-                    getattr(conn, end)()
-                db.session.add(Customer(email="session@example.com"))
-                db.session.commit()  # fails today: "savepoint sa_savepoint_2 does not exist"
-                expected = ["session@example.com"] + (["direct@example.com"] if end == "commit" else [])
-                self.assertEqual(emails(), sorted(expected))
+    def test_interleaved_direct_commit_keeps_both(self) -> None:
+        """The session's first query comes while a direct connection has uncommitted
+        work; the direct connection then commits: both writes stay, as in production."""
+        with self.example():
+            with db.engine.connect() as conn:
+                conn.execute(TARGETS[CUSTOMERS].insert("direct@example.com"))
+                self.assertEqual(emails(), ["direct@example.com"])  # the session begins here
+                conn.commit()
+            db.session.add(Customer(email="session@example.com"))
+            db.session.commit()
+            self.assertEqual(emails(), ["direct@example.com", "session@example.com"])
 
-    def test_bug_b_cleanup_after_failed_direct_statement_releases_connection(self) -> None:
+    def test_interleaved_direct_rollback_is_refused_clearly(self) -> None:
+        """Rolling back a direct connection that the session did work inside cannot be
+        reproduced on one connection: a clear IsolationError, never a silent loss."""
+        for end in ("rollback", "close"):
+            for session_begun in (False, True):
+                with self.subTest(end=end, session_begun=session_begun), self.example():
+                    if session_begun:
+                        self.assertEqual(emails(), [])  # the session's savepoint exists first
+                    conn = db.engine.connect()
+                    conn.execute(TARGETS[CUSTOMERS].insert("direct@example.com"))
+                    db.session.add(Customer(email="session@example.com"))
+                    self.assertEqual(emails(), ["direct@example.com", "session@example.com"])
+                    with self.assertRaises(IsolationError) as caught:
+                        getattr(conn, end)()
+                    self.assertIn("db.session began work inside", str(caught.exception))
+                    # Nothing was silently undone.
+                    self.assertEqual(emails(), ["direct@example.com", "session@example.com"])
+                    conn.close()
+
+    def test_interleaved_read_only_direct_connection_is_harmless(self) -> None:
+        """A direct connection that only read may be closed whatever the session did."""
+        with self.example():
+            db.session.add(Customer(email="session@example.com"))
+            with db.engine.connect() as conn:
+                conn.execute(sa.select(sa.literal(1)))
+                self.assertEqual(emails(), ["session@example.com"])  # autoflush inside it
+            db.session.commit()
+            self.assertEqual(emails(), ["session@example.com"])
+
+    def test_cleanup_after_failed_direct_statement_releases_connection(self) -> None:
         """App code catches a direct connection's error and never closes it."""
         with self.example():
             conn = db.engine.connect()
@@ -736,15 +775,4 @@ class StateMachine(model_app.ModelCase, _CaseBase):  # type: ignore[misc]  # ale
             with self.assertRaises(sa.exc.IntegrityError):
                 conn.execute(TARGETS[CUSTOMERS].insert("dup@example.com"))
         # example() checked that the cleanup raised nothing and closed the test's connections
-
-    def test_bug_c_autoflush_inside_direct_connection_survives_its_rollback(self) -> None:
-        with self.example():
-            self.assertEqual(emails(), [])
-            db.session.add(Customer(email="session@example.com"))
-            with db.engine.connect() as conn:
-                conn.execute(TARGETS[CUSTOMERS].insert("direct@example.com"))
-                # the query autoflushes the session's pending customer
-                self.assertEqual(emails(), ["direct@example.com", "session@example.com"])
-            # closed without commit: only the direct write goes
-            self.assertEqual(emails(), ["session@example.com"])
 

@@ -14,7 +14,12 @@ import typing as t
 # behaviour but only importable from ``sqlalchemy.engine.base``.
 from sqlalchemy.engine.base import OptionEngine
 
-__all__ = ["OptionEngine", "handlers_out_of_reach_of_fileconfig", "revision_steps"]
+__all__ = [
+    "OptionEngine",
+    "handlers_out_of_reach_of_fileconfig",
+    "revision_steps",
+    "savepoint_counter",
+]
 
 
 @contextlib.contextmanager
@@ -49,3 +54,13 @@ def revision_steps(script: t.Any, destination: str, current: t.Any, upgrade: boo
     if upgrade:
         return script._upgrade_revs(destination, current)
     return script._downgrade_revs(destination, current)
+
+
+def savepoint_counter(connection: t.Any) -> int:
+    """How many SAVEPOINTs ``connection`` has begun so far.
+
+    SQLAlchemy numbers them per Connection (``sa_savepoint_N``) in the private,
+    name-mangled ``Connection.__savepoint_seq``. Checked against SQLAlchemy
+    2.0.x and 2.1.9.
+    """
+    return int(getattr(connection, "_Connection__savepoint_seq", 0))

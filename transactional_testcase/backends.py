@@ -457,7 +457,10 @@ class PostgreSQLBackend(Backend):
 
     def check_constraints(self, connection: Connection) -> str | None:
         # What Django does before rolling back: deferred constraints fire now.
-        savepoint = connection.begin_nested()
+        try:
+            savepoint = connection.begin_nested()
+        except sa.exc.DBAPIError:
+            return None  # an aborted transaction: nothing can be checked
         try:
             connection.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
         except sa.exc.DBAPIError as exc:

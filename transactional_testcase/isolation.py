@@ -24,8 +24,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, NestedTransaction
 from sqlalchemy.orm import Session, sessionmaker
 
-from ._compat import OptionEngine
+from ._compat import OptionEngine, savepoint_counter
 from .errors import IsolationError
+from .queries import WRITES_KEY
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -118,6 +119,9 @@ class SavepointConnection(Connection):
             _tt_savepoint=None,
             _tt_closed=False,
             _tt_options={},
+            _tt_own_writes=0,
+            _tt_writes_at_begin=0,
+            _tt_expected_seq=0,
         )
 
     def __getattr__(self, name: str) -> t.Any:
@@ -135,7 +139,57 @@ class SavepointConnection(Connection):
         connection: Connection = self.__dict__["_tt_connection"]
         if self._tt_active() is None:
             self.__dict__["_tt_savepoint"] = connection.begin_nested()
+            self.__dict__["_tt_own_writes"] = 0
+            self.__dict__["_tt_writes_at_begin"] = _writes(connection)
+            self.__dict__["_tt_expected_seq"] = savepoint_counter(connection)
         return connection
+
+    def _tt_run(self, method: str, statement: t.Any, parameters: t.Any, kw: dict[str, t.Any]) -> t.Any:
+        connection = self._tt_autobegin()
+        before = _writes(connection)
+        try:
+            return getattr(connection, method)(statement, parameters, **self._tt_options_for(kw))
+        finally:
+            self.__dict__["_tt_own_writes"] += _writes(connection) - before
+
+    def _tt_interleaved(self, savepoint: NestedTransaction) -> bool:
+        """Whether other work (db.session's) happened inside our savepoint.
+
+        A savepoint begun inside ours, or writes that were not ours: on the
+        one shared connection, undoing ours would undo that work too, which
+        in production would be an independent transaction.
+        """
+        connection: Connection = self.__dict__["_tt_connection"]
+        foreign_writes = (
+            _writes(connection) - self.__dict__["_tt_writes_at_begin"] - self.__dict__["_tt_own_writes"]
+        )
+        return (
+            connection.get_nested_transaction() is not savepoint
+            or savepoint_counter(connection) != self.__dict__["_tt_expected_seq"]
+            or foreign_writes > 0
+        )
+
+    def _tt_end(self, commit: bool) -> None:
+        savepoint = self._tt_active()
+        self.__dict__["_tt_savepoint"] = None
+        if savepoint is None:
+            return
+        if not self._tt_interleaved(savepoint):
+            savepoint.commit() if commit else savepoint.rollback()
+            return
+        if commit or not self.__dict__["_tt_own_writes"]:
+            # Same data either way: what this connection wrote stays (commit),
+            # or it wrote nothing to undo. Releasing or rolling back now would
+            # destroy the session's savepoint inside ours, so leave ours to the
+            # test's transaction.
+            return
+        raise IsolationError(
+            "a db.engine.connect() connection was rolled back (or closed without "
+            "commit) after db.session began work inside its transaction: both share "
+            "the test's one connection, so undoing the connection's writes would undo "
+            "the session's too, which production would not. Commit or close the "
+            "engine connection before using db.session (or use CommittingTestCase)."
+        )
 
     def begin(self) -> NestedTransaction:  # type: ignore[override]
         if self._tt_active() is not None:
@@ -149,19 +203,15 @@ class SavepointConnection(Connection):
         return savepoint
 
     def begin_nested(self) -> NestedTransaction:
-        return self._tt_autobegin().begin_nested()
+        connection = self._tt_autobegin()
+        self.__dict__["_tt_expected_seq"] += 1  # our own savepoint, not interleaved work
+        return connection.begin_nested()
 
     def commit(self) -> None:
-        savepoint = self._tt_active()
-        self.__dict__["_tt_savepoint"] = None
-        if savepoint is not None:
-            savepoint.commit()
+        self._tt_end(commit=True)
 
     def rollback(self) -> None:
-        savepoint = self._tt_active()
-        self.__dict__["_tt_savepoint"] = None
-        if savepoint is not None:
-            savepoint.rollback()
+        self._tt_end(commit=False)
 
     def close(self) -> None:
         if not self.__dict__["_tt_closed"]:
@@ -204,24 +254,29 @@ class SavepointConnection(Connection):
         return kw
 
     def execute(self, statement: t.Any, parameters: t.Any = None, **kw: t.Any) -> t.Any:
-        return self._tt_autobegin().execute(statement, parameters, **self._tt_options_for(kw))
+        return self._tt_run("execute", statement, parameters, kw)
 
     def exec_driver_sql(  # type: ignore[override]
         self, statement: str, parameters: t.Any = None, **kw: t.Any
     ) -> t.Any:
-        return self._tt_autobegin().exec_driver_sql(
-            statement, parameters, **self._tt_options_for(kw)
-        )
+        return self._tt_run("exec_driver_sql", statement, parameters, kw)
 
     def scalar(self, statement: t.Any, parameters: t.Any = None, **kw: t.Any) -> t.Any:
-        return self._tt_autobegin().scalar(statement, parameters, **self._tt_options_for(kw))
+        return self._tt_run("scalar", statement, parameters, kw)
 
     def scalars(self, statement: t.Any, parameters: t.Any = None, **kw: t.Any) -> t.Any:
-        return self._tt_autobegin().scalars(statement, parameters, **self._tt_options_for(kw))
+        return self._tt_run("scalars", statement, parameters, kw)
 
     def _run_ddl_visitor(self, visitorcallable: t.Any, element: t.Any, **kwargs: t.Any) -> None:
+        # The visitor's statements come back through self.execute().
         self._tt_autobegin()
         visitorcallable(dialect=self.dialect, connection=self, **kwargs).traverse_single(element)
+
+
+def _writes(connection: Connection) -> int:
+    """Write statements sent on ``connection`` so far (counted by the StatementMonitor)."""
+    count: int = connection.info.get(WRITES_KEY, 0)
+    return count
 
 
 _routed_classes: dict[type[Session], type[Session]] = {}

@@ -21,7 +21,11 @@ from sqlalchemy.engine import Engine
 TRANSACTION_CONTROL = re.compile(
     r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|START\s+TRANSACTION)\b", re.IGNORECASE
 )
-_READS = re.compile(r"^\s*(SELECT|SHOW|PRAGMA|EXPLAIN|DESCRIBE|WITH\s+\w+\s+AS\s*\(\s*SELECT)\b", re.IGNORECASE)
+#: Key of ``Connection.info`` counting the write statements sent on a connection.
+WRITES_KEY = "transactional_testcase.writes"
+
+#: Statements that read only.
+READS = re.compile(r"^\s*(SELECT|SHOW|PRAGMA|EXPLAIN|DESCRIBE|WITH\s+\w+\s+AS\s*\(\s*SELECT)\b", re.IGNORECASE)
 
 
 class StatementMonitor:
@@ -80,8 +84,12 @@ class StatementMonitor:
             return
         for statements in self._captures:
             statements.append(statement)
-        if not self.wrote and not _READS.match(statement):
+        if not READS.match(statement):
             self.wrote = True
+            # Per connection, for SavepointConnection to tell its own writes
+            # from the session's inside its savepoint.
+            info = conn.info
+            info[WRITES_KEY] = info.get(WRITES_KEY, 0) + 1
         pattern = self._implicit.get(id(conn.dialect))
         if pattern is not None and pattern.match(statement):
             self.implicit_commits.append(statement)

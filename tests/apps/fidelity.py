@@ -51,7 +51,7 @@ class Child(db.Model):  # type: ignore[name-defined,misc]
     __table_args__ = (
         sa.ForeignKeyConstraint(
             ["parent_id"], ["fid_parents.id"], name=DEFERRED_FK, deferrable=True, initially="DEFERRED"
-        ).ddl_if(dialect=("postgresql", "sqlite")),
+        ).ddl_if(dialect=("postgresql", "sqlite")),  # type: ignore[arg-type]  # a tuple works, as in execute_if
         sa.ForeignKeyConstraint(["parent_id"], ["fid_parents.id"], name="fk_fid_children_parent").ddl_if(
             dialect="mysql"
         ),
