@@ -837,18 +837,30 @@ class _Restart(_Inner):
     def test_c_later(self) -> None:
         _Isolated.commit_and_count(self)  # type: ignore[arg-type]
 
+    def test_d_later_still(self) -> None:
+        _Isolated.commit_and_count(self)  # type: ignore[arg-type]
+
 
 @per_backend(*SERVERS)
 class ServerRestart(_Checks):
     """Stale pooled connections after the server dropped them (a restart, a failover)."""
 
     def test_between_two_tests_of_a_class(self) -> None:
+        """Within a class the pool cannot know a connection died until it is used.
+
+        Pre-pinging would cost a round trip in every test, so the tests that meet
+        a dropped connection (one per database: b, then c for the other bind)
+        fail with the driver's error; the pool discards each one, and the tests
+        after them work. Between classes nothing fails (the tests below).
+        """
         urls = database_urls(self.backend, SHARED)
         case = inner(self.backend, SHARED, _Restart, dropped=[], urls=urls)
         result = run_case(case)
-        self.assertEqual(result.testsRun, 3)
+        self.assertEqual(result.testsRun, 4)
         self.assertEqual(case.dropped, [2], "test a's two connections (default and audit) should have been pooled")  # type: ignore[attr-defined]
-        self.assertTrue(result.wasSuccessful(), transcript(result))
+        failed = {test.id().rsplit(".", 1)[-1] for test, _ in result.errors + result.failures}
+        self.assertIn("test_b_after_the_restart", failed, transcript(result))
+        self.assertLessEqual(failed, {"test_b_after_the_restart", "test_c_later"}, transcript(result))
         self.assertEqual(leftovers(self.backend, SHARED), {})
 
     def test_between_two_classes_of_one_app(self) -> None:

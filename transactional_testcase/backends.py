@@ -22,6 +22,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
 from .errors import (
     ConfigurationError,
     DatabaseUnreachableError,
@@ -826,6 +829,24 @@ def _quoted_names(connection: Connection, tables: t.Sequence[TableRef]) -> list[
         (f"{preparer.quote_schema(schema)}." if schema else "") + preparer.quote(name)
         for schema, name in tables
     ]
+
+def reflect_tables(connection: Connection, schemas: t.Iterable[str | None], keep: t.Container[str]) -> list[TableRef]:
+    """Every table of ``schemas`` (None: the default schema) but those named in ``keep``."""
+    inspector = sa.inspect(connection)
+    found: list[TableRef] = []
+    for schema in schemas:
+        for name in inspector.get_table_names(schema=schema):
+            if name not in keep:
+                found.append((schema, name))
+    return found
+
+
+def model_schemas(db: SQLAlchemy, key: str | None) -> list[str | None]:
+    """The default schema, then every other schema the bind's models name."""
+    metadata = db.metadatas.get(key)
+    named = {table.schema for table in metadata.tables.values()} if metadata is not None else set()
+    return [None, *sorted(s for s in named if s is not None)]
+
 
 def _noop(connection: Connection) -> None:
     return None

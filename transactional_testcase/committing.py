@@ -33,15 +33,14 @@ import threading
 import typing as t
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from .backends import TableEmptier, TableRef
+from .backends import TableEmptier, model_schemas, reflect_tables
 from .errors import ConfigurationError, IsolationError, mask_url
 from .testcase import BindKey, DatabaseTestCase
 
 if t.TYPE_CHECKING:
-    from flask_sqlalchemy import SQLAlchemy
 
     from .testcase import _ClassState
 
@@ -117,7 +116,7 @@ class CommittingTestCase(DatabaseTestCase):
         emptiers: dict[BindKey, TableEmptier] = {}
         for key, engine in state.engines.items():
             with engine.connect() as conn:
-                tables = reflect_tables(conn, _schemas(cls.db, key), cls.keep_tables)
+                tables = reflect_tables(conn, model_schemas(cls.db, key), cls.keep_tables)
                 emptiers[key] = state.backends[key].table_emptier(conn, tables, cls.lock_timeout)
         cls._tt_emptiers = emptiers
         state.stack.callback(cls._tt_forget_emptiers)
@@ -261,24 +260,6 @@ def _stop_server(server: BaseWSGIServer, thread: threading.Thread, timeout: floa
 
 
 # -- emptying tables (per backend) -------------------------------------------------------
-
-
-def reflect_tables(connection: Connection, schemas: t.Iterable[str | None], keep: t.Container[str]) -> list[TableRef]:
-    """Every table of ``schemas`` (None: the default schema) but those named in ``keep``."""
-    inspector = sa.inspect(connection)
-    found: list[TableRef] = []
-    for schema in schemas:
-        for name in inspector.get_table_names(schema=schema):
-            if name not in keep:
-                found.append((schema, name))
-    return found
-
-
-def _schemas(db: SQLAlchemy, key: BindKey) -> list[str | None]:
-    """The default schema, then every other schema the bind's models name."""
-    metadata = db.metadatas.get(key)
-    named = {table.schema for table in metadata.tables.values()} if metadata is not None else set()
-    return [None, *sorted(s for s in named if s is not None)]
 
 
 def _bind_name(key: BindKey) -> str:

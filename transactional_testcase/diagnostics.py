@@ -17,6 +17,8 @@ import typing as t
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from ._compat import savepoint_counter
+
 ENV = "TRANSACTIONAL_TESTCASE_DIAGNOSTICS"
 
 logger = logging.getLogger("transactional_testcase.diagnostics")
@@ -65,7 +67,10 @@ class TransactionLog:
         }[name]
 
         def record(conn: Connection, *args: t.Any) -> None:
-            savepoint = args[0] if name != "begin" and args and isinstance(args[0], str) else ""
+            savepoint = args[0] if args and isinstance(args[0], str) else ""
+            if name == "savepoint" and not savepoint:
+                # The event fires before SQLAlchemy numbers the savepoint.
+                savepoint = f"sa_savepoint_{savepoint_counter(conn) + 1}"
             line = f"{verb} {savepoint}".strip() + f" [{conn.engine.url.database}]"
             self.lines.append(line)
             if name == "commit":

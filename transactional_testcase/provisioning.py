@@ -238,10 +238,14 @@ class Provisioner:
         """
         with self._lock:
             for url in urls:
-                known = self._databases.pop(_key(url), None)
-                if known is not None and known.keep:
+                known = self._databases.get(_key(url))
+                if known is None:
+                    continue
+                # Kept (so it is still dropped at exit) but never reused.
+                self._databases[_key(url)] = known._replace(fingerprint=_INVALIDATED)
+                if known.keep:
                     with contextlib.suppress(Exception):
-                        known.backend.write_marker(url, "invalidated")
+                        known.backend.write_marker(url, _INVALIDATED)
 
     def drop_all(self) -> None:
         """Drop every database this process created and does not keep (at exit)."""
@@ -307,6 +311,9 @@ class Provisioner:
         self._registered_in = None
         self._dropping = False
         self._lock = threading.RLock()
+
+
+_INVALIDATED = "invalidated"
 
 
 def _key(url: URL) -> str:

@@ -31,7 +31,15 @@ from sqlalchemy.orm.state import InstanceState
 
 from . import diagnostics
 from .assertions import RequestAssertionsMixin
-from .backends import DRIVER_MODULES, Backend, backend_for, check_driver, install_hint
+from .backends import (
+    DRIVER_MODULES,
+    Backend,
+    backend_for,
+    check_driver,
+    install_hint,
+    model_schemas,
+    reflect_tables,
+)
 from .errors import (
     ConfigurationError,
     IsolationError,
@@ -152,22 +160,30 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
         super().setUpClass()
         state = _ClassState()
         cls._tt_state = state
+        # Also undone when a subclass's setUpClass fails after this returns:
+        # unittest then runs class cleanups, but not tearDownClass.
+        cls.addClassCleanup(cls._tt_release, state)
         try:
             cls._tt_setup_app(state)
             cls.setUpDatabases()
         except BaseException:
-            cls._tt_state = None
-            state.stack.close()
+            cls._tt_release(state)
             raise
 
     @classmethod
     def tearDownClass(cls) -> None:
-        state, cls._tt_state = cls._tt_state, None
         try:
-            if state is not None:
-                state.stack.close()
+            if cls._tt_state is not None:
+                cls._tt_release(cls._tt_state)
         finally:
             super().tearDownClass()
+
+    @classmethod
+    def _tt_release(cls, state: _ClassState) -> None:
+        """Undo everything ``setUpClass`` did (once; later calls do nothing)."""
+        if cls._tt_state is state:
+            cls._tt_state = None
+        state.stack.close()
 
     @classmethod
     def _tt_keepdb(cls) -> bool:
@@ -388,7 +404,7 @@ class TransactionalTestCase(DatabaseTestCase):
         redirect = state.redirect = SessionRedirect(cls.db)
         redirect.apply()
         state.stack.callback(redirect.restore)
-        if getattr(cls.setUpTestData, "__func__", None) is not _BASE_SET_UP_TEST_DATA:
+        if _has_class_data(cls):
             cls._tt_run_setup_test_data(state, redirect)
 
     @classmethod
@@ -446,31 +462,69 @@ class TransactionalTestCase(DatabaseTestCase):
                 ended = transaction.end()
             finally:
                 state.redirect.attach(None)
-        implicit = state.monitor.implicit_commits
+        implicit = list(state.monitor.implicit_commits)
         if implicit or ended:
-            # Rows may have been committed for real: the next class rebuilds.
-            provisioner.invalidate(e.url for e in state.engines.values())
+            self._tt_recover(state, schema_changed=bool(implicit))
         if implicit:
             statement = " ".join(implicit[0].split())[:120]
             raise IsolationError(
                 f"the test sent {statement!r}, which commits implicitly on MySQL/MariaDB: "
                 "everything the test wrote before it was committed for real and its "
-                "savepoints are gone. Keep DDL and TRUNCATE out of TransactionalTestCase "
-                "tests (use a committing test case for them)."
+                "savepoints were gone. The tables were emptied (and the class data made "
+                "again) so the next tests are isolated. Keep DDL and TRUNCATE out of "
+                "TransactionalTestCase tests (use CommittingTestCase for them)."
             )
         if ended:
             names = ", ".join("default" if k is None else repr(k) for k in ended)
             raise IsolationError(
                 f"the test ended its own transaction on the {names} database "
-                "(Connection.commit()/rollback() on db.session.connection(), for example): "
-                "what it wrote before that may have been committed for real. Commit "
-                "through db.session, or use db.engine.connect(), whose commits are savepoints."
+                "(Connection.commit() or rollback() on db.session.connection(), for "
+                "example): a commit wrote for real, a rollback threw away the class data. "
+                "The tables were emptied (and the class data made again) so the next tests "
+                "are isolated. Commit through db.session, or use db.engine.connect(), "
+                "whose commits are savepoints."
             )
         if violations:
             self.fail(
                 "the test left data that a real COMMIT would have refused: "
                 + "; ".join(violations)
             )
+
+    def _tt_recover(self, state: _ClassState, schema_changed: bool) -> None:
+        """Undo what escaped the test's transaction, so later tests stay isolated.
+
+        Empties every table (as CommittingTestCase does) and, with class data,
+        runs setUpTestData again in a new class transaction. DDL that committed
+        implicitly may have changed the schema: then the databases are also
+        no longer reused by later classes.
+        """
+        cls = type(self)
+        assert state.redirect is not None
+        if state.class_transaction is not None:
+            state.class_transaction.end()
+            state.class_transaction = None
+        urls = [e.url for e in state.engines.values()]
+        escaped = len(state.log.escaped) if state.log is not None else 0
+        implicit = list(state.monitor.implicit_commits)
+        try:
+            for key, engine in state.engines.items():
+                with engine.connect() as conn:
+                    tables = reflect_tables(conn, model_schemas(cls.db, key), {"alembic_version"})
+                    empty = state.backends[key].table_emptier(conn, tables, _RECOVERY_LOCK_TIMEOUT)
+                    conn.rollback()
+                    empty(conn)
+        except Exception:
+            provisioner.invalidate(urls)
+            raise
+        finally:
+            # The recovery's own TRUNCATEs and COMMITs escape nothing.
+            state.monitor.implicit_commits = implicit
+            if state.log is not None:
+                del state.log.escaped[escaped:]
+        if schema_changed:
+            provisioner.invalidate(urls)
+        if _has_class_data(cls):
+            cls._tt_run_setup_test_data(state, state.redirect)
 
     def _tt_check_constraints(
         self, state: _ClassState, transaction: TestTransaction
@@ -489,6 +543,12 @@ class TransactionalTestCase(DatabaseTestCase):
 
 
 _BASE_SET_UP_TEST_DATA = TransactionalTestCase.setUpTestData.__func__  # type: ignore[attr-defined]
+#: Seconds the recovery after an escaped commit waits for a lock.
+_RECOVERY_LOCK_TIMEOUT = 10.0
+
+
+def _has_class_data(cls: type[TransactionalTestCase]) -> bool:
+    return getattr(cls.setUpTestData, "__func__", None) is not _BASE_SET_UP_TEST_DATA
 _MISSING = object()
 
 
