@@ -9,6 +9,7 @@ the README's table.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -20,6 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / ".ci" / "matrix"
 
 nox.options.reuse_existing_virtualenvs = True
+nox.options.envdir = str(ROOT / ".nox")
 nox.options.error_on_missing_interpreters = True
 
 SQLALCHEMY = ["2.0", "2.1"]
@@ -28,6 +30,7 @@ FLASK = ["2.3", "3.1"]
 
 
 def _run_suite(session: nox.Session, backends: str, pins: dict[str, str]) -> None:
+    session.chdir(ROOT)
     session.install("-e", f"{ROOT}[test,mysqlclient]", *(f"{k}=={v}.*" for k, v in pins.items()))
     versions = session.run(
         "python", "-c",
@@ -36,7 +39,19 @@ def _run_suite(session: nox.Session, backends: str, pins: dict[str, str]) -> Non
         "('Flask', 'Flask-SQLAlchemy', 'SQLAlchemy', 'alembic', 'Flask-Migrate', 'Werkzeug')))",
         silent=True,
     )
-    env = {"TT_TEST_BACKENDS": backends, "CI": os.environ.get("CI", "true")}
+    # Each session gets database names (and a SQLite template cache) of its own,
+    # so sessions can run side by side against the same servers.
+    tag = hashlib.sha1(session.name.encode()).hexdigest()[:6]
+    env = {
+        "TT_TEST_BACKENDS": backends,
+        "CI": os.environ.get("CI", "true"),
+        "TRANSACTIONAL_TESTCASE_CACHE": str(ROOT / ".nox" / f"cache-{tag}"),
+        "TT_TEST_PSYCOPG2_URL": f"postgresql+psycopg2://postgres@127.0.0.1/tt_{tag}_pg2_test",
+        "TT_TEST_PSYCOPG_URL": f"postgresql+psycopg://postgres@127.0.0.1/tt_{tag}_pg3_test",
+        "TT_TEST_PYMYSQL_URL": f"mysql+pymysql://root@127.0.0.1/tt_{tag}_my_test",
+        "TT_TEST_MYSQLCLIENT_URL": f"mysql+mysqldb://root@127.0.0.1/tt_{tag}_mc_test",
+    }
+    env.update({k: v for k, v in os.environ.items() if k.startswith("TT_TEST_") and k.endswith("_URL")})
     outcome = {"session": session.name, "backends": backends, "versions": (versions or "").strip()}
     try:
         session.run("python", "-m", "tests", env=env)
@@ -57,7 +72,7 @@ def matrix(session: nox.Session, sqlalchemy: str, flask_sqlalchemy: str, flask: 
     """The full suite on SQLite and PostgreSQL for one combination."""
     _run_suite(
         session,
-        "sqlite,psycopg2,psycopg",
+        "sqlite,psycopg2",
         {"SQLAlchemy": sqlalchemy, "Flask-SQLAlchemy": flask_sqlalchemy, "Flask": flask},
     )
 

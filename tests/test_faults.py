@@ -1066,8 +1066,8 @@ class ProcessLeftovers(unittest.TestCase):
             self.skipTest(f"needs the {', '.join(sorted(missing))} backends: include them in TT_TEST_BACKENDS")
         for name in sorted(wanted):
             require(name)
-        pg = BACKENDS["psycopg2"].url_for("tt_faults_killed_psycopg2_test")
-        my = BACKENDS["pymysql"].url_for("tt_faults_killed_pymysql_test")
+        pg = bind_url(BACKENDS["psycopg2"], "faults_killed")
+        my = bind_url(BACKENDS["pymysql"], "faults_killed")
         assert pg is not None and my is not None
         self.pg, self.my = pg, my
         for url in (pg, my):

@@ -1,0 +1,61 @@
+"""Turn the version matrix's results into the README's table.
+
+``nox -f .ci/noxfile.py`` writes one JSON file per session into
+``.ci/matrix/``; ``python .ci/matrix_table.py --write`` replaces the table
+between the ``matrix-table`` markers of README.rst with what those sessions
+ran (printing it without ``--write``).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESULTS = ROOT / ".ci" / "matrix"
+START, END = ".. matrix-table-start", ".. matrix-table-end"
+COLUMNS = ("Flask", "Flask-SQLAlchemy", "SQLAlchemy", "Werkzeug", "alembic", "Flask-Migrate")
+
+
+def rows() -> list[list[str]]:
+    found = []
+    for path in sorted(RESULTS.glob("*.json")):
+        outcome = json.loads(path.read_text())
+        versions = dict(item.split("==", 1) for item in outcome["versions"].split())
+        backends = outcome["backends"].replace(",", ", ")
+        found.append([*(versions.get(c, "?") for c in COLUMNS), backends, outcome["result"]])
+    found.sort(key=lambda r: [tuple(int(p) for p in re.findall(r"\d+", v)) for v in r[:3]])
+    return found
+
+
+def table(data: list[list[str]]) -> str:
+    header = [*COLUMNS, "backends", "suite"]
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *data)]
+    rule = "  ".join("=" * w for w in widths)
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    return "\n".join([rule, line(header), rule, *(line(r) for r in data), rule])
+
+
+def main() -> int:
+    data = rows()
+    if not data:
+        print("no results in .ci/matrix: run nox -f .ci/noxfile.py first", file=sys.stderr)
+        return 1
+    text = table(data)
+    if "--write" not in sys.argv:
+        print(text)
+        return 0
+    readme = ROOT / "README.rst"
+    content = readme.read_text()
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
+    if not pattern.search(content):
+        print(f"README.rst has no {START} ... {END} markers", file=sys.stderr)
+        return 1
+    readme.write_text(pattern.sub(lambda _: f"{START}\n\n{text}\n\n{END}", content))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
