@@ -39,6 +39,9 @@ TableRef: t.TypeAlias = tuple[str | None, str]
 #: Empties tables through the connection it is given; returns the tables it emptied.
 TableEmptier: t.TypeAlias = t.Callable[[Connection], list[str]]
 
+#: Checks, at the end of a test, what a COMMIT would; describes violations (None: none).
+ConstraintChecker: t.TypeAlias = t.Callable[[Connection], str | None]
+
 #: pip extra (of this package) that installs each DBAPI driver, by SQLAlchemy driver name.
 DRIVER_EXTRAS: dict[str, str] = {
     "psycopg": "postgresql",
@@ -153,8 +156,14 @@ class Backend:
         """
         raise ConfigurationError(f"emptying tables is not supported on {self.title}")
 
-    def check_constraints(self, connection: Connection) -> str | None:
-        """Check what a real COMMIT would check now; a description of violations, or None."""
+    def constraint_checker(self, connection: Connection) -> ConstraintChecker | None:
+        """Plan, once per class, checking what a real COMMIT would check.
+
+        The returned callable runs at the end of a test that wrote, on the
+        test's connection, and describes the violations it finds (None: none).
+        None means there is nothing a COMMIT would check that a statement has
+        not already checked (no deferred constraints): the test pays nothing.
+        """
         return None
 
     def sequence_resetter(self, connection: Connection) -> t.Callable[[Connection], None]:
@@ -303,14 +312,24 @@ class SQLiteBackend(Backend):
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def check_constraints(self, connection: Connection) -> str | None:
-        # Deferred foreign keys are checked at COMMIT only while enforcement is on.
-        if not connection.exec_driver_sql("PRAGMA foreign_keys").scalar():
+    def constraint_checker(self, connection: Connection) -> ConstraintChecker | None:
+        deferred = connection.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' "
+            "AND sql LIKE '%DEFERRABLE%INITIALLY%DEFERRED%' LIMIT 1"
+        ).first()
+        if deferred is None:
             return None
-        rows = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
-        if not rows:
-            return None
-        return "; ".join(f"{r[0]} rowid {r[1]} references missing {r[2]} row" for r in rows)
+
+        def check(conn: Connection) -> str | None:
+            # Deferred foreign keys are checked at COMMIT only while enforcement is on.
+            if not conn.exec_driver_sql("PRAGMA foreign_keys").scalar():
+                return None
+            rows = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if not rows:
+                return None
+            return "; ".join(f"{r[0]} rowid {r[1]} references missing {r[2]} row" for r in rows)
+
+        return check
 
     def sequence_resetter(self, connection: Connection) -> t.Callable[[Connection], None]:
         # Rowids (and AUTOINCREMENT's sqlite_sequence) are transactional in
@@ -458,19 +477,13 @@ class PostgreSQLBackend(Backend):
             finally:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
-    def check_constraints(self, connection: Connection) -> str | None:
-        # What Django does before rolling back: deferred constraints fire now.
-        try:
-            savepoint = connection.begin_nested()
-        except sa.exc.DBAPIError:
-            return None  # an aborted transaction: nothing can be checked
-        try:
-            connection.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
-        except sa.exc.DBAPIError as exc:
-            savepoint.rollback()
-            return str(exc.orig).strip().splitlines()[0]
-        savepoint.rollback()
-        return None
+    def constraint_checker(self, connection: Connection) -> ConstraintChecker | None:
+        deferrable = connection.exec_driver_sql(
+            "SELECT 1 FROM pg_constraint WHERE condeferrable LIMIT 1"
+        ).first()
+        if deferrable is None:
+            return None
+        return _pg_check_deferred
 
     def sequence_resetter(self, connection: Connection) -> t.Callable[[Connection], None]:
         rows = connection.exec_driver_sql(_PG_OWNED_SEQUENCES).all()
@@ -846,6 +859,21 @@ def model_schemas(db: SQLAlchemy, key: str | None) -> list[str | None]:
     metadata = db.metadatas.get(key)
     named = {table.schema for table in metadata.tables.values()} if metadata is not None else set()
     return [None, *sorted(s for s in named if s is not None)]
+
+
+def _pg_check_deferred(connection: Connection) -> str | None:
+    # What Django does before rolling back: deferred constraints fire now. No
+    # savepoint is needed: the test's transaction (or its savepoint, whose
+    # rollback also restores the constraint modes) is rolled back right after.
+    try:
+        connection.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
+    except sa.exc.DBAPIError as exc:
+        orig = exc.orig
+        state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+        if not state.startswith("23"):
+            return None  # not a violation: an aborted transaction, say
+        return str(orig).strip().splitlines()[0]
+    return None
 
 
 def _noop(connection: Connection) -> None:

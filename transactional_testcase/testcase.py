@@ -34,6 +34,7 @@ from .assertions import RequestAssertionsMixin
 from .backends import (
     DRIVER_MODULES,
     Backend,
+    ConstraintChecker,
     backend_for,
     check_driver,
     install_hint,
@@ -74,6 +75,7 @@ class _ClassState:
         self.class_transaction: TestTransaction | None = None
         self.class_data: dict[str, t.Any] = {}
         self.resetters: list[tuple[BindKey, t.Callable[[Connection], None]]] = []
+        self.checkers: list[tuple[BindKey, ConstraintChecker]] = []
 
 
 class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
@@ -397,10 +399,15 @@ class TransactionalTestCase(DatabaseTestCase):
         super().setUpDatabases()
         state = cls._tt_state
         assert state is not None
-        if cls.reset_sequences:
-            for key, engine in state.engines.items():
-                with engine.connect() as conn:
-                    state.resetters.append((key, state.backends[key].sequence_resetter(conn)))
+        for key, engine in state.engines.items():
+            if not (cls.reset_sequences or cls.check_constraints):
+                break
+            with engine.connect() as conn:
+                backend = state.backends[key]
+                if cls.reset_sequences:
+                    state.resetters.append((key, backend.sequence_resetter(conn)))
+                if cls.check_constraints and (checker := backend.constraint_checker(conn)):
+                    state.checkers.append((key, checker))
         redirect = state.redirect = SessionRedirect(cls.db)
         redirect.apply()
         state.stack.callback(redirect.restore)
@@ -455,7 +462,7 @@ class TransactionalTestCase(DatabaseTestCase):
         try:
             with contextlib.suppress(Exception):
                 self.db.session.remove()
-            if self.check_constraints and state.monitor.wrote:
+            if state.checkers and state.monitor.wrote:
                 violations = self._tt_check_constraints(state, transaction)
         finally:
             try:
@@ -530,9 +537,9 @@ class TransactionalTestCase(DatabaseTestCase):
         self, state: _ClassState, transaction: TestTransaction
     ) -> list[str]:
         found = []
-        for key, conn in transaction.connections.items():
+        for key, check in state.checkers:
             try:
-                problem = state.backends[key].check_constraints(conn)
+                problem = check(transaction.connections[key])
             except sa.exc.SQLAlchemyError:
                 # The transaction is unusable (an error the test never rolled
                 # back): nothing to check, and the rollback follows anyway.
