@@ -284,8 +284,8 @@ class Provisioner:
     def _drop_on_sigterm(self) -> None:
         """In a multiprocessing worker, drop the databases when terminated.
 
-        A ``multiprocessing.Pool`` (unittest-parallel) ends its workers with
-        SIGTERM, which runs neither atexit nor finalizers.
+        A ``multiprocessing.Pool`` (unittest-parallel) may end its workers with
+        SIGTERM, whose default action runs neither atexit nor finalizers.
         """
         if (
             multiprocessing.current_process().name == "MainProcess"
@@ -297,9 +297,10 @@ class Provisioner:
         def on_sigterm(signum: int, frame: object) -> None:
             if self._dropping:
                 return  # already on the way out: let that drop finish
-            self.drop_all()
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+            # Unwind rather than drop here: the worker may be inside a lock
+            # (a Pool's queue) that its context managers must release. Its
+            # finalizers then drop the databases on the way out.
+            raise SystemExit(128 + signum)
 
         signal.signal(signal.SIGTERM, on_sigterm)
 
