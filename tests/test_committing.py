@@ -32,12 +32,22 @@ from unittest import mock
 
 import sqlalchemy as sa
 from flask import Flask, jsonify
-from sqlalchemy.pool import NullPool
 
 from tests.apps import committing_migrated as migrated
 from tests.apps import notes, shop
 from tests.apps.shop import ShopCase
-from tests.support import Backend, bind_url, leftover_rows, require, selected_backends
+from tests.support import (
+    Backend,
+    OuterCase,
+    assert_no_leftover_rows,
+    bind_url,
+    generate_per_backend,
+    leftover_rows,
+    own_connection,
+    require,
+    run_into,
+    transcript,
+)
 from transactional_testcase import ConfigurationError, IsolationError
 from transactional_testcase.committing import CommittingTestCase, LiveServerTestCase
 from transactional_testcase.provisioning import worker_url
@@ -63,13 +73,9 @@ HTTP_TIMEOUT = 30.0
 
 def count_rows(url: str, table: str) -> int:
     """Rows of ``table`` seen through a connection of our own (not the app's engines)."""
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            quoted = conn.dialect.identifier_preparer.quote(table)
-            return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {quoted}")).scalar_one())
-    finally:
-        engine.dispose()
+    with own_connection(url) as conn:
+        quoted = conn.dialect.identifier_preparer.quote(table)
+        return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {quoted}")).scalar_one())
 
 
 def engine_url(case: CommittingTestCase, key: str | None = None) -> str:
@@ -93,20 +99,6 @@ def http(url: str, payload: t.Any = None) -> tuple[int, t.Any]:
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
         return response.status, json.loads(response.read())
-
-
-def run_inner(cls: type[unittest.TestCase]) -> unittest.TestResult:
-    """Run every test of ``cls`` with its class fixtures, into a result of its own."""
-    result = unittest.TestResult()
-    unittest.defaultTestLoader.loadTestsFromTestCase(cls).run(result)
-    return result
-
-
-def report(result: unittest.TestResult) -> str:
-    lines = [f"ran {result.testsRun}"]
-    for test, tb in result.errors + result.failures:
-        lines.append(f"--- {test}\n{tb}")
-    return "\n".join(lines)
 
 
 def _whoami() -> t.Any:
@@ -153,10 +145,7 @@ class BackendChecks(BackendUrls):
     @classmethod
     def tearDownClass(cls) -> None:
         super().tearDownClass()
-        for url in cls.checked_urls:
-            left = leftover_rows(url)
-            if left:
-                raise AssertionError(f"{cls.__name__} left rows behind in {url}: {left}")
+        assert_no_leftover_rows(cls.__name__, cls.checked_urls)
 
     def setUp(self) -> None:
         super().setUp()
@@ -168,18 +157,7 @@ class BackendChecks(BackendUrls):
 def committing_on_all_backends(base: type[CommittingTestCase]) -> t.Callable[[type], type]:
     """Like ``tests.support.on_all_backends``, on ``base`` (a committing test case class)."""
 
-    def generate(mixin: type) -> type:
-        module = globals()
-        for backend in selected_backends():
-            name = f"{mixin.__name__}_{backend.name}"
-            module[name] = type(
-                name,
-                (mixin, BackendChecks, base),
-                {"backend": backend, "__module__": __name__, "__qualname__": name},
-            )
-        return mixin
-
-    return generate
+    return lambda mixin: generate_per_backend(mixin, BackendChecks, base)
 
 
 class ShopCommitting(ShopCase, _Case):  # type: ignore[misc]
@@ -280,8 +258,8 @@ class CommitsForReal(ShopCommitting):
 
         inner = self.inner_class("FailingCommitter", {"test_commits_then_fails": test_commits_then_fails})
         with self.assertLogs("transactional_testcase.committing", logging.DEBUG) as logs:
-            result = run_inner(inner)
-        self.assertEqual((result.testsRun, len(result.failures), len(result.errors)), (1, 1, 0), report(result))
+            result = run_into(inner)
+        self.assertEqual((result.testsRun, len(result.failures), len(result.errors)), (1, 1, 0), transcript(result))
         self.assertIn("deliberate failure", result.failures[0][1])
         self.assertEqual(seen, [(1, 1)], "the failing test's rows were committed")
         emptied = [r.getMessage() for r in logs.records if "test_commits_then_fails" in r.getMessage()]
@@ -299,8 +277,8 @@ class CommitsForReal(ShopCommitting):
 
         inner = self.inner_class("ReadThenWrite", {"test_1_reads": test_1_reads, "test_2_writes": test_2_writes})
         with mock.patch.object(inner, "_tt_empty_tables", wraps=inner._tt_empty_tables) as empty:
-            result = run_inner(inner)
-        self.assertTrue(result.wasSuccessful(), report(result))
+            result = run_into(inner)
+        self.assertTrue(result.wasSuccessful(), transcript(result))
         self.assertEqual(result.testsRun, 2)
         whens = [c.args[1] for c in empty.call_args_list]
         self.assertEqual(len(whens), 2, whens)
@@ -409,10 +387,10 @@ class RawWritesControl(unittest.TestCase):
                 },
             )
 
-        unseen = run_inner(make(False))
-        self.assertEqual([f[0].id().rpartition(".")[2] for f in unseen.failures], ["test_2_is_empty"], report(unseen))
-        seen = run_inner(make(True))
-        self.assertTrue(seen.wasSuccessful(), report(seen))
+        unseen = run_into(make(False))
+        self.assertEqual([f[0].id().rpartition(".")[2] for f in unseen.failures], ["test_2_is_empty"], transcript(unseen))
+        seen = run_into(make(True))
+        self.assertTrue(seen.wasSuccessful(), transcript(seen))
         self.assertEqual(leftover_rows(worker_url(url).render_as_string()), {})
 
 
@@ -434,11 +412,6 @@ class LeakedConnection(_TestCase):
     """A test that leaves a transaction open fails after ``lock_timeout``, on every backend."""
 
     backend: t.ClassVar[Backend]
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        require(cls.backend.name)
-        super().setUpClass()
 
     def inner(self, name: str, test: t.Callable[[CommittingTestCase], None]) -> type[CommittingTestCase]:
         return type(
@@ -466,8 +439,8 @@ class LeakedConnection(_TestCase):
             leaks.append(conn)
             conn.execute(sa.select(notes.Note.id)).all()  # a transaction holding a read lock
 
-        result = run_inner(self.inner("leak", leak))
-        self.assertEqual((result.testsRun, len(result.failures), len(result.errors)), (1, 0, 1), report(result))
+        result = run_into(self.inner("leak", leak))
+        self.assertEqual((result.testsRun, len(result.failures), len(result.errors)), (1, 0, 1), transcript(result))
         message = result.errors[0][1]
         self.assertIn(IsolationError.__name__, message)
         self.assertIn("1 connection(s) of this engine are still checked out", message)
@@ -486,17 +459,12 @@ class LeakedConnection(_TestCase):
             notes.db.session.commit()
             case.assertEqual(note.id, 1)
 
-        again = run_inner(self.inner("starts_clean", starts_clean))
-        self.assertTrue(again.wasSuccessful(), report(again))
+        again = run_into(self.inner("starts_clean", starts_clean))
+        self.assertTrue(again.wasSuccessful(), transcript(again))
         self.assertEqual(leftover_rows(url), {})
 
 
-for _backend in selected_backends():
-    _name = f"LeakedConnection_{_backend.name}"
-    globals()[_name] = type(
-        _name, (LeakedConnection, unittest.TestCase), {"backend": _backend, "__module__": __name__, "__qualname__": _name}
-    )
-del _backend, _name
+generate_per_backend(LeakedConnection, OuterCase)
 
 
 # -- setUpTestData is refused ---------------------------------------------------------------
@@ -513,8 +481,8 @@ class NoSetUpTestData(unittest.TestCase):
                 "__module__": __name__,
             },
         )
-        result = run_inner(inner)
-        self.assertEqual(len(result.errors), 1, report(result))
+        result = run_into(inner)
+        self.assertEqual(len(result.errors), 1, transcript(result))
         self.assertIn(ConfigurationError.__name__, result.errors[0][1])
         self.assertIn("Create the data in setUp", result.errors[0][1])
 
@@ -538,8 +506,8 @@ class DiagnosticsOnCommittingClasses(unittest.TestCase):
         with mock.patch.dict(os.environ, {"TRANSACTIONAL_TESTCASE_DIAGNOSTICS": "1"}), self.assertLogs(
             "transactional_testcase.diagnostics", logging.INFO
         ) as logs:
-            result = run_inner(inner)
-        self.assertTrue(result.wasSuccessful(), report(result))
+            result = run_into(inner)
+        self.assertTrue(result.wasSuccessful(), transcript(result))
         lines = [r.getMessage() for r in logs.records if "test_commits" in r.getMessage()]
         self.assertTrue(any("COMMIT" in line for line in lines), logs.output)
         self.assertEqual([r.getMessage() for r in logs.records if r.levelno >= logging.WARNING], [])
@@ -625,8 +593,8 @@ class LiveServerLifecycle(unittest.TestCase):
                 "__module__": __name__,
             },
         )
-        result = run_inner(inner)
-        self.assertTrue(result.wasSuccessful(), report(result))
+        result = run_into(inner)
+        self.assertTrue(result.wasSuccessful(), transcript(result))
         self.assertEqual(len(served), 1)
         live_url, status = served[0]
         self.assertEqual(status, 200)
@@ -656,7 +624,7 @@ class LiveServerLifecycle(unittest.TestCase):
             },
         )
         with contextlib.redirect_stderr(io.StringIO()):  # werkzeug prints its own complaint
-            result = run_inner(inner)
-        self.assertEqual(len(result.errors), 1, report(result))
+            result = run_into(inner)
+        self.assertEqual(len(result.errors), 1, transcript(result))
         self.assertIn(ConfigurationError.__name__, result.errors[0][1])
         self.assertIn("live_server_port = 0", result.errors[0][1])

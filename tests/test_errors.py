@@ -30,7 +30,13 @@ import flask
 import sqlalchemy as sa
 
 from tests.apps import shop
-from tests.support import BACKENDS, require, selected_backends
+from tests.support import (
+    BACKENDS,
+    RecordingResult,
+    require,
+    run_with_runner,
+    selected_backends,
+)
 from transactional_testcase import (
     ConfigurationError,
     DatabaseUnreachableError,
@@ -112,16 +118,6 @@ def make_case(name: str = "Misconfigured", **attrs: t.Any) -> type[Transactional
     return type(name, (TransactionalTestCase,), namespace)
 
 
-class RecordingResult(unittest.TextTestResult):
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.exceptions: list[tuple[str, BaseException]] = []
-
-    def addError(self, test: t.Any, err: t.Any) -> None:
-        super().addError(test, err)
-        self.exceptions.append((str(test), err[1]))
-
-
 @contextlib.contextmanager
 def destructive_spies() -> t.Iterator[list[mock.MagicMock]]:
     """Wrap every backend's destructive methods (they still work if called)."""
@@ -160,11 +156,8 @@ class SetupErrorCase(unittest.TestCase):
         ``secret_free_traceback``: the password is absent from the whole
         transcript, not only from the library's own message.
         """
-        stream = io.StringIO()
-        suite = unittest.TestLoader().loadTestsFromTestCase(case)
-        runner = unittest.TextTestRunner(stream=stream, resultclass=RecordingResult)
         with destructive_spies() as spies:
-            result = t.cast(RecordingResult, runner.run(suite))
+            result, output = run_with_runner(case, resultclass=RecordingResult)
         self.assertEqual(case.ran, [], "no test may run after setUpClass failed")  # type: ignore[attr-defined]
         self.assertEqual(result.failures, [])
         self.assertEqual(len(result.exceptions), 1, result.errors)
@@ -172,7 +165,7 @@ class SetupErrorCase(unittest.TestCase):
         self.assertIn("setUpClass", where)
         message = str(exc)
         formatted = "".join(traceback.format_exception(exc))
-        transcript = "\n".join([message, formatted, result.errors[0][1], stream.getvalue()])
+        transcript = "\n".join([message, formatted, result.errors[0][1], output])
         TRANSCRIPTS.append(transcript)
         self.assertIsInstance(exc, expected, formatted)
         self.assertNotIn(PASSWORD, message)

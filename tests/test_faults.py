@@ -45,7 +45,6 @@ import atexit
 import collections
 import contextlib
 import contextvars
-import io
 import os
 import shutil
 import signal
@@ -61,16 +60,29 @@ import unittest
 import flask
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.pool import NullPool
 
 from tests.apps import bad_migrations, shop
 from tests.support import (
     BACKENDS,
     Backend,
+    OuterCase,
+    admin_connection,
+    backends_named,
     bind_url,
+    database_exists,
+    delete_all_rows,
+    drop_database,
+    generate_per_backend,
     leftover_rows,
+    method_name,
+    method_names,
+    own_connection,
     require,
+    run_with_runner,
     selected_backends,
+    server_databases,
+    table_names,
+    transcript,
     unavailable,
 )
 from transactional_testcase import (
@@ -98,31 +110,9 @@ TMP_TABLE = "tt_tmp_faults_x"
 # -- helpers ---------------------------------------------------------------------------------
 
 
-class OuterCase(unittest.TestCase):
-    """A plain per-backend case that runs inner TransactionalTestCase classes itself."""
-
-    backend: t.ClassVar[Backend]
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        require(cls.backend.name)
-        super().setUpClass()
-
-
 def per_backend(*names: str) -> t.Callable[[type], type]:
     """Generate ``<Mixin>_<backend>`` OuterCases for ``names`` (every selected backend when empty)."""
-
-    def generate(mixin: type) -> type:
-        module = sys.modules[mixin.__module__]
-        for backend in selected_backends():
-            if names and backend.name not in names:
-                continue
-            name = f"{mixin.__name__}_{backend.name}"
-            cls = type(name, (mixin, OuterCase), {"backend": backend, "__module__": mixin.__module__, "__qualname__": name})
-            setattr(module, name, cls)
-        return mixin
-
-    return generate
+    return lambda mixin: generate_per_backend(mixin, OuterCase, backends=backends_named(*names))
 
 
 class RecordingResult(unittest.TextTestResult):
@@ -134,36 +124,25 @@ class RecordingResult(unittest.TextTestResult):
 
     def addError(self, test: t.Any, err: t.Any) -> None:
         super().addError(test, err)
-        self.exceptions[_name(test)] = err[1]
+        self.exceptions[method_name(test)] = err[1]
 
     def addFailure(self, test: t.Any, err: t.Any) -> None:
         super().addFailure(test, err)
-        self.exceptions[_name(test)] = err[1]
-
-
-def _name(test: t.Any) -> str:
-    """A test's method name, or the description of a class fixture (``setUpClass (...)``)."""
-    return getattr(test, "_testMethodName", str(test))
+        self.exceptions[method_name(test)] = err[1]
 
 
 def run_case(case: type[unittest.TestCase]) -> RecordingResult:
     """Run ``case`` the way a runner does (class fixtures included), quietly."""
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(case)
-    runner = unittest.TextTestRunner(stream=io.StringIO(), resultclass=RecordingResult)
-    return t.cast(RecordingResult, runner.run(suite))
+    return run_with_runner(case, resultclass=RecordingResult).result
 
 
 def outcome(result: RecordingResult) -> dict[str, set[str]]:
     """Names of the tests that failed, errored and were skipped."""
     return {
-        "failures": {_name(test) for test, _ in result.failures},
-        "errors": {_name(test) for test, _ in result.errors},
-        "skipped": {_name(test) for test, _ in result.skipped},
+        "failures": method_names(result.failures),
+        "errors": method_names(result.errors),
+        "skipped": method_names(result.skipped),
     }
-
-
-def transcript(result: RecordingResult) -> str:
-    return "\n".join(text for _, text in result.errors + result.failures)
 
 
 class PoolTally:
@@ -239,95 +218,16 @@ def leftovers(backend: Backend, purpose: str) -> dict[str, dict[str, int]]:
     return found
 
 
-def _admin_engine(url: str | sa.URL) -> sa.Engine:
-    parsed = sa.make_url(url)
-    admin = parsed.set(database="postgres") if parsed.get_backend_name() == "postgresql" else parsed._replace(database=None)
-    return sa.create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-
-
-def database_exists(url: str) -> bool:
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return os.path.exists(parsed.database or "")
-    query = (
-        "SELECT 1 FROM pg_database WHERE datname = :name"
-        if parsed.get_backend_name() == "postgresql"
-        else "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :name"
-    )
-    engine = _admin_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text(query), {"name": parsed.database}).first() is not None
-    finally:
-        engine.dispose()
-
-
-def server_databases(url: str, prefix: str) -> set[str]:
-    """Names of the databases on ``url``'s server that start with ``prefix``."""
-    parsed = sa.make_url(url)
-    query = (
-        "SELECT datname FROM pg_database WHERE datname LIKE :p"
-        if parsed.get_backend_name() == "postgresql"
-        else "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE :p"
-    )
-    engine = _admin_engine(url)
-    try:
-        with engine.connect() as conn:
-            return set(conn.execute(sa.text(query), {"p": prefix.replace("_", r"\_") + "%"}).scalars())
-    finally:
-        engine.dispose()
-
-
-def drop_database(url: str) -> None:
-    """Drop a database this module made (only ever one whose name has 'test')."""
-    parsed = sa.make_url(url)
-    name = parsed.database or ""
-    assert "test" in os.path.basename(name), name
-    if parsed.get_backend_name() == "sqlite":
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name + suffix)
-        return
-    force = " WITH (FORCE)" if parsed.get_backend_name() == "postgresql" else ""
-    engine = _admin_engine(url)
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}{force}")
-    finally:
-        engine.dispose()
-
-
 def empty_tables(urls: t.Iterable[str]) -> None:
     """Delete every row a broken isolation left behind, so later classes start clean."""
     for url in urls:
-        if not database_exists(url):
-            continue
-        engine = sa.create_engine(url, poolclass=NullPool)
-        try:
-            with engine.begin() as conn:
-                for table in sa.inspect(conn).get_table_names():
-                    if table != "alembic_version":
-                        conn.exec_driver_sql(f"DELETE FROM {conn.dialect.identifier_preparer.quote(table)}")
-        finally:
-            engine.dispose()
-
-
-def table_names(url: str) -> set[str]:
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            return set(sa.inspect(conn).get_table_names())
-    finally:
-        engine.dispose()
+        if database_exists(url):
+            delete_all_rows(url)
 
 
 def drop_table(url: str, table: str) -> None:
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {conn.dialect.identifier_preparer.quote(table)}")
-    finally:
-        engine.dispose()
+    with own_connection(url, begin=True) as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {conn.dialect.identifier_preparer.quote(table)}")
 
 
 def drop_connections(urls: t.Iterable[str]) -> int:
@@ -338,31 +238,27 @@ def drop_connections(urls: t.Iterable[str]) -> int:
     """
     names = [sa.make_url(u).database for u in urls]
     first = sa.make_url(next(iter(urls)))
-    engine = _admin_engine(first)
-    try:
-        with engine.connect() as conn:
-            if first.get_backend_name() == "postgresql":
-                pids = conn.execute(
-                    sa.text(
-                        "SELECT pid FROM pg_stat_activity WHERE datname IN :names AND pid <> pg_backend_pid()"
-                    ).bindparams(sa.bindparam("names", expanding=True)),
-                    {"names": names},
-                ).scalars().all()
-                for pid in pids:
-                    conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-                return len(pids)
-            ids = conn.execute(
+    with admin_connection(first) as conn:
+        if first.get_backend_name() == "postgresql":
+            pids = conn.execute(
                 sa.text(
-                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB IN :names AND ID <> CONNECTION_ID()"
+                    "SELECT pid FROM pg_stat_activity WHERE datname IN :names AND pid <> pg_backend_pid()"
                 ).bindparams(sa.bindparam("names", expanding=True)),
                 {"names": names},
             ).scalars().all()
-            for ident in ids:
-                with contextlib.suppress(sa.exc.DBAPIError):  # already gone
-                    conn.exec_driver_sql(f"KILL {int(ident)}")
-            return len(ids)
-    finally:
-        engine.dispose()
+            for pid in pids:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            return len(pids)
+        ids = conn.execute(
+            sa.text(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB IN :names AND ID <> CONNECTION_ID()"
+            ).bindparams(sa.bindparam("names", expanding=True)),
+            {"names": names},
+        ).scalars().all()
+        for ident in ids:
+            with contextlib.suppress(sa.exc.DBAPIError):  # already gone
+                conn.exec_driver_sql(f"KILL {int(ident)}")
+        return len(ids)
 
 
 #: Backends this process ran inner classes on.
@@ -382,7 +278,7 @@ def _drop_own_databases() -> None:
         for purpose in (SHARED, "migrations"):
             for url in database_urls(backend, purpose):
                 with contextlib.suppress(Exception):
-                    drop_database(url)
+                    drop_database(url, force=True)
 
 
 atexit.register(_drop_own_databases)
@@ -1071,7 +967,7 @@ class ProcessLeftovers(unittest.TestCase):
         assert pg is not None and my is not None
         self.pg, self.my = pg, my
         for url in (pg, my):
-            self.addCleanup(drop_database, url)
+            self.addCleanup(drop_database, url, force=True)
         # The migrated templates of these two databases (the library names them per URL and bind).
         self.templates = [
             (pg, provisioning._template_prefix(sa.make_url(pg), None)),
@@ -1086,7 +982,7 @@ class ProcessLeftovers(unittest.TestCase):
     @staticmethod
     def drop_templates(url: str, prefix: str) -> None:
         for name in server_databases(url, prefix):
-            drop_database(sa.make_url(url).set(database=name).render_as_string(hide_password=False))
+            drop_database(sa.make_url(url).set(database=name).render_as_string(hide_password=False), force=True)
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", provisioning.WORKER_ENV)}
@@ -1119,12 +1015,8 @@ class ProcessLeftovers(unittest.TestCase):
 
     def leave_stale_marker(self, url: str) -> None:
         """What a run killed during its setUpClass could have left: a stray table."""
-        engine = sa.create_engine(url, poolclass=NullPool)
-        try:
-            with engine.begin() as conn:
-                conn.exec_driver_sql("CREATE TABLE stale_marker (id INTEGER PRIMARY KEY)")
-        finally:
-            engine.dispose()
+        with own_connection(url, begin=True) as conn:
+            conn.exec_driver_sql("CREATE TABLE stale_marker (id INTEGER PRIMARY KEY)")
 
     def run_again(self) -> None:
         proc = subprocess.run(

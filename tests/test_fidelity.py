@@ -32,7 +32,7 @@ import sqlalchemy as sa
 
 from tests import test_faults as faults
 from tests.apps import fidelity, shop
-from tests.support import Backend, bind_url, leftover_rows
+from tests.support import Backend, OuterCase, bind_url, leftover_rows, transcript
 from transactional_testcase import (
     IsolationError,
     TransactionalTestCase,
@@ -44,7 +44,7 @@ DIAGNOSTICS_LOGGER = "transactional_testcase.diagnostics"
 
 if t.TYPE_CHECKING:
     _Inner = TransactionalTestCase
-    _Outer = faults.OuterCase
+    _Outer = OuterCase
 else:
     _Inner = object
     _Outer = object
@@ -169,7 +169,7 @@ class _FidelityChecks(_Outer):
         return found
 
     def assert_only_the_violation_fails(self, result: faults.RecordingResult) -> str:
-        self.assertEqual(faults.outcome(result)["failures"], {"test_commits_a_violation"}, faults.transcript(result))
+        self.assertEqual(faults.outcome(result)["failures"], {"test_commits_a_violation"}, transcript(result))
         self.assertEqual(result.testsRun, len(WRITING_TESTS | QUIET_TESTS))
         message = str(result.exceptions["test_commits_a_violation"])
         self.assertIn("a real COMMIT would have refused", message)
@@ -197,7 +197,7 @@ class DeferredConstraintsOnPostgreSQL(_FidelityChecks):
 
     def test_check_constraints_off(self) -> None:
         result = self.run_fidelity(_DeferredChecks, check_constraints=False)
-        self.assertTrue(result.wasSuccessful(), faults.transcript(result))
+        self.assertTrue(result.wasSuccessful(), transcript(result))
         self.assertEqual(self.statements_of("SET CONSTRAINTS"), {})
 
 
@@ -221,12 +221,12 @@ class DeferredForeignKeysOnSQLite(_FidelityChecks):
     def test_foreign_keys_not_enforced(self) -> None:
         """Without PRAGMA foreign_keys=ON SQLite's COMMIT checks nothing: neither may the library."""
         result = self.run_fidelity(_DeferredChecks, app_config={"FIDELITY_SQLITE_FOREIGN_KEYS": False})
-        self.assertTrue(result.wasSuccessful(), faults.transcript(result))
+        self.assertTrue(result.wasSuccessful(), transcript(result))
         self.assertEqual(self.statements_of("PRAGMA foreign_key_check"), {})
 
     def test_check_constraints_off(self) -> None:
         result = self.run_fidelity(_DeferredChecks, check_constraints=False)
-        self.assertTrue(result.wasSuccessful(), faults.transcript(result))
+        self.assertTrue(result.wasSuccessful(), transcript(result))
         self.assertEqual(self.statements_of("PRAGMA foreign_key"), {})
 
 
@@ -239,7 +239,7 @@ class ConstraintChecksOnMySQL(_FidelityChecks):
             with self.subTest(check_constraints=check):
                 result = self.run_fidelity(_ImmediateChecks, check_constraints=check)
                 self.assertEqual(result.testsRun, 4)
-                self.assertTrue(result.wasSuccessful(), faults.transcript(result))
+                self.assertTrue(result.wasSuccessful(), transcript(result))
                 self.assertEqual(self.statements_of("SET CONSTRAINTS", "PRAGMA"), {})
 
 
@@ -300,13 +300,13 @@ class Diagnostics(faults._Checks):
         with mock.patch.dict(os.environ, {diagnostics.ENV: "1"}), self.assertLogs(DIAGNOSTICS_LOGGER, "INFO") as logs:
             result = faults.run_case(self.case())
         expected_errors = {"test_c_commits_the_test_transaction"} | ({"test_d_implicit_commit"} if self.mysql else set())
-        self.assertEqual(faults.outcome(result)["errors"], expected_errors, faults.transcript(result))
-        self.assertEqual(faults.outcome(result)["failures"], set(), faults.transcript(result))
+        self.assertEqual(faults.outcome(result)["errors"], expected_errors, transcript(result))
+        self.assertEqual(faults.outcome(result)["failures"], set(), transcript(result))
         for name in expected_errors:
             self.assertIsInstance(result.exceptions[name], IsolationError)
 
         info = self.by_test(logs.records, logging.INFO)
-        self.assertEqual(set(info), set(unittest.defaultTestLoader.getTestCaseNames(self.case())))
+        self.assertEqual(set(info), set(unittest.TestLoader().getTestCaseNames(self.case())))
         for name, lines in info.items():
             self.assertEqual(len(lines), 1, f"{name}: one line per test")
             self.assertTrue(lines[0].startswith("BEGIN"), lines[0])

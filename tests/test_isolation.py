@@ -34,10 +34,14 @@ from tests.apps.isolation_app import IsolationCase
 from tests.support import (
     BACKENDS,
     Backend,
+    OuterCase,
+    generate_per_backend,
     leftover_rows,
+    method_name,
     on_all_backends,
-    require,
+    run_into,
     selected_backends,
+    transcript,
 )
 from transactional_testcase import IsolationError, TransactionalTestCase
 from transactional_testcase import isolation as tt_isolation
@@ -678,7 +682,7 @@ class _Result(unittest.TestResult):
 
     def addSuccess(self, test: unittest.TestCase) -> None:
         super().addSuccess(test)
-        self.passed.append(_method(test))
+        self.passed.append(method_name(test))
 
 
 class _Run(t.NamedTuple):
@@ -688,22 +692,15 @@ class _Run(t.NamedTuple):
     def outcome(self, test_name: str) -> str:
         """'ok', 'failure', 'error' (wins: a failing cleanup after a failure) or 'not run'."""
         for kind, entries in (("error", self.result.errors), ("failure", self.result.failures)):
-            if any(_method(test) == test_name for test, _ in entries):
+            if any(method_name(test) == test_name for test, _ in entries):
                 return kind
         return "ok" if test_name in self.result.passed else "not run"
 
     def tracebacks(self, test_name: str) -> str:
-        return "\n".join(tb for test, tb in self.result.errors + self.result.failures if _method(test) == test_name)
+        return "\n".join(tb for test, tb in self.result.errors + self.result.failures if method_name(test) == test_name)
 
     def report(self) -> str:
-        lines = [f"ran {self.result.testsRun}, leftovers {self.leftovers}"]
-        for test, tb in self.result.errors + self.result.failures:
-            lines.append(f"--- {test}\n{tb}")
-        return "\n".join(lines)
-
-
-def _method(test: unittest.TestCase) -> str:
-    return getattr(test, "_testMethodName", str(test))
+        return transcript(self.result, f"leftovers {self.leftovers}")
 
 
 def _scenario_method(scenario: t.Callable[[unittest.TestCase], None]) -> t.Callable[[unittest.TestCase], None]:
@@ -732,11 +729,6 @@ class ControlledIsolation(_ControlBase):
 
     backend: t.ClassVar[Backend]
 
-    @classmethod
-    def setUpClass(cls) -> None:
-        require(cls.backend.name)
-        super().setUpClass()
-
     def run_controlled(
         self,
         label: str,
@@ -759,7 +751,7 @@ class ControlledIsolation(_ControlBase):
         result = _Result()
         try:
             with patch if patch is not None else contextlib.nullcontext():
-                unittest.defaultTestLoader.loadTestsFromTestCase(inner).run(result)
+                run_into(inner, result)
             leftovers = leftover_rows(used)
         finally:
             self._drop(used)
@@ -769,7 +761,7 @@ class ControlledIsolation(_ControlBase):
         """A database for one control: each label is used once per process."""
         # Named after the backend's main test database: runs with other
         # TT_TEST_*_URL settings (the version matrix's sessions) never share it.
-        main = sa.make_url(self.backend.url).database if self.backend.url else "tt"
+        main = sa.make_url(self.backend.url).database if self.backend.url else "tt_test"
         name = f"{main}_ctl_{label}"
         url = self.backend.url_for(name)
         if url is None:
@@ -881,8 +873,5 @@ def _control_backends() -> list[Backend]:
 
 for _backend in _control_backends():
     _mixin = ControlledSQLiteIsolation if _backend.name == "sqlite" else ControlledIsolation
-    _name = f"ControlledIsolation_{_backend.name}"
-    globals()[_name] = type(
-        _name, (_mixin, unittest.TestCase), {"backend": _backend, "__module__": __name__, "__qualname__": _name}
-    )
-del _backend, _mixin, _name
+    generate_per_backend(_mixin, OuterCase, backends=[_backend], name="ControlledIsolation")
+del _backend, _mixin

@@ -14,8 +14,6 @@ rebuilding them never disturbs the databases the generated classes hold open.
 from __future__ import annotations
 
 import collections
-import contextlib
-import io
 import os
 import re
 import subprocess
@@ -28,7 +26,6 @@ from unittest import mock
 import flask
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.pool import NullPool
 
 from tests.apps import notes, shop
 from tests.apps.shop import ShopCase
@@ -36,11 +33,22 @@ from tests.support import (
     BACKENDS,
     Backend,
     BackendTestCase,
+    OuterCase,
+    RecordingResult,
+    admin_connection,
+    backends_named,
     bind_url,
+    database_exists,
+    drop_database,
+    generate_per_backend,
     leftover_rows,
+    method_names,
     on_all_backends,
+    own_connection,
     require,
+    run_with_runner,
     selected_backends,
+    table_names,
 )
 from transactional_testcase import (
     ConfigurationError,
@@ -59,61 +67,19 @@ MYSQL = ("pymysql", "mysqlclient")
 # -- helpers ---------------------------------------------------------------------------
 
 
-class OuterCase(unittest.TestCase):
-    """A plain per-backend case that runs inner TransactionalTestCase classes itself."""
-
-    backend: t.ClassVar[Backend]
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        require(cls.backend.name)
-        super().setUpClass()
-
-
-def _generate(mixin: type, base: type, names: t.Collection[str] | None) -> type:
-    module = sys.modules[mixin.__module__]
-    for backend in selected_backends():
-        if names is not None and backend.name not in names:
-            continue
-        name = f"{mixin.__name__}_{backend.name}"
-        cls = type(name, (mixin, base), {"backend": backend, "__module__": mixin.__module__, "__qualname__": name})
-        setattr(module, name, cls)
-    return mixin
-
-
 def on_backends(*names: str) -> t.Callable[[type], type]:
     """Like ``on_all_backends``, for the backends a feature applies to."""
-    return lambda mixin: _generate(mixin, BackendTestCase, names)
+    return lambda mixin: generate_per_backend(mixin, BackendTestCase, backends=backends_named(*names))
 
 
 def outer_on(*names: str) -> t.Callable[[type], type]:
     """Generate ``OuterCase`` classes per backend (all selected ones when no names)."""
-    return lambda mixin: _generate(mixin, OuterCase, names or None)
-
-
-class RecordingResult(unittest.TextTestResult):
-    """Keeps the exception objects, not only their formatted tracebacks."""
-
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.exceptions: list[tuple[str, BaseException]] = []
-
-    def addError(self, test: t.Any, err: t.Any) -> None:
-        super().addError(test, err)
-        self.exceptions.append((str(test), err[1]))
+    return lambda mixin: generate_per_backend(mixin, OuterCase, backends=backends_named(*names))
 
 
 def run_case(case: type[unittest.TestCase]) -> RecordingResult:
     """Run ``case`` the way a runner does (class fixtures included), quietly."""
-    # A loader of our own: the default one carries the outer runner's -k patterns.
-    suite = unittest.TestLoader().loadTestsFromTestCase(case)
-    runner = unittest.TextTestRunner(stream=io.StringIO(), resultclass=RecordingResult)
-    return t.cast(RecordingResult, runner.run(suite))
-
-
-def names_of(pairs: t.Iterable[tuple[t.Any, t.Any]]) -> set[str]:
-    """Test method names (or the setUpClass holder's description) of a result list."""
-    return {getattr(test, "_testMethodName", str(test)) for test, _ in pairs}
+    return run_with_runner(case, resultclass=RecordingResult).result
 
 
 def actual_url(url: str) -> str:
@@ -121,77 +87,17 @@ def actual_url(url: str) -> str:
     return provisioning.worker_url(url).render_as_string(hide_password=False)
 
 
-def table_names(url: str) -> set[str]:
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            return set(sa.inspect(conn).get_table_names())
-    finally:
-        engine.dispose()
-
-
-def _admin_engine(url: str) -> sa.Engine:
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "postgresql":
-        admin = parsed.set(database="postgres")
-    else:
-        admin = parsed._replace(database=None)
-    return sa.create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-
-
-def database_exists(url: str) -> bool:
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return os.path.exists(parsed.database or "")
-    if parsed.get_backend_name() == "postgresql":
-        query = "SELECT 1 FROM pg_database WHERE datname = :name"
-    else:
-        query = "SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"
-    engine = _admin_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text(query), {"name": parsed.database}).first() is not None
-    finally:
-        engine.dispose()
-
-
-def drop_database(url: str) -> None:
-    """Drop a test database this module made (only ever one whose name has 'test')."""
-    parsed = sa.make_url(url)
-    name = parsed.database or ""
-    assert "test" in os.path.basename(name), name
-    if parsed.get_backend_name() == "sqlite":
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name + suffix)
-        return
-    engine = _admin_engine(url)
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}")
-    finally:
-        engine.dispose()
-
-
 def create_stale_database(url: str) -> None:
     """Make ``url`` exist holding a stray table and a customer row, as a previous run might leave it."""
     parsed = sa.make_url(url)
     assert "test" in os.path.basename(parsed.database or "")
     if parsed.get_backend_name() != "sqlite" and not database_exists(url):
-        engine = _admin_engine(url)
-        try:
-            with engine.connect() as conn:
-                conn.exec_driver_sql(f"CREATE DATABASE {conn.dialect.identifier_preparer.quote(parsed.database or '')}")
-        finally:
-            engine.dispose()
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("CREATE TABLE stale_marker (id INTEGER PRIMARY KEY)")
-            shop.Customer.__table__.create(conn, checkfirst=True)
-            conn.execute(shop.Customer.__table__.insert().values(email="stale@example.com"))
-    finally:
-        engine.dispose()
+        with admin_connection(url) as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {conn.dialect.identifier_preparer.quote(parsed.database or '')}")
+    with own_connection(url, begin=True) as conn:
+        conn.exec_driver_sql("CREATE TABLE stale_marker (id INTEGER PRIMARY KEY)")
+        shop.Customer.__table__.create(conn, checkfirst=True)
+        conn.execute(shop.Customer.__table__.insert().values(email="stale@example.com"))
 
 
 class ShopInner:
@@ -685,13 +591,13 @@ class TeardownRun:
         )
         result = run_case(case)
         self.assertEqual(result.testsRun, len(TEARDOWN_TESTS))
-        self.assertEqual(names_of(result.failures), {"test_fails"}, result.failures)
+        self.assertEqual(method_names(result.failures), {"test_fails"}, result.failures)
         self.assertEqual(
-            names_of(result.errors), {"test_errors", "test_integrity_error_left_unhandled"}, result.errors
+            method_names(result.errors), {"test_errors", "test_integrity_error_left_unhandled"}, result.errors
         )
         for _, text in result.errors + result.failures:
             self.assertNotIn("IsolationError", text)
-        self.assertEqual(names_of(result.skipped), {"test_skipped_in_setup"})
+        self.assertEqual(method_names(result.skipped), {"test_skipped_in_setup"})
         expected = case.expected_checked_out  # type: ignore[attr-defined]
         after = case.after  # type: ignore[attr-defined]
         self.assertEqual(set(after), TEARDOWN_TESTS)

@@ -11,11 +11,9 @@ creates must be gone afterwards.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import typing as t
 import unittest
@@ -29,13 +27,17 @@ from tests.support import (
     BACKENDS,
     Backend,
     BackendTestCase,
+    OuterCase,
     bind_url,
+    database_exists,
+    generate_per_backend,
+    method_name,
     require,
+    run_with_runner,
     selected_backends,
 )
 from transactional_testcase import ConfigurationError, UnsafeDatabaseError
 from transactional_testcase import migration_checks as mc
-from transactional_testcase.backends import backend_for
 from transactional_testcase.provisioning import worker_url
 
 #: The backends the migration checks are exercised on (TT_TEST_BACKENDS narrows them).
@@ -55,28 +57,7 @@ def per_backend(base: type) -> t.Callable[[type], type]:
     The mixin itself is no TestCase, so only the generated classes are collected.
     """
 
-    def generate(mixin: type) -> type:
-        module = sys.modules[mixin.__module__]
-        for backend in check_backends():
-            name = f"{mixin.__name__}_{backend.name}"
-            attrs = {"backend": backend, "__module__": mixin.__module__, "__qualname__": name}
-            setattr(module, name, type(name, (mixin, base), attrs))
-        return mixin
-
-    return generate
-
-
-def database_exists(url: sa.URL) -> bool:
-    """Whether the database ``url`` names exists, asked through the server."""
-    backend = backend_for(url)
-    if url.get_backend_name() == "sqlite":
-        return os.path.exists(url.database or "")
-    with backend.admin_connection(url) as conn:
-        if url.get_backend_name() == "postgresql":
-            query = "SELECT 1 FROM pg_database WHERE datname = :n"
-        else:
-            query = "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"
-        return conn.execute(sa.text(query), {"n": url.database}).first() is not None
+    return lambda mixin: generate_per_backend(mixin, base, backends=check_backends())
 
 
 def checks_database(url: str) -> sa.URL:
@@ -96,17 +77,12 @@ def run_case(case: type[unittest.TestCase], names: t.Sequence[str] = ()) -> Inne
 
     Returns the result and the failure message of each failed test method.
     """
-    stream = io.StringIO()
-    if names:
-        suite = unittest.TestSuite(case(name) for name in names)
-    else:
-        suite = unittest.defaultTestLoader.loadTestsFromTestCase(case)
-    result = unittest.TextTestRunner(stream=stream, verbosity=0).run(suite)
+    result, output = run_with_runner(case, verbosity=0, names=names)
     failures = {}
     for test, traceback in result.failures:
         _, _, message = traceback.rpartition("AssertionError: ")
-        failures[getattr(test, "_testMethodName", str(test))] = message.strip()
-    return InnerRun(result, failures, stream.getvalue())
+        failures[method_name(test)] = message.strip()
+    return InnerRun(result, failures, output)
 
 
 def checks_case(
@@ -282,16 +258,11 @@ class DriftInTransactionalCase(_TransactionalOnBackend, mc.MigrationAssertionsMi
 # -- broken migrations: inner runs fail exactly the check that catches them -----------
 
 
-@per_backend(unittest.TestCase)
+@per_backend(OuterCase)
 class FailingChecks:
     """Each broken fixture, run as a user's MigrationsTestCase subclass."""
 
     backend: t.ClassVar[Backend]
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        require(cls.backend.name)
-        super().setUpClass()
 
     def run_checks(
         self,

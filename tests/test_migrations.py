@@ -17,7 +17,6 @@ so sharing one with another module would hide whether migrations ran.
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import logging.config
 import os
@@ -39,10 +38,12 @@ from tests.apps.library import bare
 from tests.support import (
     BACKENDS,
     Backend,
+    OuterCase,
+    RunnerRun,
     bind_url,
+    generate_per_backend,
     on_all_backends,
-    require,
-    selected_backends,
+    run_with_runner,
 )
 from transactional_testcase import TransactionalTestCase
 from transactional_testcase.backends import (
@@ -189,16 +190,12 @@ def make_case(
     return type(name, (SchemaChecks, TransactionalTestCase), namespace)
 
 
-class Run(t.NamedTuple):
-    result: unittest.TestResult
-    output: str
+Run = RunnerRun[unittest.TextTestResult]
 
 
 def run_case(case: type[unittest.TestCase]) -> Run:
-    stream = io.StringIO()
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(case)
-    result = unittest.TextTestRunner(stream=stream, verbosity=2).run(suite)
-    return Run(result, stream.getvalue())
+    """Run ``case`` with a verbose runner, whose output names every test."""
+    return run_with_runner(case, verbosity=2)
 
 
 def qualified(error: type[BaseException]) -> str:
@@ -234,25 +231,11 @@ else:
 
 def per_backend(mixin: type) -> type:
     """Create ``<Mixin>_<backend>`` plain unittest classes (inner classes do the database work)."""
-    module = sys.modules[mixin.__module__]
-    for backend in selected_backends():
-        name = f"{mixin.__name__}_{backend.name}"
-        cls = type(
-            name,
-            (mixin, RunAssertions),
-            {"backend": backend, "__module__": mixin.__module__, "__qualname__": name},
-        )
-        setattr(module, name, cls)
-    return mixin
+    return generate_per_backend(mixin, RunAssertions, OuterCase)
 
 
 class PerBackend(_RunBase):
     backend: t.ClassVar[Backend]
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        require(cls.backend.name)
-        super().setUpClass()
 
     def url(self, purpose: str) -> str:
         return bind_url(self.backend, f"mig_{purpose}")

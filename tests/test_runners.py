@@ -36,10 +36,15 @@ from collections import defaultdict
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.pool import NullPool
 
 from tests.runner_suite import sample_cases
-from tests.support import BACKENDS, require, selected_backends
+from tests.support import (
+    BACKENDS,
+    drop_database,
+    require,
+    selected_backends,
+    server_databases,
+)
 from transactional_testcase import provisioning
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +147,8 @@ RUNNERS: dict[str, Runner] = {
 
 def expected_tests() -> int:
     """How many tests the sample module holds, counted by unittest's loader."""
-    count = unittest.defaultTestLoader.loadTestsFromName(SAMPLE_MODULE).countTestCases()
+    # A loader of our own: the default one carries the outer runner's -k patterns.
+    count = unittest.TestLoader().loadTestsFromName(SAMPLE_MODULE).countTestCases()
     assert count > 1, f"{SAMPLE_MODULE} holds {count} tests"
     return count
 
@@ -150,41 +156,12 @@ def expected_tests() -> int:
 # -- databases, seen with connections of our own -------------------------------------------
 
 
-def _admin_engine(url: sa.URL) -> sa.Engine:
-    admin = url.set(database="postgres" if url.get_backend_name() == "postgresql" else "information_schema")
-    return sa.create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-
-
-def server_databases(url: sa.URL, prefix: str) -> set[str]:
-    """Names of the databases on ``url``'s server that start with ``prefix``."""
-    query = (
-        "SELECT datname FROM pg_database"
-        if url.get_backend_name() == "postgresql"
-        else "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"
-    )
-    engine = _admin_engine(url)
-    try:
-        with engine.connect() as conn:
-            return {n for n in conn.exec_driver_sql(query).scalars() if n.startswith(prefix)}
-    finally:
-        engine.dispose()
-
-
 def drop_server_databases(url: sa.URL, *prefixes: str) -> None:
     """Drop every database whose name starts with one of ``prefixes`` (ours: test databases)."""
     names = {n for p in prefixes for n in server_databases(url, p)}
     assert all("test" in n for n in names), names
-    if not names:
-        return
-    engine = _admin_engine(url)
-    try:
-        with engine.connect() as conn:
-            quote = conn.dialect.identifier_preparer.quote
-            force = " WITH (FORCE)" if url.get_backend_name() == "postgresql" else ""
-            for name in names:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(name)}{force}")
-    finally:
-        engine.dispose()
+    for name in names:
+        drop_database(url.set(database=name), force=True)
 
 
 def template_prefixes(url: sa.URL) -> list[str]:

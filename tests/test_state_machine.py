@@ -94,10 +94,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.pool import NullPool
 
 from tests.apps import model_app, shop
-from tests.support import leftover_rows, on_all_backends
+from tests.support import delete_all_rows, leftover_rows, on_all_backends
 from transactional_testcase import IsolationError
 from transactional_testcase.isolation import TestEngine
 
@@ -297,26 +296,12 @@ class ExampleTest:
             left = leftover_rows(url)
             if left:
                 problems.append(f"rows committed for real in {sa.make_url(url).database}: {left}")
-                _wipe(url)
+                delete_all_rows(url)
         return problems
 
 
 def _bind_name(key: str | None) -> str:
     return "default" if key is None else repr(key)
-
-
-def _wipe(url: str) -> None:
-    """Delete every row, so the examples after a leak start clean again."""
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            metadata = sa.MetaData()
-            metadata.reflect(conn)
-            for table in reversed(metadata.sorted_tables):
-                if table.name != "alembic_version":
-                    conn.execute(table.delete())
-    finally:
-        engine.dispose()
 
 
 # -- the machine ------------------------------------------------------------------------------
