@@ -32,6 +32,7 @@ there). See ``benchmarks/README.rst``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import cProfile
 import datetime as dt
@@ -67,6 +68,8 @@ if str(ROOT) not in sys.path:
 # temporary folder, templates are dropped at exit, and nothing inherited from
 # the environment (a worker name, keepdb, a database URL) changes what we measure.
 WORK = tempfile.mkdtemp(prefix="tt_bench_")
+# Registered before the library's own exit hooks, so it runs after them (``--help`` exits early too).
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 os.environ["TRANSACTIONAL_TESTCASE_CACHE"] = os.path.join(WORK, "cache")
 os.environ["TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES"] = "0"
 for _name in ("TRANSACTIONAL_TESTCASE_KEEPDB", "TRANSACTIONAL_TESTCASE_WORKER", "PYTEST_XDIST_WORKER",
@@ -107,14 +110,15 @@ class Settings:
     s3_class_repeats: int
     s3_warm_pairs: int
     s4_rounds: int
+    s4_control: bool  # also run the CPU-bound control suite
 
     @classmethod
     def make(cls, quick: bool) -> Settings:
         if quick:
             return cls(40, 8, 3, 1, {"tt_commit": 10, "core_insert": 10, "delete_all": 3,
-                                     "truncate": 2, "drop_create": 1}, 1, 1, 1, 1)
+                                     "truncate": 2, "drop_create": 1}, 1, 1, 1, 1, False)
         return cls(200, 20, 15, 7, {"tt_commit": 30, "core_insert": 30, "delete_all": 12,
-                                     "truncate": 8, "drop_create": 4}, 5, 3, 3, 3)
+                                     "truncate": 8, "drop_create": 4}, 5, 3, 3, 3, True)
 
 
 def progress(message: str) -> None:
@@ -740,8 +744,9 @@ class Bench:
         self._ensure(BenchProvisioner(), url=url)
         servers.drop_database(url)
         n2 = ["-n", "2", "--dist", "loadscope"]
-        modes = {"n0": (["-n", "0"], "test_bench_suite.py"), "n2": (n2, "test_bench_suite.py"),
-                 "c0": (["-n", "0"], "test_cpu_control.py"), "c2": (n2, "test_cpu_control.py")}
+        modes = {"n0": (["-n", "0"], "test_bench_suite.py"), "n2": (n2, "test_bench_suite.py")}
+        if s.s4_control:
+            modes.update({"c0": (["-n", "0"], "test_cpu_control.py"), "c2": (n2, "test_cpu_control.py")})
         runs: dict[str, list[dict[str, t.Any]]] = {m: [] for m in modes}
         for r in range(s.s4_rounds):
             for mode in rotated(list(modes), r):
@@ -1185,8 +1190,8 @@ def section4_table(benches: dict[str, Bench], settings: Settings) -> str:
         f"-p xdist.plugin), {settings.s4_rounds} round(s), median. "
         "'test phase' = first setUpClass to last tearDownClass over all workers (includes cloning "
         "each worker's database); 'startup' = command start to the first setUpClass (interpreter, "
-        "imports, collection, xdist workers). The control suite runs the same way in the same rounds: "
-        "400 CPU-bound tests without a database, the speedup this machine allows right now "
+        "imports, collection, xdist workers). The control suite (full runs only) runs the same way in the "
+        "same rounds: 400 CPU-bound tests without a database, the speedup this machine allows right now "
         f"({cores} usable cores, shared with the database servers).",
     )
 
@@ -1207,17 +1212,21 @@ def section4_table(benches: dict[str, Bench], settings: Settings) -> str:
                 d: " ".join(f"{w[0]:.2f}({w[1]},{w[2]:.2f},{w[3]:.2f})" for w in r[d][mode][0]["workers"])
                 for d in drivers})
     tbl.add("", {})
-    control = {d: [a["phase"] / b["phase"] for a, b in zip(r[d]["c0"], r[d]["c2"])] for d in drivers}
-    tbl.add("control: 400 CPU-bound tests, no database, -n 0", {d: f"{v:.2f} s" for d, v in m("c0", "phase").items()})
-    tbl.add("control: same with -n 2", {d: f"{v:.2f} s" for d, v in m("c2", "phase").items()})
-    tbl.add("control speedup, test phase (the machine's ceiling)", {d: ratio_text(v) for d, v in control.items()})
-    tbl.add("", {})
+    control = {d: [a["phase"] / b["phase"] for a, b in zip(r[d]["c0"], r[d]["c2"])] for d in drivers
+               if "c0" in r[d]}
+    if control:
+        tbl.add("control: 400 CPU-bound tests, no database, -n 0",
+                {d: f"{v:.2f} s" for d, v in m("c0", "phase").items()})
+        tbl.add("control: same with -n 2", {d: f"{v:.2f} s" for d, v in m("c2", "phase").items()})
+        tbl.add("control speedup, test phase (the machine's ceiling)", {d: ratio_text(v) for d, v in control.items()})
+        tbl.add("", {})
     phase = {d: [a["phase"] / b["phase"] for a, b in zip(r[d]["n0"], r[d]["n2"])] for d in drivers}
     whole = {d: [a["wall"] / b["wall"] for a, b in zip(r[d]["n0"], r[d]["n2"])] for d in drivers}
     tbl.add("speedup with 2 workers, test phase", {d: ratio_text(v) for d, v in phase.items()})
     tbl.add("  target >= 1.6x", {d: verdict(med(v) >= 1.6) for d, v in phase.items()})
-    tbl.add("  as a share of the control's speedup", {
-        d: f"{100 * med([a / b for a, b in zip(v, control[d])]):.0f}%" for d, v in phase.items()})
+    if control:
+        tbl.add("  as a share of the control's speedup", {
+            d: f"{100 * med([a / b for a, b in zip(v, control[d])]):.0f}%" for d, v in phase.items() if d in control})
     tbl.add("speedup with 2 workers, whole command", {d: ratio_text(v) for d, v in whole.items()})
     tbl.add("  target >= 1.6x", {d: verdict(med(v) >= 1.6) for d, v in whole.items()})
     return tbl.render()
