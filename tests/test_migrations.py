@@ -29,6 +29,7 @@ from unittest import mock
 
 import sqlalchemy as sa
 from alembic import command
+from alembic.config import Config
 from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import event
@@ -72,9 +73,23 @@ LIBRARY_TABLES = frozenset({"authors", "books", "alembic_version"})
 PLAIN_TABLES = frozenset({"widgets", "parts", "alembic_version"})
 
 
+def scripts(folder: str) -> ScriptDirectory:
+    """The scripts in ``folder``, as Alembic reads them.
+
+    Through the folder's alembic.ini when it has one: the library app's
+    fixtures share revisions through ``version_locations``.
+    """
+    ini = os.path.join(folder, "alembic.ini")
+    if not os.path.isfile(ini):
+        return ScriptDirectory(folder)
+    config = Config(ini)
+    config.set_main_option("script_location", folder)
+    return ScriptDirectory.from_config(config)
+
+
 def heads(folder: str) -> frozenset[str]:
-    """The head revisions of the scripts in ``folder``, as Alembic reads them."""
-    return frozenset(ScriptDirectory(folder).get_heads())
+    """The head revisions of the scripts in ``folder``."""
+    return frozenset(scripts(folder).get_heads())
 
 
 LIBRARY_HEADS = heads(library.MIGRATIONS)
@@ -457,7 +472,7 @@ class FailingMigrations(PerBackend):
     def check_failure(self, variant: str, purpose: str) -> str:
         """Run a class whose migrations fail, then a good one on the same database."""
         folder = library.variant(variant)
-        failing = ScriptDirectory(folder).get_revision("head")
+        failing = scripts(folder).get_revision("head")
         assert failing is not None
         probe = logging.getLogger(f"tests.test_migrations.{purpose}")  # exists before the run
         url = self.url(purpose)
