@@ -4,8 +4,8 @@
 cookbook recipe "Sharing a Connection across one or more programmatic
 migration commands": it uses ``config.attributes["connection"]`` when the
 caller hands one over and builds its own engine from ``sqlalchemy.url``
-otherwise. ``own_engine/`` is the same two revisions with an env.py that
-always builds its own engine (fine for files and servers, but it cannot reach
+otherwise. ``own_engine/`` runs the same two revisions (read through
+``version_locations``) with an env.py that always builds its own engine (fine for files and servers, but it cannot reach
 an in-memory SQLite database that lives in the app's connection).
 """
 
