@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from transactional_testcase import TransactionalTestCase
+from transactional_testcase.connections import keeper
 from transactional_testcase.provisioning import provisioner
 
 
@@ -222,6 +223,9 @@ def drop_database(url: str | sa.URL, *, force: bool = False) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name + suffix)
         return
+    # The idle connections the library keeps for a next class are its by
+    # design; any other connection still open makes the plain DROP fail.
+    keeper.discard(parsed)
     with_force = " WITH (FORCE)" if force and parsed.get_backend_name() == "postgresql" else ""
     with admin_connection(parsed) as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}{with_force}")

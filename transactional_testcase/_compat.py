@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import typing as t
 
 # ``Engine.execution_options()`` returns an ``OptionEngine``: an Engine that
@@ -19,6 +20,7 @@ __all__ = [
     "handlers_out_of_reach_of_fileconfig",
     "revision_steps",
     "savepoint_counter",
+    "version_locations",
 ]
 
 
@@ -64,3 +66,14 @@ def savepoint_counter(connection: t.Any) -> int:
     2.0.x and 2.1.9.
     """
     return int(getattr(connection, "_Connection__savepoint_seq", 0))
+
+
+def version_locations(script: t.Any) -> list[str]:
+    """The folders ``script`` (an Alembic ``ScriptDirectory``) reads revisions from.
+
+    ``ScriptDirectory._version_locations``: ``version_locations`` resolved
+    (package resources included), or ``<script_location>/versions``; folders
+    that do not exist are left out, as Alembic does. Checked against Alembic
+    1.13 to 1.20.
+    """
+    return [str(path) for path in script._version_locations if os.path.isdir(path)]

@@ -95,6 +95,9 @@ class Backend:
     env_hint: t.ClassVar[str] = "TEST_DATABASE_URL"
     #: Statements that commit the transaction implicitly on this backend.
     implicit_commit: t.ClassVar[re.Pattern[str] | None] = None
+    #: Whether a class's idle connections are worth handing on to the next
+    #: class (opening one costs a server process or a login).
+    keeps_connections: t.ClassVar[bool] = False
 
     def database_name(self, url: URL) -> str:
         """The name whose ``test`` marker makes a database safe to drop."""
@@ -106,6 +109,9 @@ class Backend:
 
     def prepare_engine(self, engine: Engine) -> None:
         """Make ``engine`` safe for SAVEPOINT-based isolation (idempotent)."""
+
+    def reset_session(self, dbapi_connection: t.Any) -> None:
+        """Make an idle connection kept for the next class look freshly opened."""
 
     def recreate(self, url: URL) -> None:
         """Drop the database ``url`` names if it exists, then create it empty."""
@@ -134,8 +140,12 @@ class Backend:
     def drop_templates(self, template: URL, prefix: str) -> None:
         """Drop templates named ``prefix*`` other than ``template`` (stale fingerprints)."""
 
-    def read_marker(self, url: URL) -> str | None:
-        """The fingerprint a kept database was built from, if it exists."""
+    def read_marker(self, url: URL, engine: Engine) -> str | None:
+        """The fingerprint a kept database was built from, if it exists.
+
+        Read through the app's own ``engine``: on a warm run its connection is
+        the one the tests then use, not one more to open.
+        """
         return None
 
     def write_marker(self, url: URL, fingerprint: str) -> None:
@@ -289,7 +299,7 @@ class SQLiteBackend(Backend):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, name))
 
-    def read_marker(self, url: URL) -> str | None:
+    def read_marker(self, url: URL, engine: Engine) -> str | None:
         if self.is_memory(url) or not os.path.isfile(url.database or ""):
             return None
         try:
@@ -400,6 +410,21 @@ class SQLiteBackend(Backend):
 
 class PostgreSQLBackend(Backend):
     title = "PostgreSQL"
+    keeps_connections = True
+
+    def reset_session(self, dbapi_connection: t.Any) -> None:
+        # Settings, temporary tables, prepared statements and advisory locks
+        # go (psycopg 3 forgets its prepared statements on seeing it).
+        # DISCARD ALL cannot run inside a transaction block.
+        dbapi_connection.rollback()
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("DISCARD ALL")
+            cursor.close()
+        finally:
+            dbapi_connection.autocommit = autocommit
 
     def _admin_urls(self, url: URL) -> list[URL]:
         return [url.set(database="postgres"), url.set(database="template1")]
@@ -452,15 +477,12 @@ class PostgreSQLBackend(Backend):
                 quoted = conn.dialect.identifier_preparer.quote(name)
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
 
-    def read_marker(self, url: URL) -> str | None:
-        with self.admin_connection(url) as conn:
-            return conn.execute(
-                sa.text(
-                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                    "WHERE datname = :n"
-                ),
-                {"n": url.database},
-            ).scalar()
+    def read_marker(self, url: URL, engine: Engine) -> str | None:
+        return _read_marker(
+            engine,
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE datname = current_database()",
+        )
 
     def write_marker(self, url: URL, fingerprint: str) -> None:
         with self.admin_connection(url) as conn:
@@ -554,6 +576,10 @@ class MySQLBackend(Backend):
         r"^\s*(CREATE|ALTER|DROP|TRUNCATE|RENAME|LOCK\s+TABLES|UNLOCK\s+TABLES|GRANT|REVOKE)\b",
         re.IGNORECASE,
     )
+    # No driver-neutral session reset exists (PyMySQL has no
+    # COM_RESET_CONNECTION): a kept connection goes only to a class built by
+    # the same create_app and config, whose connect listeners set the same.
+    keeps_connections = True
 
     def _admin_urls(self, url: URL) -> list[URL]:
         return [url._replace(database=None)]
@@ -633,15 +659,12 @@ class MySQLBackend(Backend):
             for name in names:
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}")
 
-    def read_marker(self, url: URL) -> str | None:
-        with self.admin_connection(url) as conn:
-            try:
-                return conn.execute(
-                    sa.text("SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"),
-                    {"n": url.database},
-                ).scalar() or None
-            except sa.exc.DBAPIError:  # MySQL has no schema comments: never reuse
-                return None
+    def read_marker(self, url: URL, engine: Engine) -> str | None:
+        # MySQL has no schema comments: the query fails, and nothing is reused.
+        return _read_marker(
+            engine,
+            "SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()",
+        )
 
     def write_marker(self, url: URL, fingerprint: str) -> None:
         with self.admin_connection(url) as conn, contextlib.suppress(sa.exc.DBAPIError):
@@ -874,6 +897,15 @@ def _pg_check_deferred(connection: Connection) -> str | None:
             return None  # not a violation: an aborted transaction, say
         return str(orig).strip().splitlines()[0]
     return None
+
+
+def _read_marker(engine: Engine, statement: str) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(statement).scalar() or None
+    except sa.exc.DBAPIError:
+        # No such database yet (or no server: provisioning then says so).
+        return None
 
 
 def _noop(connection: Connection) -> None:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import Engine
 
-from ._compat import handlers_out_of_reach_of_fileconfig
+from ._compat import handlers_out_of_reach_of_fileconfig, version_locations
 from .errors import ConfigurationError, MigrationError, mask_url, scrub
 
 if t.TYPE_CHECKING:
@@ -65,23 +65,21 @@ class CreateAllSchema(SchemaSource):
 
 
 class AlembicSchema(SchemaSource):
-    """Alembic migrations, run in-process inside the app context."""
+    """Alembic migrations, run in-process inside the app context.
+
+    The fingerprint hashes the revision files without importing them; the
+    revisions are loaded (and checked for a single head) only when a database
+    is actually migrated, so a warm run never imports them.
+    """
 
     def __init__(self, config: Config, uses_flask_migrate: bool) -> None:
         from alembic.script import ScriptDirectory
 
         self.config = config
         self.uses_flask_migrate = uses_flask_migrate
+        # Reads no revision yet: Alembic loads them on first use.
         self.script = ScriptDirectory.from_config(config)
         self.location = self.script.dir
-        heads = self.script.get_heads()
-        if len(heads) > 1:
-            raise MigrationError(
-                f"the migrations in {self.location} have several heads "
-                f"({', '.join(sorted(heads))}): merge them first with "
-                "'flask db merge heads' or 'alembic merge heads'."
-            )
-        self.heads = tuple(heads)
         self._fingerprint: str | None = None
 
     def fingerprint(self) -> str:
@@ -89,7 +87,7 @@ class AlembicSchema(SchemaSource):
             # File contents, not mtimes: a fresh checkout of the same
             # migrations is the same schema.
             digest = hashlib.sha256(b"alembic")
-            paths = sorted(script.path for script in self.script.walk_revisions())
+            paths = sorted(revision_files(self.script))
             paths.append(os.path.join(self.location, "env.py"))
             for path in paths:
                 digest.update(os.path.relpath(path, self.location).encode())
@@ -98,9 +96,21 @@ class AlembicSchema(SchemaSource):
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 
+    def heads(self) -> tuple[str, ...]:
+        """The head revisions (loads every revision): refused unless there is one."""
+        heads = self.script.get_heads()
+        if len(heads) > 1:
+            raise MigrationError(
+                f"the migrations in {self.location} have several heads "
+                f"({', '.join(sorted(heads))}): merge them first with "
+                "'flask db merge heads' or 'alembic merge heads'."
+            )
+        return tuple(heads)
+
     def build(self, app: Flask, db: SQLAlchemy, engines: t.Mapping[str | None, Engine]) -> None:
         from alembic import command
 
+        heads = self.heads()
         if self.uses_flask_migrate and "migrate" not in app.extensions:
             register_flask_migrate(app, db, self.location)
         engine = engines[None]
@@ -118,7 +128,7 @@ class AlembicSchema(SchemaSource):
             raise self._failure(exc, url) from None
         finally:
             self.config.attributes.pop("connection", None)
-        if self.heads and not sa.inspect(engine).has_table("alembic_version"):
+        if heads and not sa.inspect(engine).has_table("alembic_version"):
             # An env.py that builds its own engine from sqlalchemy.url migrates
             # a second, empty in-memory database instead of the app's.
             raise MigrationError(
@@ -185,8 +195,28 @@ def load_alembic_config(ini: str) -> tuple[Config, bool]:
     return config, uses_flask_migrate
 
 
-#: Parsing a script directory imports every revision: once per process is enough.
+#: Loading a script directory's revisions imports each: once per process is enough.
 _alembic_schemas: dict[str, AlembicSchema] = {}
+
+
+def revision_files(script: ScriptDirectory) -> list[str]:
+    """Every file Alembic may load a revision from, found without importing one.
+
+    The files of each version location (recursively if the config says so),
+    ``.pyc`` ones included for a ``sourceless`` script directory. Extra files
+    (``__init__.py``, helpers) only make the fingerprint stricter.
+    """
+    suffixes = (".py", ".pyc", ".pyo") if script.sourceless else (".py",)
+    found: list[str] = []
+    for location in version_locations(script):
+        for root, dirs, files in os.walk(location):
+            dirs.sort()
+            if os.path.basename(root) == "__pycache__" and not script.sourceless:
+                continue
+            found.extend(os.path.join(root, name) for name in files if name.endswith(suffixes))
+            if not script.recursive_version_locations:
+                dirs[:] = ["__pycache__"] if script.sourceless and "__pycache__" in dirs else []
+    return found
 
 
 def find_alembic_ini(setting: str | os.PathLike[str] | None, app: Flask) -> str:

@@ -34,6 +34,7 @@ from flask import Flask
 from sqlalchemy.engine import URL, Engine
 
 from .backends import Backend, backend_for, check_safe, unreachable
+from .connections import keeper
 from .errors import MigrationError, mask_url
 
 if t.TYPE_CHECKING:
@@ -154,7 +155,8 @@ class Provisioner:
                 for _, url, backend, fingerprint in targets
             ):
                 return self._count("reuse")
-            for engine in engines.values():
+            for (_, url, _, _), engine in zip(targets, engines.values()):
+                keeper.discard(url)  # connections into a database about to be replaced
                 engine.dispose()
             # Whatever happens next, these databases are no longer what was
             # recorded: a failed build must not be reused by a later class.
@@ -180,11 +182,14 @@ class Provisioner:
         targets: list[tuple[str | None, URL, Backend, str]],
         keepdb: bool,
     ) -> str:
-        if keepdb and all(
-            not backend.is_memory(url) and backend.read_marker(url) == fingerprint
-            for _, url, backend, fingerprint in targets
-        ):
-            return "keep"
+        if keepdb:
+            if all(
+                not backend.is_memory(url) and backend.read_marker(url, engines[key]) == fingerprint
+                for key, url, backend, fingerprint in targets
+            ):
+                return "keep"
+            for engine in engines.values():
+                engine.dispose()  # its connections point at a database about to be replaced
         templates = {
             key: backend.template_url(url, _template_name(url, key, fingerprint))
             for key, url, backend, fingerprint in targets
@@ -250,6 +255,7 @@ class Provisioner:
     def drop_all(self) -> None:
         """Drop every database this process created and does not keep (at exit)."""
         self._dropping = True
+        keeper.close_all()
         with self._lock:
             databases, self._databases = list(self._databases.values()), {}
         for database in databases:

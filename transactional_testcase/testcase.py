@@ -41,6 +41,7 @@ from .backends import (
     model_schemas,
     reflect_tables,
 )
+from .connections import keeper
 from .errors import (
     ConfigurationError,
     IsolationError,
@@ -226,6 +227,11 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
         schema = schema_source(cls.alembic_config, app, db, engines)
         settings = cls._tt_settings(engines, requested)
         provisioner.ensure(app, db, engines, schema, settings, keepdb=cls._tt_keepdb())
+        # Connections left idle by an earlier class of the same factory and
+        # config are handed on, and this class's are kept for the next.
+        app_key = cls._tt_connection_key(config)
+        keeper.adopt(engines, app_key)
+        stack.callback(keeper.release, engines, app_key)
         state.monitor.listen(
             engines.values(),
             {
@@ -239,6 +245,16 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
             state.log = diagnostics.TransactionLog()
             state.log.listen(engines.values())
             stack.callback(state.log.remove)
+
+    @classmethod
+    def _tt_connection_key(cls, config: t.Mapping[str, t.Any]) -> t.Hashable:
+        """What must match for a later class to take this class's idle connections.
+
+        The factory, what it was given, and the engine options it applied.
+        """
+        factory = getattr(cls.create_app, "__func__", cls.create_app)
+        applied = {k: cls.app.config.get(k) for k in _ENGINE_SETTINGS}
+        return (factory, repr(sorted(config.items())), repr(applied))
 
     @classmethod
     def _tt_build_app(cls, config: dict[str, t.Any]) -> Flask:
@@ -557,6 +573,8 @@ _RECOVERY_LOCK_TIMEOUT = 10.0
 def _has_class_data(cls: type[TransactionalTestCase]) -> bool:
     return getattr(cls.setUpTestData, "__func__", None) is not _BASE_SET_UP_TEST_DATA
 _MISSING = object()
+#: The app settings that shape its engines' connections.
+_ENGINE_SETTINGS = ("SQLALCHEMY_ENGINE_OPTIONS", "SQLALCHEMY_BINDS", "SQLALCHEMY_DATABASE_URI")
 
 
 def _for_worker(url: t.Any) -> t.Any:
