@@ -47,6 +47,7 @@ from tests.support import (
     run_with_runner,
 )
 from transactional_testcase import TransactionalTestCase
+from transactional_testcase import migrations as tt_migrations
 from transactional_testcase.backends import (
     MySQLBackend,
     PostgreSQLBackend,
@@ -622,3 +623,86 @@ class InMemorySQLite(RunAssertions):
         self.assertIn("config.attributes['connection']", message)
 
 
+
+
+# -- the schema fingerprint --------------------------------------------------------------------
+
+_REVISION = """
+import os
+revision = {rev!r}
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+# Importing this file leaves a trace: the fingerprint must not need to.
+open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "imported_" + revision), "w").close()
+def upgrade():
+    pass
+def downgrade():
+    pass
+"""
+
+
+class Fingerprint(unittest.TestCase):
+    """``AlembicSchema.fingerprint``: file contents of every version location, no revision imported."""
+
+    def setUp(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="tt_mig_fp_")
+        self.addCleanup(shutil.rmtree, self.folder, True)
+        os.makedirs(os.path.join(self.folder, "versions"))
+        os.makedirs(os.path.join(self.folder, "extra_versions", "nested"))
+        with open(os.path.join(self.folder, "env.py"), "w") as f:
+            f.write("# not run by these tests\n")
+        self.write("versions", "0001_a.py", "a", None)
+        self.write("extra_versions", "0002_b.py", "b", "a")
+
+    def write(self, where: str, name: str, rev: str, down: str | None) -> str:
+        path = os.path.join(self.folder, where, name)
+        with open(path, "w") as f:
+            f.write(_REVISION.format(rev=rev, down=down))
+        return path
+
+    def schema(self, recursive: bool = False) -> tt_migrations.AlembicSchema:
+        ini = os.path.join(self.folder, "alembic.ini")
+        with open(ini, "w") as f:
+            f.write(
+                "[alembic]\nscript_location = %(here)s\npath_separator = os\n"
+                f"version_locations = %(here)s/versions{os.pathsep}%(here)s/extra_versions\n"
+                f"recursive_version_locations = {str(recursive).lower()}\n"
+            )
+        config, uses_flask_migrate = tt_migrations.load_alembic_config(ini)
+        return tt_migrations.AlembicSchema(config, uses_flask_migrate)
+
+    def imported(self) -> list[str]:
+        return sorted(
+            name for _, _, files in os.walk(self.folder) for name in files if name.startswith("imported_")
+        )
+
+    def test_no_revision_is_imported(self) -> None:
+        schema = self.schema()
+        self.assertEqual(len(schema.fingerprint()), 64)
+        self.assertEqual(self.imported(), [])
+        # What building does (and the trace works): every revision is imported.
+        self.assertEqual(schema.heads(), ("b",))
+        self.assertEqual(self.imported(), ["imported_a", "imported_b"])
+
+    def test_every_version_location_counts_and_contents_not_mtimes(self) -> None:
+        before = self.schema().fingerprint()
+        path = os.path.join(self.folder, "extra_versions", "0002_b.py")
+        os.utime(path, (1, 1))
+        self.assertEqual(self.schema().fingerprint(), before, "a touched file is the same schema")
+        with open(path, "a") as f:
+            f.write("# changed\n")
+        self.assertNotEqual(self.schema().fingerprint(), before, "a changed file in a second location")
+
+    def test_nested_folders_count_only_when_recursive(self) -> None:
+        flat, deep = self.schema().fingerprint(), self.schema(recursive=True).fingerprint()
+        self.write("extra_versions/nested", "0003_c.py", "c", "b")
+        self.assertEqual(self.schema().fingerprint(), flat, "Alembic ignores nested folders here")
+        self.assertNotEqual(self.schema(recursive=True).fingerprint(), deep)
+
+    def test_several_heads_refused_when_building(self) -> None:
+        self.write("versions", "0003_c.py", "c", "a")  # a second branch from a
+        schema = self.schema()
+        schema.fingerprint()
+        with self.assertRaisesRegex(MigrationError, "several heads"):
+            schema.heads()

@@ -20,6 +20,7 @@ import contextlib
 import os
 import threading
 import typing as t
+import weakref
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -27,10 +28,10 @@ from sqlalchemy.pool import QueuePool
 
 from .backends import backend_for
 
-#: Idle connections kept per process, over every database and app: enough for
-#: a class's test connection and a request or two, well under a server's limit
-#: even with several workers.
-MAX_KEPT = 4
+#: Idle connections kept per process, over every database and app (the oldest
+#: are closed first): enough for a few factories of two or three binds each,
+#: and well under a server's connection limit even with several workers.
+MAX_KEPT = 8
 
 #: What makes two engines' connections interchangeable: the app factory, the
 #: config it was given, the bind key, and the URL (password included).
@@ -43,6 +44,7 @@ class ConnectionKeeper:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle: list[tuple[Key, t.Any]] = []  # oldest first
+        self._keys: weakref.WeakKeyDictionary[Engine, Key] = weakref.WeakKeyDictionary()
         #: Connections inherited by a forked child: the parent's, never used
         #: nor closed here (closing would end the parent's server session).
         self._inherited: list[t.Any] = []
@@ -54,14 +56,23 @@ class ConnectionKeeper:
         for bind, engine in engines.items():
             if not _reusable(engine):
                 continue
-            key = _key(app_key, bind, engine)
+            # An app built once for many classes keeps its engines: one
+            # listener each, whose key the latest class sets.
+            listening = engine in self._keys
+            self._keys[engine] = _key(app_key, bind, engine)
+            if not listening:
+                event.listen(engine, "do_connect", self._listener(engine))
 
-            def take(
-                dialect: t.Any, record: t.Any, cargs: t.Any, cparams: t.Any, key: Key = key
-            ) -> t.Any:
-                return self._take_alive(key, dialect)  # None: the dialect connects as usual
+    def _listener(self, engine: Engine) -> t.Callable[..., t.Any]:
+        ref = weakref.ref(engine)
 
-            event.listen(engine, "do_connect", take)
+        def take(dialect: t.Any, record: t.Any, cargs: t.Any, cparams: t.Any) -> t.Any:
+            engine = ref()
+            key = self._keys.get(engine) if engine is not None else None
+            # None: the dialect connects as usual.
+            return None if key is None else self._take_alive(key, dialect)
+
+        return take
 
     def release(
         self, engines: t.Mapping[str | None, Engine], app_key: t.Hashable

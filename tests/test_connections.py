@@ -1,0 +1,312 @@
+"""Idle server connections handed on from one test case class to the next.
+
+``transactional_testcase.connections``: a class built by the same
+``create_app`` with the same config, on the same databases, takes the
+connections the previous class left idle instead of opening new ones. The
+``*Run_<backend>`` cases run small inner classes (``tests.test_lifecycle.inner``,
+the shop app on ``tt_<driver>_test_keep`` and its ``audit`` bind) and compare
+the server session ids their tests saw.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import typing as t
+import unittest
+
+import flask
+import sqlalchemy as sa
+
+from tests.apps import shop
+from tests.support import (
+    BACKENDS,
+    Backend,
+    admin_connection,
+    admin_url,
+    bind_url,
+    drop_database,
+    own_connection,
+    require,
+    selected_backends,
+    transcript,
+)
+from tests.test_faults import drop_connections
+from tests.test_lifecycle import inner, outer_on, run_case
+from transactional_testcase import provisioning
+from transactional_testcase.connections import MAX_KEPT, ConnectionKeeper, keeper
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+POSTGRES = ("psycopg2", "psycopg")
+SERVERS = (*POSTGRES, "pymysql", "mysqlclient")
+
+
+def session_id_query(backend: Backend) -> str:
+    if backend.name == "sqlite":
+        return "SELECT 0"
+    return "SELECT pg_backend_pid()" if backend.name in POSTGRES else "SELECT CONNECTION_ID()"
+
+
+def server_session_ids(url: str) -> set[int]:
+    """The server sessions connected to ``url``'s database, seen from an admin connection."""
+    parsed = sa.make_url(url)
+    query = (
+        "SELECT pid FROM pg_stat_activity WHERE datname = :name"
+        if parsed.get_backend_name() == "postgresql"
+        else "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = :name"
+    )
+    with admin_connection(parsed) as conn:
+        return set(conn.execute(sa.text(query), {"name": parsed.database}).scalars())
+
+
+class _Probe:
+    """Records the server session id of the test's connection on each database."""
+
+    seen: t.ClassVar[list[tuple[int, int]]]
+    query: t.ClassVar[str]
+
+    def test_probe(self) -> None:
+        db = self.db  # type: ignore[attr-defined]
+        with db.engines[None].connect() as main, db.engines["audit"].connect() as audit:
+            type(self).seen.append(
+                (main.exec_driver_sql(self.query).scalar(), audit.exec_driver_sql(self.query).scalar())
+            )
+
+
+class _Base:
+    backend: t.ClassVar[Backend]
+    #: Names the databases of the outer class's inner classes (``tt_<driver>_test_<purpose>``).
+    purpose: t.ClassVar[str]
+    #: The URLs the inner classes' engines really used (driver defaults included).
+    urls: list[str]
+
+    def probe(self, **attrs: t.Any) -> tuple[int, int]:
+        """Run one inner class of the shop app; the session ids its test saw."""
+        case = inner(self.backend, self.purpose, _Probe, seen=[], query=session_id_query(self.backend), **attrs)
+        result = run_case(case)
+        self.assertTrue(result.wasSuccessful(), transcript(result))  # type: ignore[attr-defined]
+        self.urls = list(case.engine_urls.values())  # type: ignore[attr-defined]
+        (seen,) = case.seen  # type: ignore[attr-defined]
+        return seen
+
+
+@outer_on(*SERVERS)
+class KeptConnectionsRun(_Base):
+    purpose = "keep"
+
+    def test_next_class_of_the_same_factory_takes_them(self) -> None:
+        first = self.probe()
+        reused = keeper.stats["reused"]
+        self.assertEqual(self.probe(), first)
+        self.assertEqual(keeper.stats["reused"], reused + 2, "one connection per database")
+
+    def test_another_factory_or_config_opens_its_own(self) -> None:
+        first = self.probe()
+
+        def create_app(cls: type, config: dict[str, t.Any]) -> flask.Flask:
+            return shop.create_app(config)
+
+        def get_app_config(cls: type) -> dict[str, t.Any]:
+            return {**super(case_config, cls).get_app_config(), "SOMETHING_ELSE": 1}  # type: ignore[misc]
+
+        other_factory = self.probe(create_app=classmethod(create_app))
+        self.assertTrue(set(other_factory).isdisjoint(first), (first, other_factory))
+        case_config = inner(self.backend, self.purpose, _Probe, seen=[], query=session_id_query(self.backend),
+                            get_app_config=classmethod(get_app_config))
+        result = run_case(case_config)
+        self.assertTrue(result.wasSuccessful(), transcript(result))
+        (other_config,) = case_config.seen  # type: ignore[attr-defined]
+        self.assertTrue(set(other_config).isdisjoint(first), (first, other_config))
+        # Meanwhile the first factory's connections stayed kept for it.
+        self.assertEqual(self.probe(), first)
+
+    def test_connection_the_server_dropped_is_replaced(self) -> None:
+        first = self.probe()
+        self.assertGreaterEqual(drop_connections(self.urls), 2, "the kept connections should be open")
+        second = self.probe()
+        self.assertTrue(set(second).isdisjoint(first), (first, second))
+
+    def test_rebuilt_database_gets_new_connections_and_the_old_are_closed(self) -> None:
+        first = self.probe()
+        provisioning.provisioner.invalidate(sa.make_url(u) for u in self.urls)
+        second = self.probe()
+        self.assertTrue(set(second).isdisjoint(first), (first, second))
+        for url in self.urls:
+            self.assertTrue(server_session_ids(url).isdisjoint(first), "a discarded connection was left open")
+
+    def test_a_forked_child_neither_takes_nor_closes_them(self) -> None:
+        first = self.probe()
+        context = multiprocessing.get_context("fork")
+        child = context.Process(target=_child_sees_no_kept_connection)
+        child.start()
+        child.join(60)
+        self.assertEqual(child.exitcode, 0, "the child could take the parent's connections")
+        # The child ended without closing them: they are still alive, and reused.
+        self.assertEqual(self.probe(), first)
+
+
+def _child_sees_no_kept_connection() -> None:
+    # Forked: the parent's connections are set aside, neither offered nor closed.
+    os._exit(0 if not keeper._idle and keeper._inherited else 1)
+
+
+@outer_on(*POSTGRES)
+class SessionResetRun(_Base):
+    """On PostgreSQL a kept connection's session is reset (DISCARD ALL) before it is handed on."""
+
+    purpose = "keep_reset"
+
+    def test_session_state_does_not_reach_the_next_class(self) -> None:
+        states: list[tuple[int, int, int]] = []
+
+        def test_probe(self: t.Any) -> None:
+            with self.db.engines[None].connect() as conn:
+                states.append((
+                    conn.exec_driver_sql("SELECT pg_backend_pid()").scalar(),
+                    conn.exec_driver_sql(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                    ).scalar(),
+                    conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements WHERE name = 'tt_left'").scalar(),
+                ))
+                if len(states) == 1:
+                    # Both outlive the test's rollback: session state, not transaction state.
+                    conn.exec_driver_sql("SELECT pg_advisory_lock(4242)")
+                    conn.exec_driver_sql("PREPARE tt_left AS SELECT 1")
+
+        for _ in range(2):
+            case = inner(self.backend, self.purpose, test_probe=test_probe)
+            result = run_case(case)
+            self.assertTrue(result.wasSuccessful(), transcript(result))
+        (pid1, locks1, prepared1), (pid2, locks2, prepared2) = states
+        self.assertEqual(pid1, pid2, "the second class should have taken the first one's connection")
+        self.assertEqual((locks1, prepared1), (0, 0))
+        self.assertEqual((locks2, prepared2), (0, 0), "session state crossed from one class to the next")
+
+
+def _sqlite_backend() -> list[Backend]:
+    return [b for b in selected_backends() if b.name == "sqlite"]
+
+
+class SQLiteKeepsNothing(_Base, unittest.TestCase):
+    """A SQLite connection costs nothing to open: none is kept."""
+
+    backend = BACKENDS["sqlite"]
+    purpose = "keep"
+
+    def setUp(self) -> None:
+        if not _sqlite_backend():
+            self.skipTest("sqlite is not in TT_TEST_BACKENDS")
+
+    def test_nothing_kept(self) -> None:
+        kept = keeper.stats["kept"]
+        self.probe()
+        self.probe()
+        self.assertEqual(keeper.stats["kept"], kept)
+        self.assertFalse([key for key, _ in keeper._idle if key[2].startswith("sqlite")])
+
+
+@outer_on(*SERVERS)
+class KeeperLimits:
+    backend: t.ClassVar[Backend]
+
+    def test_at_most_max_kept_and_the_rest_closed(self) -> None:
+        case = t.cast(unittest.TestCase, self)
+        url = self.backend.url
+        assert url is not None
+        engine = sa.create_engine(admin_url(url), pool_size=MAX_KEPT + 2)
+        own = ConnectionKeeper()
+        dbapi_error = engine.dialect.loaded_dbapi.Error
+        try:
+            proxies = [engine.raw_connection() for _ in range(MAX_KEPT + 2)]
+            opened = [p.dbapi_connection for p in proxies]
+            for proxy in proxies:
+                proxy.close()
+            own.release({None: engine}, "limits")
+            kept = [c for _, c in own._idle]
+            case.assertEqual(len(kept), MAX_KEPT)
+            case.assertEqual(own.stats["kept"], MAX_KEPT + 2)
+            evicted = [c for c in opened if not any(c is k for k in kept)]
+            case.assertEqual(len(evicted), 2)
+            for connection in evicted:
+                with case.assertRaises(dbapi_error, msg="an evicted connection was left open"):
+                    connection.cursor().execute("SELECT 1")
+            own.close_all()
+            for connection in kept:
+                with case.assertRaises(dbapi_error, msg="close_all left a connection open"):
+                    connection.cursor().execute("SELECT 1")
+        finally:
+            own.close_all()
+            engine.dispose()
+
+
+_WARM_SCRIPT = textwrap.dedent(
+    """
+    import contextlib, json, sys, unittest
+    from unittest import mock
+    from tests.apps import shop
+    from transactional_testcase import TransactionalTestCase, backends, provisioning
+
+    url, audit, out, forbid_admin = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+
+    class Case(TransactionalTestCase):
+        database_url = url
+        binds = {"audit": audit}
+        alembic_config = False
+
+        @classmethod
+        def create_app(cls, config):
+            return shop.create_app(config)
+
+        def test_schema(self):
+            self.assertEqual(shop.count(shop.Customer), 0)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an admin connection was opened on a warm run")
+
+    with mock.patch.object(backends.Backend, "admin_connection", refuse) if forbid_admin else contextlib.nullcontext():
+        result = unittest.TextTestRunner().run(unittest.defaultTestLoader.loadTestsFromTestCase(Case))
+    with open(out, "w") as f:
+        json.dump({"ok": result.wasSuccessful(), "stats": provisioning.provisioner.stats}, f)
+    """
+)
+
+
+@outer_on(*SERVERS)
+class WarmKeptRun:
+    """A warm keepdb run reads its marker through the app's own engine: no admin connection at all."""
+
+    backend: t.ClassVar[Backend]
+
+    def test_warm_run_opens_no_admin_connection(self) -> None:
+        case = t.cast(unittest.TestCase, self)
+        require(self.backend.name)
+        urls = [bind_url(self.backend, "keep_warm"), bind_url(self.backend, "keep_warm_audit")]
+        for url in urls:
+            case.addCleanup(drop_database, url, force=True)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", provisioning.WORKER_ENV)}
+        env.update(PYTHONPATH=ROOT, TRANSACTIONAL_TESTCASE_KEEPDB="1", TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="0")
+        folder = tempfile.mkdtemp(prefix="tt_keep_warm_")
+        case.addCleanup(shutil.rmtree, folder, True)
+        out = os.path.join(folder, "run.json")
+        runs = []
+        for forbid in ("0", "1"):
+            proc = subprocess.run([sys.executable, "-c", _WARM_SCRIPT, *urls, out, forbid], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=120, check=False)
+            case.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+            with open(out) as f:
+                runs.append(json.load(f))
+        case.assertTrue(runs[0]["ok"] and runs[1]["ok"], runs)
+        case.assertEqual(runs[0]["stats"]["build"], 1, runs)
+        case.assertEqual((runs[1]["stats"]["keep"], runs[1]["stats"]["build"], runs[1]["stats"]["clone"]), (1, 0, 0))
+        with own_connection(urls[0]) as conn:
+            case.assertIn("customers", sa.inspect(conn).get_table_names())
+
+
+if __name__ == "__main__":
+    unittest.main()
