@@ -751,10 +751,15 @@ class Bench:
         drop_templates(url)
         self._ensure(BenchProvisioner(), url=url)
         servers.drop_database(url)
+        n1 = ["-n", "1", "--dist", "loadscope"]
         n2 = ["-n", "2", "--dist", "loadscope"]
-        modes = {"n0": (["-n", "0"], "test_bench_suite.py"), "n2": (n2, "test_bench_suite.py")}
+        modes = {
+            "n0": (["-n", "0"], "test_bench_suite.py"),
+            "n1": (n1, "test_bench_suite.py"),
+            "n2": (n2, "test_bench_suite.py"),
+        }
         if s.s4_control:
-            modes.update({"c0": (["-n", "0"], "test_cpu_control.py"), "c2": (n2, "test_cpu_control.py")})
+            modes.update({"c1": (n1, "test_cpu_control.py"), "c2": (n2, "test_cpu_control.py")})
         runs: dict[str, list[dict[str, t.Any]]] = {m: [] for m in modes}
         for r in range(s.s4_rounds):
             for mode in rotated(list(modes), r):
@@ -1192,11 +1197,11 @@ def section4_table(benches: dict[str, Bench], settings: Settings) -> str:
     r = {d: benches[d].results["s4"] for d in drivers}
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     tbl = Table(
-        "4. One 400-test suite (20 classes x 20 ORM tests) under pytest, 0 vs 2 xdist workers",
+        "4. One 400-test suite (20 classes x 20 ORM tests) under pytest: 1 and 2 xdist workers",
         drivers,
-        f"`python -m pytest -n 0` vs `-n 2 --dist loadscope` (PYTEST_DISABLE_PLUGIN_AUTOLOAD=1, "
-        f"-p xdist.plugin), {settings.s4_rounds} round(s), median. "
-        "'test phase' = first setUpClass to last tearDownClass over all workers (includes cloning "
+        f"`python -m pytest -n 1 --dist loadscope` vs `-n 2 --dist loadscope`, and `-n 0` (no xdist) for "
+        f"reference (PYTEST_DISABLE_PLUGIN_AUTOLOAD=1, -p xdist.plugin), {settings.s4_rounds} round(s), "
+        "median. 'test phase' = first setUpClass to last tearDownClass over all workers (includes cloning "
         "each worker's database); 'startup' = command start to the first setUpClass (interpreter, "
         "imports, collection, xdist workers). The control suite (full runs only) runs the same way in the "
         "same rounds: 400 CPU-bound tests without a database, the speedup this machine allows right now "
@@ -1206,7 +1211,7 @@ def section4_table(benches: dict[str, Bench], settings: Settings) -> str:
     def m(mode: str, key: str) -> dict[str, float]:
         return {d: med([x[key] for x in r[d][mode]]) for d in drivers if mode in r[d]}
 
-    for mode, label in (("n0", "-n 0"), ("n2", "-n 2")):
+    for mode, label in (("n0", "-n 0"), ("n1", "-n 1"), ("n2", "-n 2")):
         if not any(mode in r[d] for d in drivers):
             continue
         tbl.add(f"{label}: whole command", {d: f"{v:.2f} s" for d, v in m(mode, "wall").items()})
@@ -1215,28 +1220,33 @@ def section4_table(benches: dict[str, Bench], settings: Settings) -> str:
         tbl.add(f"{label}:   exit (drop databases, stop workers)", {d: f"{v:.2f} s" for d, v in m(mode, "tail").items()})
         tbl.add(f"{label}: CPU time of the pytest processes", {d: f"{v:.2f} s" for d, v in m(mode, "cpu").items()})
         tbl.add(f"{label}:   of which in the test phase", {d: f"{v:.2f} s" for d, v in m(mode, "phase_cpu").items()})
-        if mode != "n0":
+        if mode == "n2":
             tbl.add(f"{label}:   per worker: phase s (tests, setUpClass s, CPU s)", {
                 d: " ".join(f"{w[0]:.2f}({w[1]},{w[2]:.2f},{w[3]:.2f})" for w in r[d][mode][0]["workers"])
                 for d in drivers})
     tbl.add("", {})
-    control = {d: [a["phase"] / b["phase"] for a, b in zip(r[d]["c0"], r[d]["c2"])] for d in drivers
-               if "c0" in r[d]}
+    control = {d: [a["phase"] / b["phase"] for a, b in zip(r[d]["c1"], r[d]["c2"])] for d in drivers
+               if "c1" in r[d]}
     if control:
-        tbl.add("control: 400 CPU-bound tests, no database, -n 0",
-                {d: f"{v:.2f} s" for d, v in m("c0", "phase").items()})
+        tbl.add("control: 400 CPU-bound tests, no database, -n 1",
+                {d: f"{v:.2f} s" for d, v in m("c1", "phase").items()})
         tbl.add("control: same with -n 2", {d: f"{v:.2f} s" for d, v in m("c2", "phase").items()})
         tbl.add("control speedup, test phase (the machine's ceiling)", {d: ratio_text(v) for d, v in control.items()})
         tbl.add("", {})
-    phase = {d: [a["phase"] / b["phase"] for a, b in zip(r[d]["n0"], r[d]["n2"])] for d in drivers}
-    whole = {d: [a["wall"] / b["wall"] for a, b in zip(r[d]["n0"], r[d]["n2"])] for d in drivers}
-    tbl.add("speedup with 2 workers, test phase", {d: ratio_text(v) for d, v in phase.items()})
+    def speedup(a: str, b: str, key: str) -> dict[str, list[float]]:
+        return {d: [x[key] / y[key] for x, y in zip(r[d][a], r[d][b])] for d in drivers}
+
+    phase = speedup("n1", "n2", "phase")
+    tbl.add("speedup 1 -> 2 workers, test phase", {d: ratio_text(v) for d, v in phase.items()})
     tbl.add("  target >= 1.6x", {d: verdict(med(v) >= 1.6) for d, v in phase.items()})
     if control:
         tbl.add("  as a share of the control's speedup", {
             d: f"{100 * med([a / b for a, b in zip(v, control[d])]):.0f}%" for d, v in phase.items() if d in control})
-    tbl.add("speedup with 2 workers, whole command", {d: ratio_text(v) for d, v in whole.items()})
-    tbl.add("  target >= 1.6x", {d: verdict(med(v) >= 1.6) for d, v in whole.items()})
+    tbl.add("speedup 1 -> 2 workers, whole command", {d: ratio_text(v) for d, v in speedup("n1", "n2", "wall").items()})
+    tbl.add("speedup no xdist -> 2 workers, test phase", {
+        d: ratio_text(v) for d, v in speedup("n0", "n2", "phase").items()})
+    tbl.add("speedup no xdist -> 2 workers, whole command", {
+        d: ratio_text(v) for d, v in speedup("n0", "n2", "wall").items()})
     return tbl.render()
 
 

@@ -1,8 +1,10 @@
-"""Idle server connections handed on from one test case class to the next.
+"""What one test case class hands on to the next: idle connections and schema plans.
 
 ``transactional_testcase.connections``: a class built by the same
 ``create_app`` with the same config, on the same databases, takes the
-connections the previous class left idle instead of opening new ones. The
+connections the previous class left idle instead of opening new ones; and
+what a class works out from the schema (``Provisioner.plan``) is not asked
+of the server again while the schema is unchanged. The
 ``*Run_<backend>`` cases run small inner classes (``tests.test_lifecycle.inner``,
 the shop app on ``tt_<driver>_test_keep`` and its ``audit`` bind) and compare
 the server session ids their tests saw.
@@ -20,6 +22,7 @@ import tempfile
 import textwrap
 import typing as t
 import unittest
+from unittest import mock
 
 import flask
 import sqlalchemy as sa
@@ -38,8 +41,9 @@ from tests.support import (
     transcript,
 )
 from tests.test_faults import drop_connections
-from tests.test_lifecycle import inner, outer_on, run_case
-from transactional_testcase import provisioning
+from tests.test_lifecycle import ShopInner, inner, outer_on, run_case
+from transactional_testcase import CommittingTestCase, provisioning
+from transactional_testcase import backends as tt_backends
 from transactional_testcase.connections import MAX_KEPT, ConnectionKeeper, keeper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -187,6 +191,33 @@ class SessionResetRun(_Base):
         self.assertEqual(pid1, pid2, "the second class should have taken the first one's connection")
         self.assertEqual((locks1, prepared1), (0, 0))
         self.assertEqual((locks2, prepared2), (0, 0), "session state crossed from one class to the next")
+
+
+@outer_on()
+class SchemaPlansRun(_Base):
+    """What a class works out from the schema is asked of the server once per database and schema."""
+
+    purpose = "keep_plans"
+
+    def test_planned_once_until_the_schema_may_have_changed(self) -> None:
+        url = self.backend.url or "sqlite://"
+        backend_class = type(tt_backends.backend_for(sa.make_url(url)))
+        original = backend_class.constraint_checker
+        with mock.patch.object(backend_class, "constraint_checker", autospec=True, side_effect=original) as spy:
+            self.probe()
+            self.probe()
+            self.assertEqual(spy.call_count, 2, "once per database (default and audit), not per class")
+            committing = type(f"Committing_{self.backend.name}", (ShopInner, CommittingTestCase), {
+                "database_url": bind_url(self.backend, self.purpose),
+                "binds": {"audit": bind_url(self.backend, f"{self.purpose}_audit")},
+                "test_nothing": lambda self: None,
+            })
+            self.assertTrue(run_case(committing).wasSuccessful())
+            self.probe()
+            self.assertEqual(spy.call_count, 4, "a committing class may have committed DDL: planned again")
+            provisioning.provisioner.invalidate(sa.make_url(u) for u in self.urls)
+            self.probe()
+            self.assertEqual(spy.call_count, 6, "a rebuilt database: planned again")
 
 
 def _sqlite_backend() -> list[Backend]:

@@ -91,6 +91,7 @@ from transactional_testcase import (
     TransactionalTestCase,
     provisioning,
 )
+from transactional_testcase.connections import keeper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POSTGRES = ("psycopg2", "psycopg")
@@ -163,6 +164,8 @@ class PoolTally:
                 self.engines[key] = engine
                 event.listen(engine, "checkout", self._listener(key, 1))
                 event.listen(engine, "checkin", self._listener(key, -1))
+                # Handed to the keeper for a later class (servers): out of the pool too.
+                event.listen(engine, "detach", self._listener(key, -1))
         return app
 
     def _listener(self, key: str | None, delta: int) -> t.Callable[..., None]:
@@ -750,6 +753,8 @@ class ServerRestart(_Checks):
         after them work. Between classes nothing fails (the tests below).
         """
         urls = database_urls(self.backend, SHARED)
+        for url in urls:
+            keeper.discard(url)  # idle connections earlier classes left for later ones
         case = inner(self.backend, SHARED, _Restart, dropped=[], urls=urls)
         result = run_case(case)
         self.assertEqual(result.testsRun, 4)

@@ -38,6 +38,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .backends import TableEmptier, model_schemas, reflect_tables
 from .errors import ConfigurationError, IsolationError, mask_url
+from .provisioning import provisioner
 from .testcase import BindKey, DatabaseTestCase
 
 if t.TYPE_CHECKING:
@@ -120,6 +121,8 @@ class CommittingTestCase(DatabaseTestCase):
                 emptiers[key] = state.backends[key].table_emptier(conn, tables, cls.lock_timeout)
         cls._tt_emptiers = emptiers
         state.stack.callback(cls._tt_forget_emptiers)
+        # Its tests may commit DDL: later classes plan from the schema afresh.
+        state.stack.callback(provisioner.forget_plans, [e.url for e in state.engines.values()])
         cls._tt_empty_tables(state, f"{cls.__qualname__}.setUpClass")
 
     @classmethod

@@ -23,10 +23,10 @@ import typing as t
 import weakref
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
-from .backends import backend_for
+from .backends import Backend, backend_for
 
 #: Idle connections kept per process, over every database and app (the oldest
 #: are closed first): enough for a few factories of two or three binds each,
@@ -34,8 +34,9 @@ from .backends import backend_for
 MAX_KEPT = 8
 
 #: What makes two engines' connections interchangeable: the app factory, the
-#: config it was given, the bind key, and the URL (password included).
-Key: t.TypeAlias = tuple[t.Hashable, str | None, str]
+#: config it was given, the bind key, and the URL (password included); last,
+#: the database it names, whatever the driver and options.
+Key: t.TypeAlias = tuple[t.Hashable, str | None, str, str]
 
 
 class ConnectionKeeper:
@@ -69,8 +70,9 @@ class ConnectionKeeper:
         def take(dialect: t.Any, record: t.Any, cargs: t.Any, cparams: t.Any) -> t.Any:
             engine = ref()
             key = self._keys.get(engine) if engine is not None else None
-            # None: the dialect connects as usual.
-            return None if key is None else self._take_alive(key, dialect)
+            if engine is None or key is None:
+                return None  # the dialect connects as usual
+            return self._take_alive(key, dialect, backend_for(engine.url))
 
         return take
 
@@ -97,12 +99,12 @@ class ConnectionKeeper:
                     continue
                 self._keep(key, dbapi_connection)
 
-    def discard(self, url: t.Any) -> None:
+    def discard(self, url: str | URL) -> None:
         """Close the kept connections to ``url``'s database (about to be dropped)."""
-        name = _render(url)
+        name = _database(make_url(url))
         with self._lock:
-            gone = [c for key, c in self._idle if key[2] == name]
-            self._idle = [(key, c) for key, c in self._idle if key[2] != name]
+            gone = [c for key, c in self._idle if key[3] == name]
+            self._idle = [(key, c) for key, c in self._idle if key[3] != name]
         for connection in gone:
             _close(connection)
 
@@ -113,13 +115,13 @@ class ConnectionKeeper:
         for _, connection in idle:
             _close(connection)
 
-    def _take_alive(self, key: Key, dialect: t.Any) -> t.Any:
+    def _take_alive(self, key: Key, dialect: t.Any, backend: Backend) -> t.Any:
         # One round trip: a server restarted between two classes must cost a
         # reconnection, not the next class.
         while (connection := self._take(key)) is not None:
             alive = False
             with contextlib.suppress(Exception):  # dead: connect anew
-                alive = bool(dialect.do_ping(connection))
+                alive = backend.ping(dialect, connection)
             if alive:
                 self.stats["reused"] += 1
                 return connection
@@ -152,12 +154,16 @@ def _reusable(engine: Engine) -> bool:
     return isinstance(engine.pool, QueuePool) and backend_for(engine.url).keeps_connections
 
 
-def _render(url: t.Any) -> str:
+def _render(url: URL) -> str:
     return str(url.render_as_string(hide_password=False))
 
 
+def _database(url: URL) -> str:
+    return f"{url.get_backend_name()}://{url.host}:{url.port}/{url.database}"
+
+
 def _key(app_key: t.Hashable, bind: str | None, engine: Engine) -> Key:
-    return (app_key, bind, _render(engine.url))
+    return (app_key, bind, _render(engine.url), _database(engine.url))
 
 
 def _close(connection: t.Any) -> None:

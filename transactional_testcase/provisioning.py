@@ -93,6 +93,8 @@ class _Database(t.NamedTuple):
     backend: Backend
     fingerprint: str
     keep: bool
+    #: What classes planned from the database's schema (see ``Provisioner.plan``).
+    plans: dict[t.Hashable, t.Any]
 
 
 class Provisioner:
@@ -169,7 +171,7 @@ class Provisioner:
                 raise unreachable(url, exc, backend) from None
             for _, url, backend, fingerprint in targets:
                 if not backend.is_memory(url):
-                    self._databases[_key(url)] = _Database(url, backend, fingerprint, keepdb)
+                    self._databases[_key(url)] = _Database(url, backend, fingerprint, keepdb, {})
                     self._register_atexit()
             return self._count(how)
 
@@ -235,6 +237,30 @@ class Provisioner:
                 f"building the schema of {mask_url(targets[0][1])} failed: "
                 f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
             ) from None
+
+    def plan(self, url: URL, key: t.Hashable, make: t.Callable[[], _T]) -> _T:
+        """``make()``, remembered for ``url``'s database while its schema is unchanged.
+
+        For what a class works out from the schema (which constraints are
+        deferrable, which sequences exist): the next class on the same
+        database asks nothing of the server. Forgotten when the database is
+        rebuilt, invalidated, or its schema may have changed (:meth:`forget_plans`).
+        """
+        with self._lock:
+            known = self._databases.get(_key(url))
+            if known is None or known.fingerprint == _INVALIDATED:
+                return make()
+            if key not in known.plans:
+                known.plans[key] = make()
+            return t.cast(_T, known.plans[key])
+
+    def forget_plans(self, urls: t.Iterable[URL]) -> None:
+        """A test may have changed these databases' schema (committed DDL)."""
+        with self._lock:
+            for url in urls:
+                known = self._databases.get(_key(url))
+                if known is not None:
+                    known.plans.clear()
 
     def invalidate(self, urls: t.Iterable[URL]) -> None:
         """Forget these databases: a test committed into them for real.
@@ -321,6 +347,7 @@ class Provisioner:
 
 
 _INVALIDATED = "invalidated"
+_T = t.TypeVar("_T")
 
 
 def _key(url: URL) -> str:

@@ -61,6 +61,7 @@ if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
 BindKey: t.TypeAlias = str | None
+_T = t.TypeVar("_T")
 
 
 class _ClassState:
@@ -77,6 +78,8 @@ class _ClassState:
         self.class_data: dict[str, t.Any] = {}
         self.resetters: list[tuple[BindKey, t.Callable[[Connection], None]]] = []
         self.checkers: list[tuple[BindKey, ConstraintChecker]] = []
+        #: The app factory and config (see ``_tt_connection_key``).
+        self.app_key: t.Hashable = None
 
 
 class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
@@ -229,7 +232,7 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
         provisioner.ensure(app, db, engines, schema, settings, keepdb=cls._tt_keepdb())
         # Connections left idle by an earlier class of the same factory and
         # config are handed on, and this class's are kept for the next.
-        app_key = cls._tt_connection_key(config)
+        app_key = state.app_key = cls._tt_connection_key(config)
         keeper.adopt(engines, app_key)
         stack.callback(keeper.release, engines, app_key)
         state.monitor.listen(
@@ -415,20 +418,36 @@ class TransactionalTestCase(DatabaseTestCase):
         super().setUpDatabases()
         state = cls._tt_state
         assert state is not None
-        for key, engine in state.engines.items():
-            if not (cls.reset_sequences or cls.check_constraints):
-                break
-            with engine.connect() as conn:
-                backend = state.backends[key]
-                if cls.reset_sequences:
-                    state.resetters.append((key, backend.sequence_resetter(conn)))
-                if cls.check_constraints and (checker := backend.constraint_checker(conn)):
-                    state.checkers.append((key, checker))
+        for key, backend in state.backends.items():
+            if cls.reset_sequences:
+                resetter = cls._tt_plan(state, key, "sequences", backend.sequence_resetter)
+                state.resetters.append((key, resetter))
+            if cls.check_constraints and (
+                checker := cls._tt_plan(state, key, "constraints", backend.constraint_checker)
+            ):
+                state.checkers.append((key, checker))
         redirect = state.redirect = SessionRedirect(cls.db)
         redirect.apply()
         state.stack.callback(redirect.restore)
         if _has_class_data(cls):
             cls._tt_run_setup_test_data(state, redirect)
+
+    @classmethod
+    def _tt_plan(
+        cls, state: _ClassState, key: BindKey, name: str, make: t.Callable[[Connection], _T]
+    ) -> _T:
+        """``make(connection)``, asked of the server once per database, app and schema.
+
+        What ``make`` finds may depend on the app's connect listeners (SQLite's
+        ``PRAGMA foreign_keys``): it is remembered per app factory and config.
+        """
+        engine = state.engines[key]
+
+        def ask() -> _T:
+            with engine.connect() as conn:
+                return make(conn)
+
+        return provisioner.plan(engine.url, (name, state.app_key), ask)
 
     @classmethod
     def _tt_run_setup_test_data(cls, state: _ClassState, redirect: SessionRedirect) -> None:
@@ -487,7 +506,7 @@ class TransactionalTestCase(DatabaseTestCase):
                 state.redirect.attach(None)
         implicit = list(state.monitor.implicit_commits)
         if implicit or ended:
-            self._tt_recover(state, schema_changed=bool(implicit))
+            self._tt_recover(state)
         if implicit:
             statement = " ".join(implicit[0].split())[:120]
             raise IsolationError(
@@ -513,20 +532,21 @@ class TransactionalTestCase(DatabaseTestCase):
                 + "; ".join(violations)
             )
 
-    def _tt_recover(self, state: _ClassState, schema_changed: bool) -> None:
+    def _tt_recover(self, state: _ClassState) -> None:
         """Undo what escaped the test's transaction, so later tests stay isolated.
 
         Empties every table (as CommittingTestCase does) and, with class data,
-        runs setUpTestData again in a new class transaction. DDL that committed
-        implicitly may have changed the schema: then the databases are also
-        no longer reused by later classes.
+        runs setUpTestData again in a new class transaction. What escaped may
+        have changed the schema (DDL committed with it) and the emptying took
+        the migrations' own rows too: the databases are no longer reused by
+        later classes, nor kept for the next run, but built again.
         """
         cls = type(self)
         assert state.redirect is not None
         if state.class_transaction is not None:
             state.class_transaction.end()
             state.class_transaction = None
-        urls = [e.url for e in state.engines.values()]
+        provisioner.invalidate(e.url for e in state.engines.values())
         escaped = len(state.log.escaped) if state.log is not None else 0
         implicit = list(state.monitor.implicit_commits)
         try:
@@ -536,16 +556,11 @@ class TransactionalTestCase(DatabaseTestCase):
                     empty = state.backends[key].table_emptier(conn, tables, _RECOVERY_LOCK_TIMEOUT)
                     conn.rollback()
                     empty(conn)
-        except Exception:
-            provisioner.invalidate(urls)
-            raise
         finally:
             # The recovery's own TRUNCATEs and COMMITs escape nothing.
             state.monitor.implicit_commits = implicit
             if state.log is not None:
                 del state.log.escaped[escaped:]
-        if schema_changed:
-            provisioner.invalidate(urls)
         if _has_class_data(cls):
             cls._tt_run_setup_test_data(state, state.redirect)
 
