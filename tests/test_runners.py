@@ -23,6 +23,8 @@ run in parallel: there each process gets its own temporary file anyway.)
 
 from __future__ import annotations
 
+import _thread
+import multiprocessing
 import os
 import re
 import shutil
@@ -30,9 +32,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import typing as t
 import unittest
 from collections import defaultdict
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -215,23 +220,7 @@ class RunnerMatrix(unittest.TestCase):
         require(cls.backend)
         cls.expected = expected_tests()
 
-    def skip_if_known_to_hang(self, runner: Runner) -> None:
-        """unittest-parallel: an open bug, not a silent skip.
-
-        Its ``multiprocessing.Pool`` ends the workers with SIGTERM; the library
-        then unwinds each worker so its finalizers drop its databases. That
-        works in most runs, but about one run in twenty (seen on SQLite and
-        PostgreSQL, under load) never exits after every test passed. Until the
-        cause is found, ``TT_TEST_UNITTEST_PARALLEL=1`` runs these tests.
-        """
-        if runner.name == "unittest_parallel" and os.environ.get("TT_TEST_UNITTEST_PARALLEL") != "1":
-            self.skipTest(
-                "unittest-parallel sometimes hangs at pool shutdown (open bug, see "
-                "skip_if_known_to_hang); set TT_TEST_UNITTEST_PARALLEL=1 to run it"
-            )
-
     def check_passes(self, runner: Runner) -> None:
-        self.skip_if_known_to_hang(runner)
         run = self.run_sample(runner, fail=False)
         self.assertEqual(run.summary.errored, [], run.context)
         self.assertEqual(run.summary.failed, [], run.context)
@@ -240,7 +229,6 @@ class RunnerMatrix(unittest.TestCase):
         self.check_databases(run)
 
     def check_reports_one_failure(self, runner: Runner) -> None:
-        self.skip_if_known_to_hang(runner)
         run = self.run_sample(runner, fail=True)
         self.assertEqual(run.summary.errored, [], run.context)
         self.assertEqual(run.summary.failed, [sample_cases.DELIBERATE_FAILURE], run.context)
@@ -366,3 +354,53 @@ class RunnersOnPsycopg2(RunnerMatrix):
 @_add_tests
 class RunnersOnPyMySQL(RunnerMatrix):
     backend = "pymysql"
+
+
+# -- a SIGTERM whose handler never ran -------------------------------------------------------
+
+
+def _worker_with_lost_sigterm(report: Connection) -> None:
+    """A pool worker's last moments, with the one-run-in-twenty timing made certain.
+
+    It has something to drop at exit (a temporary folder), then waits for a
+    lock no one releases, as an idle pool worker waits for the queue lock that
+    ``Pool.terminate()`` keeps. ``interrupt_main`` leaves SIGTERM's handler
+    pending without interrupting that wait, as a real SIGTERM does when it
+    lands just before the wait begins.
+    """
+    folder = os.path.dirname(sa.make_url(provisioning.provisioner.default_sqlite_url()).database or "")
+    pid = os.fork()
+    if pid == 0:  # a fork of the worker inherits neither its handler nor its wakeup fd
+        fresh = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and signal.set_wakeup_fd(-1) == -1
+        os._exit(0 if fresh else 1)
+    report.send((folder, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])))
+    report.close()
+    lock = multiprocessing.get_context("spawn").Lock()
+    lock.acquire()
+
+    def terminate() -> None:
+        time.sleep(0.5)  # the main thread waits for the lock by now
+        _thread.interrupt_main(signal.SIGTERM)
+
+    threading.Thread(target=terminate, daemon=True).start()
+    lock.acquire()  # for ever, unless SIGTERM interrupts the wait
+
+
+class LostSigtermTest(unittest.TestCase):
+    """unittest-parallel's hang at pool shutdown: a terminated worker that never handled SIGTERM."""
+
+    def test_worker_exits_and_drops(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        reader, writer = ctx.Pipe(duplex=False)
+        worker = ctx.Process(target=_worker_with_lost_sigterm, args=(writer,))
+        worker.start()
+        self.addCleanup(worker.kill)
+        writer.close()
+        self.assertTrue(reader.poll(TIMEOUT), "the worker never reported")
+        folder, forked = reader.recv()
+        self.addCleanup(shutil.rmtree, folder, True)
+        worker.join(TIMEOUT / 4)
+        self.assertIsNotNone(worker.exitcode, "the worker still waits: its SIGTERM was never handled")
+        self.assertEqual(worker.exitcode, 128 + signal.SIGTERM)  # the handler's SystemExit
+        self.assertFalse(os.path.exists(folder), f"{folder} was not removed at exit")
+        self.assertEqual(forked, 0, "a fork of the worker inherited its SIGTERM handling")

@@ -27,6 +27,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 import typing as t
 
 import sqlalchemy as sa
@@ -49,6 +50,8 @@ KEEPDB_ENV = "TRANSACTIONAL_TESTCASE_KEEPDB"
 KEEP_TEMPLATES_ENV = "TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES"
 #: Environment variable naming this process's worker explicitly.
 WORKER_ENV = "TRANSACTIONAL_TESTCASE_WORKER"
+#: Seconds a terminated worker gets to start dropping before SIGTERM is repeated.
+_SIGTERM_REPEAT = 1.0
 
 
 def worker_id() -> str | None:
@@ -106,6 +109,7 @@ class Provisioner:
         self._tempdir: str | None = None
         self._registered_in: int | None = None
         self._dropping = False
+        self._sigterm_pipe: tuple[int, int] | None = None  # _watch_sigterm's wakeup fd
         self._templates: dict[str, tuple[URL, Backend, URL, str | None]] = {}
         #: How many times each way of provisioning ran (reuse, keep, clone, build).
         self.stats: dict[str, int] = {"reuse": 0, "keep": 0, "clone": 0, "build": 0}
@@ -325,16 +329,48 @@ class Provisioner:
             or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
         ):
             return
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._watch_sigterm()
 
-        def on_sigterm(signum: int, frame: object) -> None:
-            if self._dropping:
-                return  # already on the way out: let that drop finish
-            # Unwind rather than drop here: the worker may be inside a lock
-            # (a Pool's queue) that its context managers must release. Its
-            # finalizers then drop the databases on the way out.
-            raise SystemExit(128 + signum)
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        """SIGTERM in a worker: unwind, so that the finalizers drop the databases."""
+        if self._dropping:
+            return  # already on the way out: let that drop finish
+        # Unwind rather than drop here: the worker may be inside a lock
+        # (a Pool's queue) that its context managers must release. Its
+        # finalizers then drop the databases on the way out.
+        raise SystemExit(128 + signum)
 
-        signal.signal(signal.SIGTERM, on_sigterm)
+    def _watch_sigterm(self) -> None:
+        """Repeat a SIGTERM to the main thread until it starts dropping.
+
+        CPython runs a Python handler between bytecodes, or when a blocking call
+        fails with EINTR: a SIGTERM that lands just before the main thread
+        blocks is never handled. A pool worker then waits for ever for the
+        queue lock ``Pool.terminate()`` keeps, and the parent's ``join()`` for
+        the worker. The handler's C part writes each signal to the wakeup fd
+        whatever the main thread does: a thread reads it there.
+        """
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        previous = signal.set_wakeup_fd(write)
+        if previous != -1:  # someone else's (asyncio's): keep theirs, unwatched
+            signal.set_wakeup_fd(previous)
+            os.close(read)
+            os.close(write)
+            return
+        self._sigterm_pipe = (read, write)
+        main = threading.get_ident()
+
+        def watch() -> None:
+            while signal.SIGTERM not in os.read(read, 512):
+                pass  # another signal with a Python handler (SIGINT...)
+            while not self._dropping:
+                time.sleep(_SIGTERM_REPEAT)
+                if not self._dropping:  # blocked, unhandled: interrupt it again
+                    signal.pthread_kill(main, signal.SIGTERM)
+
+        threading.Thread(target=watch, name="transactional_testcase-sigterm", daemon=True).start()
 
     def _after_fork_in_child(self) -> None:
         # What the parent built is the parent's to drop, never the child's.
@@ -344,6 +380,19 @@ class Provisioner:
         self._registered_in = None
         self._dropping = False
         self._lock = threading.RLock()
+        # The watching thread stayed in the parent: none of the child's
+        # signals may reach its pipe. A child that builds databases of its
+        # own installs its own handler and thread.
+        if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if self._sigterm_pipe is not None:
+            read, write = self._sigterm_pipe
+            self._sigterm_pipe = None
+            previous = signal.set_wakeup_fd(-1)
+            if previous != write:  # replaced since: not ours to clear
+                signal.set_wakeup_fd(previous)
+            os.close(read)
+            os.close(write)
 
 
 _INVALIDATED = "invalidated"
