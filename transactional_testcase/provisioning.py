@@ -170,9 +170,16 @@ class Provisioner:
                 self._databases.pop(_key(url), None)
             try:
                 how = self._provision(app, db, engines, schema, targets, keepdb)
-            except sa.exc.OperationalError as exc:
-                _, url, backend, _ = targets[0]
-                raise unreachable(url, exc, backend) from None
+            except BaseException as exc:
+                # Maybe created, half built: dropped at exit (unless kept), never reused.
+                for _, url, backend, _ in targets:
+                    if not backend.is_memory(url):
+                        self._databases[_key(url)] = _Database(url, backend, _INVALIDATED, keepdb, {})
+                self._register_atexit()
+                if isinstance(exc, sa.exc.OperationalError):
+                    _, url, backend, _ = targets[0]
+                    raise unreachable(url, exc, backend) from None
+                raise
             for _, url, backend, fingerprint in targets:
                 if not backend.is_memory(url):
                     self._databases[_key(url)] = _Database(url, backend, fingerprint, keepdb, {})
