@@ -1152,12 +1152,15 @@ def section3_tables(benches: dict[str, Bench], settings: Settings) -> str:
         "3b. 50 TransactionalTestCase classes of one empty test each, one process (unittest suite)",
         drivers,
         f"Cold start (no template); median of {reps} repeat(s). 'per class after the first' = "
-        "(suite total - first class) / 49: create_app, provisioner reuse, new connection, the test, "
-        "teardown.",
+        "(suite total - first class) / 49: create_app, provisioner reuse, the previous class's idle "
+        "connection taken and a new dialect initialised on it (in the first test's setUp), the test, "
+        "teardown; the median class shows it without the slowest classes.",
     )
     tbl.add("suite total", {d: ms(med([x["total"] for x in c[d]])) for d in drivers})
     tbl.add("first class (migrates: build + template)", {d: ms(med([x["first_class"] for x in c[d]])) for d in drivers})
     tbl.add("per class after the first", {d: ms(med([x["per_class"] for x in c[d]]), 2) for d in drivers})
+    tbl.add("  a class, start to end (median, classes 2-50)",
+            {d: ms(med([x["class_rest"] for x in c[d]]), 2) for d in drivers})
     tbl.add("  setUpClass (median, classes 2-50)", {d: ms(med([x["setup_rest"] for x in c[d]]), 2) for d in drivers})
     tbl.add("  tearDownClass (median, classes 2-50)", {d: ms(med([x["teardown_rest"] for x in c[d]]), 2) for d in drivers})
     tbl.add("provisioner: builds / reuses (per repeat)", {
@@ -1174,7 +1177,8 @@ def section3_tables(benches: dict[str, Bench], settings: Settings) -> str:
         f"Median of {settings.s3_warm_pairs} pair(s). Run 1 migrates (no template, no kept database); "
         "run 2 finds the kept database with a matching fingerprint. The dialect and driver are imported "
         "before timing (a cost of any process). The rest of setUpClass is the library's: checks, the "
-        "schema fingerprint (parsing the migrations), provisioning, the session redirect.",
+        "schema fingerprint (hashing the migration files), provisioning (reading the kept database's "
+        "fingerprint through the app's engine: its first connection), the session redirect.",
     )
     tbl.add("run 1 setUpClass (cold)", {d: ms(med([p["cold"]["setup_class"] for p in w[d]])) for d in drivers})
     tbl.add("run 1   of which provisioning (ensure)", {d: ms(med([p["cold"]["ensure"] for p in w[d]])) for d in drivers})
@@ -1185,9 +1189,13 @@ def section3_tables(benches: dict[str, Bench], settings: Settings) -> str:
     tbl.add("whole process, run 1 / run 2", {
         d: f"{med([p['cold']['wall'] for p in w[d]]):.2f} s / {med([p['warm']['wall'] for p in w[d]]):.2f} s"
         for d in drivers})
-    pct = {d: [p["warm"]["setup_class"] / p["cold"]["setup_class"] for p in w[d]] for d in drivers}
-    tbl.add("warm setUpClass / cold setUpClass", {d: f"{100 * med(pct[d]):.1f}%" for d in drivers})
+    # The target is the issue's: the warm run's provisioning against the cold run's. The whole
+    # setUpClass (the app's own create_app included) is shown too.
+    pct = {d: [p["warm"]["ensure"] / p["cold"]["ensure"] for p in w[d]] for d in drivers}
+    tbl.add("warm provisioning / cold provisioning", {d: f"{100 * med(pct[d]):.1f}%" for d in drivers})
     tbl.add("  target <= 5%", {d: verdict(med(pct[d]) <= 0.05) for d in drivers})
+    whole = {d: [p["warm"]["setup_class"] / p["cold"]["setup_class"] for p in w[d]] for d in drivers}
+    tbl.add("warm setUpClass / cold setUpClass", {d: f"{100 * med(whole[d]):.1f}%" for d in drivers})
     out.append(tbl.render())
     return "\n".join(out)
 
