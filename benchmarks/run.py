@@ -879,15 +879,9 @@ if __name__ == "__main__":
         json.dump(TIMES, f)
 '''
 
-SUITE_MODULE = '''\
-"""400 tests (20 classes x 20) doing a little ORM work each; records its test phase per process."""
-import atexit, json, os, time
-
-import sqlalchemy as sa
-
-from benchmarks.schema import MIGRATIONS_DIR, create_app, db, models
-from transactional_testcase import TransactionalTestCase
-
+#: What both generated suites share: each process records its test phase (first
+#: setUpClass to last tearDownClass) in $BENCH_OUT at exit...
+_PHASE_RECORDER = '''\
 PHASE = {"start": None, "end": None, "tests": 0, "setup": 0.0, "cpu_start": 0.0, "cpu_end": 0.0}
 
 
@@ -897,7 +891,34 @@ def _dump():
         path = os.path.join(os.environ["BENCH_OUT"], "phase-%d.json" % os.getpid())
         with open(path, "w") as f:
             json.dump(PHASE, f)
+'''
+#: ... and their 400 tests: 20 classes of 20, numbered, each calling ``work(i)``.
+_CLASSES = '''\
+def _test(i):
+    def test(self):
+        self.work(i)
+    return test
 
+
+for _c in range(20):
+    _name = "{prefix}%02d" % _c
+    globals()[_name] = type(_name, ({base},), {{
+        "__module__": __name__, **{{"test_%02d" % _t: _test(_c * 20 + _t) for _t in range(20)}}}})
+'''
+
+SUITE_MODULE = (
+    '''\
+"""400 tests (20 classes x 20) doing a little ORM work each; records its test phase per process."""
+import atexit, json, os, time
+
+import sqlalchemy as sa
+
+from benchmarks.schema import MIGRATIONS_DIR, create_app, db, models
+from transactional_testcase import TransactionalTestCase
+
+'''
+    + _PHASE_RECORDER
+    + '''
 
 class SuiteBase(TransactionalTestCase):
     database_url = os.environ["BENCH_URL"]
@@ -939,33 +960,19 @@ class SuiteBase(TransactionalTestCase):
         PHASE["tests"] += 1
 
 
-def _test(i):
-    def test(self):
-        self.work(i)
-    return test
-
-
-for _c in range(20):
-    _name = "TestSuite%02d" % _c
-    globals()[_name] = type(_name, (SuiteBase,), {
-        "__module__": __name__, **{"test_%02d" % _t: _test(_c * 20 + _t) for _t in range(20)}})
 '''
+    + _CLASSES.format(base="SuiteBase", prefix="TestSuite")
+)
 
 
-CONTROL_MODULE = '''\
+CONTROL_MODULE = (
+    '''\
 """The machine's own ceiling: 400 CPU-bound tests (20 classes x 20) that touch no database."""
 import atexit, json, os, time, unittest
 
-PHASE = {"start": None, "end": None, "tests": 0, "setup": 0.0, "cpu_start": 0.0, "cpu_end": 0.0}
-
-
-@atexit.register
-def _dump():
-    if PHASE["start"] is not None:
-        path = os.path.join(os.environ["BENCH_OUT"], "phase-%d.json" % os.getpid())
-        with open(path, "w") as f:
-            json.dump(PHASE, f)
-
+'''
+    + _PHASE_RECORDER
+    + '''
 
 class ControlBase(unittest.TestCase):
     @classmethod
@@ -987,17 +994,9 @@ class ControlBase(unittest.TestCase):
         PHASE["tests"] += 1
 
 
-def _test(i):
-    def test(self):
-        self.work(i)
-    return test
-
-
-for _c in range(20):
-    _name = "TestControl%02d" % _c
-    globals()[_name] = type(_name, (ControlBase,), {
-        "__module__": __name__, **{"test_%02d" % _t: _test(_c * 20 + _t) for _t in range(20)}})
 '''
+    + _CLASSES.format(base="ControlBase", prefix="TestControl")
+)
 
 
 # -- report ---------------------------------------------------------------------------------

@@ -36,7 +36,6 @@ from tests.support import (
     bind_url,
     drop_database,
     own_connection,
-    require,
     selected_backends,
     transcript,
 )
@@ -316,7 +315,6 @@ class WarmKeptRun:
 
     def test_warm_run_opens_no_admin_connection(self) -> None:
         case = t.cast(unittest.TestCase, self)
-        require(self.backend.name)
         urls = [bind_url(self.backend, "keep_warm"), bind_url(self.backend, "keep_warm_audit")]
         for url in urls:
             case.addCleanup(drop_database, url, force=True)

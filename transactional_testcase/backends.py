@@ -419,28 +419,13 @@ class PostgreSQLBackend(Backend):
     def reset_session(self, dbapi_connection: t.Any) -> None:
         # Settings, temporary tables, prepared statements and advisory locks
         # go (psycopg 3 forgets its prepared statements on seeing it).
-        # DISCARD ALL cannot run inside a transaction block.
         dbapi_connection.rollback()
-        autocommit = dbapi_connection.autocommit
-        dbapi_connection.autocommit = True
-        try:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("DISCARD ALL")
-            cursor.close()
-        finally:
-            dbapi_connection.autocommit = autocommit
+        _pg_outside_transaction(dbapi_connection, "DISCARD ALL")
 
     def ping(self, dialect: t.Any, dbapi_connection: t.Any) -> bool:
         # What the psycopg dialects' do_ping does, without compiling a
         # select(1) for every new dialect (a millisecond per class).
-        autocommit = dbapi_connection.autocommit
-        dbapi_connection.autocommit = True
-        try:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
-        finally:
-            dbapi_connection.autocommit = autocommit
+        _pg_outside_transaction(dbapi_connection, "SELECT 1")
         return True
 
     def _admin_urls(self, url: URL) -> list[URL]:
@@ -899,6 +884,22 @@ def model_schemas(db: SQLAlchemy, key: str | None) -> list[str | None]:
     metadata = db.metadatas.get(key)
     named = {table.schema for table in metadata.tables.values()} if metadata is not None else set()
     return [None, *sorted(s for s in named if s is not None)]
+
+
+def _pg_outside_transaction(dbapi_connection: t.Any, statement: str) -> None:
+    """Run ``statement`` in autocommit mode (``DISCARD ALL`` refuses a transaction block).
+
+    psycopg2 and psycopg 3 both switch with the ``autocommit`` attribute, which
+    opens no transaction of its own.
+    """
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(statement)
+        cursor.close()
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 def _pg_check_deferred(connection: Connection) -> str | None:
