@@ -467,6 +467,7 @@ class LifecycleTests(unittest.TestCase):
     def test_connects_once_and_disconnects(self) -> None:
         case = self.make_case()
         self.assertEqual(self.receivers(case.app), 0)
+        connected = (len(template_rendered.receivers), len(message_flashed.receivers))
         case._ra_setup_class()
         case._ra_setup_class()
         self.assertEqual(self.receivers(case.app), 2)
@@ -478,6 +479,8 @@ class LifecycleTests(unittest.TestCase):
         case._ra_teardown_class()
         case._ra_teardown_class()
         self.assertEqual(self.receivers(case.app), 0)
+        # Forgotten by the signals, not only for this app: they would keep it alive.
+        self.assertEqual((len(template_rendered.receivers), len(message_flashed.receivers)), connected)
         with self.assertRaises(ConfigurationError) as cm:
             test.assertTemplateUsed("x")
         self.assertIn("setUpClass must call super().setUpClass()", str(cm.exception))

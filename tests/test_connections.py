@@ -1,13 +1,14 @@
-"""What one test case class hands on to the next: idle connections and schema plans.
+"""What one test case class hands on to the next: engines, idle connections, schema plans.
 
 ``transactional_testcase.connections``: a class built by the same
-``create_app`` with the same config, on the same databases, takes the
-connections the previous class left idle instead of opening new ones; and
-what a class works out from the schema (``Provisioner.plan``) is not asked
-of the server again while the schema is unchanged. The
-``*Run_<backend>`` cases run small inner classes (``tests.test_lifecycle.inner``,
-the shop app on ``tt_<driver>_test_keep`` and its ``audit`` bind) and compare
-the server session ids their tests saw.
+``create_app`` with the same config, on the same databases, uses the engines
+the previous class kept (their dialect initialized, their idle connections
+pooled) when its own are interchangeable with them, and otherwise takes their
+idle connections instead of opening new ones; and what a class works out
+from the schema (``Provisioner.plan``) is not asked of the server again while
+the schema is unchanged. The ``*Run_<backend>`` cases run small inner classes
+(``tests.test_lifecycle.inner``, the shop app on ``tt_<driver>_test_keep`` and
+its ``audit`` bind) and compare the server session ids their tests saw.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from tests.test_faults import drop_connections
 from tests.test_lifecycle import ShopInner, inner, outer_on, run_case
 from transactional_testcase import CommittingTestCase, provisioning
 from transactional_testcase import backends as tt_backends
+from transactional_testcase._compat import engine_listeners
 from transactional_testcase.connections import MAX_KEPT, ConnectionKeeper, keeper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,26 +90,90 @@ class _Base:
     purpose: t.ClassVar[str]
     #: The URLs the inner classes' engines really used (driver defaults included).
     urls: list[str]
+    #: The engines the last inner class used, and the ones its app made.
+    used: dict[str | None, sa.Engine]
+    own: dict[str | None, sa.Engine]
 
     def probe(self, **attrs: t.Any) -> tuple[int, int]:
         """Run one inner class of the shop app; the session ids its test saw."""
-        case = inner(self.backend, self.purpose, _Probe, seen=[], query=session_id_query(self.backend), **attrs)
+        case = inner(self.backend, self.purpose, _Probe, _Engines, seen=[], query=session_id_query(self.backend),
+                     **attrs)
         result = run_case(case)
         self.assertTrue(result.wasSuccessful(), transcript(result))  # type: ignore[attr-defined]
         self.urls = list(case.engine_urls.values())  # type: ignore[attr-defined]
+        self.used, self.own = case.used, case.own  # type: ignore[attr-defined]
         (seen,) = case.seen  # type: ignore[attr-defined]
         return seen
+
+
+class _Engines:
+    """Records the engines an inner class used (``db.engines`` behind the redirect) and its app's own."""
+
+    used: t.ClassVar[dict[str | None, sa.Engine]]
+    own: t.ClassVar[dict[str | None, sa.Engine]]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()  # type: ignore[misc]
+        state = cls._tt_state  # type: ignore[attr-defined]
+        cls.used, cls.own = dict(state.engines), dict(state.own_engines)
+
+
+def _listening_factory(calls: list[int]) -> t.Callable[..., flask.Flask]:
+    """A create_app that gives each new engine a listener of its own (a new closure each time)."""
+
+    def create_app(cls: type, config: dict[str, t.Any]) -> flask.Flask:
+        app = shop.create_app(config)
+        with app.app_context():
+            for engine in shop.db.engines.values():
+                @sa.event.listens_for(engine, "connect")
+                def on_connect(dbapi_connection: t.Any, record: t.Any) -> None:
+                    calls.append(id(app))
+
+        return app
+
+    return create_app
 
 
 @outer_on(*SERVERS)
 class KeptConnectionsRun(_Base):
     purpose = "keep"
 
-    def test_next_class_of_the_same_factory_takes_them(self) -> None:
+    def test_next_class_of_the_same_factory_uses_its_engines(self) -> None:
         first = self.probe()
-        reused = keeper.stats["reused"]
+        engines, handed = dict(self.used), keeper.stats["engines"]
         self.assertEqual(self.probe(), first)
+        self.assertEqual(keeper.stats["engines"], handed + 2, "one engine per database")
+        for key, engine in self.used.items():
+            self.assertIs(engine, engines[key], "the second class should use the first one's engine")
+            self.assertIsNot(self.own[key], engine)
+            self.assertEqual(self.own[key].pool.checkedin(), 0, "the unused engine of the app connected")
+
+    def test_a_factory_listening_with_new_closures_takes_the_connections(self) -> None:
+        calls: list[int] = []
+        factory = classmethod(_listening_factory(calls))
+        first = self.probe(create_app=factory)
+        engines, reused, handed = dict(self.used), keeper.stats["reused"], keeper.stats["engines"]
+        calls.clear()
+        self.assertEqual(self.probe(create_app=factory), first, "the connections should be handed on")
         self.assertEqual(keeper.stats["reused"], reused + 2, "one connection per database")
+        self.assertEqual(keeper.stats["engines"], handed, "an engine with other listeners was handed on")
+        for key, engine in self.used.items():
+            self.assertIs(engine, self.own[key], "the class should use its own engine")
+            self.assertIsNot(engine, engines[key])
+        self.assertEqual(len(calls), 2, "the app's own connect listeners should run on the handed connections")
+
+    def test_an_engine_a_test_listened_on_is_not_handed_on(self) -> None:
+        def test_listen(self: t.Any) -> None:
+            sa.event.listen(self.db.engine, "checkout", lambda *args: None)  # lands on the engine's pool
+
+        first = self.probe(test_listen=test_listen)
+        handed = keeper.stats["engines"]
+        engines = dict(self.used)
+        self.probe()
+        self.assertIsNot(self.used[None], engines[None], "an engine whose pool a test listened on was reused")
+        self.assertEqual(keeper.stats["engines"], handed + 1, "the untouched audit engine is still handed on")
+        self.assertTrue(first)
 
     def test_another_factory_or_config_opens_its_own(self) -> None:
         first = self.probe()
@@ -126,14 +192,16 @@ class KeptConnectionsRun(_Base):
         self.assertTrue(result.wasSuccessful(), transcript(result))
         (other_config,) = case_config.seen  # type: ignore[attr-defined]
         self.assertTrue(set(other_config).isdisjoint(first), (first, other_config))
-        # Meanwhile the first factory's connections stayed kept for it.
+        # Meanwhile the first factory's engines stayed kept for it.
         self.assertEqual(self.probe(), first)
 
     def test_connection_the_server_dropped_is_replaced(self) -> None:
-        first = self.probe()
-        self.assertGreaterEqual(drop_connections(self.urls), 2, "the kept connections should be open")
-        second = self.probe()
-        self.assertTrue(set(second).isdisjoint(first), (first, second))
+        for attrs in ({}, {"create_app": classmethod(_listening_factory([]))}):
+            with self.subTest("engines" if not attrs else "connections"):  # type: ignore[attr-defined]
+                first = self.probe(**attrs)
+                self.assertGreaterEqual(drop_connections(self.urls), 2, "the kept connections should be open")
+                second = self.probe(**attrs)
+                self.assertTrue(set(second).isdisjoint(first), (first, second))
 
     def test_rebuilt_database_gets_new_connections_and_the_old_are_closed(self) -> None:
         first = self.probe()
@@ -149,23 +217,23 @@ class KeptConnectionsRun(_Base):
         child = context.Process(target=_child_sees_no_kept_connection)
         child.start()
         child.join(60)
-        self.assertEqual(child.exitcode, 0, "the child could take the parent's connections")
+        self.assertEqual(child.exitcode, 0, "the child could take the parent's engines or connections")
         # The child ended without closing them: they are still alive, and reused.
         self.assertEqual(self.probe(), first)
 
 
 def _child_sees_no_kept_connection() -> None:
-    # Forked: the parent's connections are set aside, neither offered nor closed.
-    os._exit(0 if not keeper._idle and keeper._inherited else 1)
+    # Forked: the parent's engines and connections are set aside, neither offered nor closed.
+    os._exit(0 if not keeper._idle and not keeper._engines and keeper._inherited else 1)
 
 
 @outer_on(*POSTGRES)
 class SessionResetRun(_Base):
-    """On PostgreSQL a kept connection's session is reset (DISCARD ALL) before it is handed on."""
+    """Session state: kept on a handed-on engine, reset (DISCARD ALL) on handed-on connections."""
 
     purpose = "keep_reset"
 
-    def test_session_state_does_not_reach_the_next_class(self) -> None:
+    def states(self, **attrs: t.Any) -> list[tuple[int, int, int]]:
         states: list[tuple[int, int, int]] = []
 
         def test_probe(self: t.Any) -> None:
@@ -183,10 +251,22 @@ class SessionResetRun(_Base):
                     conn.exec_driver_sql("PREPARE tt_left AS SELECT 1")
 
         for _ in range(2):
-            case = inner(self.backend, self.purpose, test_probe=test_probe)
+            case = inner(self.backend, self.purpose, test_probe=test_probe, **attrs)
             result = run_case(case)
             self.assertTrue(result.wasSuccessful(), transcript(result))
-        (pid1, locks1, prepared1), (pid2, locks2, prepared2) = states
+        return states
+
+    def test_a_handed_on_engine_keeps_its_sessions_as_they_are(self) -> None:
+        (pid1, locks1, prepared1), (pid2, locks2, prepared2) = self.states()
+        self.assertEqual(pid1, pid2, "the second class should have used the first one's engine")
+        self.assertEqual((locks1, prepared1), (0, 0))
+        self.assertEqual((locks2, prepared2), (1, 1), "the pooled connection is the same session, unchanged")
+        with own_connection(self.backend.url_for("postgres") or "") as conn:
+            conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid2})")  # the advisory lock goes with it
+
+    def test_handed_on_connections_are_reset(self) -> None:
+        factory = classmethod(_listening_factory([]))
+        (pid1, locks1, prepared1), (pid2, locks2, prepared2) = self.states(create_app=factory)
         self.assertEqual(pid1, pid2, "the second class should have taken the first one's connection")
         self.assertEqual((locks1, prepared1), (0, 0))
         self.assertEqual((locks2, prepared2), (0, 0), "session state crossed from one class to the next")
@@ -223,8 +303,8 @@ def _sqlite_backend() -> list[Backend]:
     return [b for b in selected_backends() if b.name == "sqlite"]
 
 
-class SQLiteKeepsNothing(_Base, unittest.TestCase):
-    """A SQLite connection costs nothing to open: none is kept."""
+class SQLiteKeepsEnginesOnly(_Base, unittest.TestCase):
+    """A SQLite engine is handed on whole; a connection alone costs nothing to open and is never loosened."""
 
     backend = BACKENDS["sqlite"]
     purpose = "keep"
@@ -233,10 +313,14 @@ class SQLiteKeepsNothing(_Base, unittest.TestCase):
         if not _sqlite_backend():
             self.skipTest("sqlite is not in TT_TEST_BACKENDS")
 
-    def test_nothing_kept(self) -> None:
-        kept = keeper.stats["kept"]
+    def test_engines_handed_on_connections_never_loose(self) -> None:
+        kept, handed = keeper.stats["kept"], keeper.stats["engines"]
         self.probe()
+        engines = dict(self.used)
         self.probe()
+        self.assertEqual(self.used, engines)
+        self.assertEqual(keeper.stats["engines"], handed + 2)
+        self.probe(create_app=classmethod(_listening_factory([])))
         self.assertEqual(keeper.stats["kept"], kept)
         self.assertFalse([key for key, _ in keeper._idle if key[2].startswith("sqlite")])
 
@@ -245,34 +329,84 @@ class SQLiteKeepsNothing(_Base, unittest.TestCase):
 class KeeperLimits:
     backend: t.ClassVar[Backend]
 
-    def test_at_most_max_kept_and_the_rest_closed(self) -> None:
+    def test_at_most_max_kept_and_the_oldest_engines_closed(self) -> None:
         case = t.cast(unittest.TestCase, self)
         url = self.backend.url
         assert url is not None
-        engine = sa.create_engine(admin_url(url), pool_size=MAX_KEPT + 2)
+        per_engine = MAX_KEPT // 2
+        engines = [sa.create_engine(admin_url(url), pool_size=per_engine) for _ in range(3)]
         own = ConnectionKeeper()
-        dbapi_error = engine.dialect.loaded_dbapi.Error
+        dbapi_error = engines[0].dialect.loaded_dbapi.Error
+        opened: list[list[t.Any]] = []
         try:
-            proxies = [engine.raw_connection() for _ in range(MAX_KEPT + 2)]
-            opened = [p.dbapi_connection for p in proxies]
-            for proxy in proxies:
-                proxy.close()
-            own.release({None: engine}, "limits")
-            kept = [c for _, c in own._idle]
-            case.assertEqual(len(kept), MAX_KEPT)
-            case.assertEqual(own.stats["kept"], MAX_KEPT + 2)
-            evicted = [c for c in opened if not any(c is k for k in kept)]
-            case.assertEqual(len(evicted), 2)
-            for connection in evicted:
-                with case.assertRaises(dbapi_error, msg="an evicted connection was left open"):
+            for i, engine in enumerate(engines):
+                own.adopt({None: engine}, f"limits{i}")
+                proxies = [engine.raw_connection() for _ in range(per_engine)]
+                opened.append([p.dbapi_connection for p in proxies])
+                for proxy in proxies:
+                    proxy.close()
+                own.release({None: engine}, [engine], f"limits{i}")
+            case.assertEqual([k.engine for k in own._engines], engines[1:], "the oldest engine should go")
+            case.assertEqual(sum(e.pool.checkedin() for e in engines[1:]), MAX_KEPT)
+            for connection in opened[0]:
+                with case.assertRaises(dbapi_error, msg="a connection of a disposed engine was left open"):
                     connection.cursor().execute("SELECT 1")
             own.close_all()
-            for connection in kept:
+            for connection in opened[1] + opened[2]:
                 with case.assertRaises(dbapi_error, msg="close_all left a connection open"):
                     connection.cursor().execute("SELECT 1")
         finally:
             own.close_all()
-            engine.dispose()
+            for engine in engines:
+                engine.dispose()
+
+
+class EngineListeners(unittest.TestCase):
+    """What makes two engines interchangeable: the same functions listening on them."""
+
+    def listeners(self, engine: sa.Engine) -> frozenset[t.Any]:
+        return engine_listeners(engine, lambda fn: False)
+
+    def engine(self) -> sa.Engine:
+        engine = sa.create_engine("sqlite:///" + os.path.join(tempfile.gettempdir(), "tt_listeners_test.db"))
+        self.addCleanup(engine.dispose)
+        return engine
+
+    def test_create_engines_own_listeners_are_left_out(self) -> None:
+        engine = self.engine()
+        self.assertEqual(self.listeners(engine), frozenset())
+        with engine.connect():
+            pass  # first_connect has fired
+        self.assertEqual(self.listeners(engine), frozenset())
+
+    def test_the_same_functions_make_the_same_set(self) -> None:
+        a, b = self.engine(), self.engine()
+        for engine in (a, b):
+            sa.event.listen(engine, "connect", _module_listener)
+            sa.event.listen(engine, "before_cursor_execute", _module_listener, named=True)
+            sa.event.listen(engine, "do_connect", _module_listener)
+        self.assertEqual(len(self.listeners(a)), 3)
+        self.assertEqual(self.listeners(a), self.listeners(b))
+
+    def test_closures_pool_and_dialect_listeners_count(self) -> None:
+        a, b = self.engine(), self.engine()
+        for engine in (a, b):
+            sa.event.listen(engine, "connect", lambda *args: None)
+        self.assertNotEqual(self.listeners(a), self.listeners(b), "two closures are two listeners")
+        c, d = self.engine(), self.engine()
+        sa.event.listen(c.pool, "checkout", _module_listener)
+        self.assertNotEqual(self.listeners(c), self.listeners(d), "a listener on the pool itself")
+        sa.event.listen(d.dialect, "do_execute", _module_listener)
+        self.assertIn("do_execute", {name for _, name, _ in self.listeners(d)})
+
+    def test_ignored_functions_are_left_out(self) -> None:
+        engine = self.engine()
+        sa.event.listen(engine, "connect", _module_listener)
+        self.assertEqual(engine_listeners(engine, lambda fn: fn is _module_listener), frozenset())
+
+
+def _module_listener(*args: t.Any, **kwargs: t.Any) -> None:
+    return None
 
 
 _WARM_SCRIPT = textwrap.dedent(

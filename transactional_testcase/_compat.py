@@ -9,14 +9,19 @@ import contextlib
 import logging
 import os
 import typing as t
+import weakref
+
+from sqlalchemy.engine import Engine
 
 # ``Engine.execution_options()`` returns an ``OptionEngine``: an Engine that
 # shares its parent's pool, dialect, URL and event dispatch. It is public in
 # behaviour but only importable from ``sqlalchemy.engine.base``.
 from sqlalchemy.engine.base import OptionEngine
+from sqlalchemy.event import registry as _event_registry
 
 __all__ = [
     "OptionEngine",
+    "engine_listeners",
     "handlers_out_of_reach_of_fileconfig",
     "revision_steps",
     "savepoint_counter",
@@ -77,3 +82,62 @@ def version_locations(script: t.Any) -> list[str]:
     1.13 to 1.20.
     """
     return [str(path) for path in script._version_locations if os.path.isdir(path)]
+
+
+def engine_listeners(engine: Engine, ignore: t.Callable[[t.Any], bool]) -> frozenset[tuple[str, str, t.Hashable]]:
+    """The listeners registered on ``engine``, its dialect and its pool.
+
+    ``(target, event name, listener)``, where the listener is identified as
+    SQLAlchemy's event registry identifies the function given to
+    ``event.listen()`` (``id(fn)``, or the ids of a bound method's function
+    and object): two engines have the same set when the same functions
+    listen on them, wherever they were registered (on the engine, its pool or
+    its dialect). Class-level listeners (on ``Engine``, ``Pool``...) are
+    shared by every engine and left out; so are the listeners
+    ``create_engine()`` adds to every pool of its own, and those for which
+    ``ignore(listener function)`` is true.
+
+    Reads each dispatcher's instance-level collections (``_event_names``,
+    ``_ListenerCollection.listeners``) and the registry's
+    ``_collection_to_key``. Checked against SQLAlchemy 2.0.x and 2.1.9.
+    """
+    found: set[tuple[str, str, t.Hashable]] = set()
+    for role, target in (("engine", engine), ("dialect", engine.dialect), ("pool", engine.pool)):
+        dispatch: t.Any = target.dispatch
+        name: str
+        for name in dispatch._event_names:
+            collection = getattr(dispatch, name)
+            if not getattr(collection, "listeners", None):
+                continue  # no instance-level listener for this event
+            keys = _event_registry._collection_to_key.get(collection.ref, {})
+            for fn in collection.listeners:
+                key = keys.get(weakref.ref(fn))
+                if key is None or _made_by_create_engine(fn) or ignore(fn):
+                    continue
+                found.add((role, name, key[2]))
+    return frozenset(found)
+
+
+def _made_by_create_engine(fn: t.Any) -> bool:
+    """``create_engine()``'s own pool listeners (``on_connect``, ``first_connect``).
+
+    ``first_connect`` is wrapped by ``util.only_once``, whose closure holds it.
+    """
+    if getattr(fn, "__module__", None) == _CREATE_ENGINE_MODULE:
+        return True
+    if getattr(fn, "__qualname__", "") == "only_once.<locals>.go":
+        cells = getattr(fn, "__closure__", None) or ()
+        return any(
+            getattr(_cell_contents(cell), "__module__", None) == _CREATE_ENGINE_MODULE for cell in cells
+        )
+    return False
+
+
+def _cell_contents(cell: t.Any) -> t.Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell
+        return None
+
+
+_CREATE_ENGINE_MODULE = "sqlalchemy.engine.create"

@@ -89,8 +89,10 @@ class _Recorder:
         message_flashed.connect(self.on_flash, sender=self.app, weak=False)
 
     def disconnect(self) -> None:
-        template_rendered.disconnect(self.on_template, sender=self.app)
-        message_flashed.disconnect(self.on_flash, sender=self.app)
+        # From every sender: blinker (1.9) forgets a receiver disconnected from
+        # one sender only, and would keep it (and the app) alive for good.
+        template_rendered.disconnect(self.on_template)
+        message_flashed.disconnect(self.on_flash)
 
     def silence_templates(self) -> None:
         """Make the app's templates render to ``""`` (they are still loaded and compiled)."""

@@ -1,17 +1,35 @@
-"""Handing server connections on from one test case class to the next.
+"""Handing engines, or their connections, on from one test case class to the next.
 
-Every class builds a new app, whose engines would each open new connections:
-a PostgreSQL backend process or a MySQL login costs 4 to 40 ms, more than the
-rest of a class's setup. When a class ends, its engines' idle connections are
-kept (their session reset where the server can do it); the next class built by
-the same ``create_app`` with the same config, on the same database, gets them
-through SQLAlchemy's ``do_connect`` event instead of connecting again. The
-pool still treats each as a new connection: the dialect initializes and the
-app's own ``connect`` listeners run on it, as on any fresh connection.
+Every class builds a new app, whose engines would each connect again and
+initialize their dialect: a PostgreSQL backend process or a MySQL login costs
+2 to 60 ms, the dialect's first-connect queries 1 to 6 ms more, more than the
+rest of a class's setup. So when a class ends its engines are kept, with their
+idle connections in their pools, and the next class built by the same
+``create_app`` with the same config, on the same database:
 
-Connections are never shared by two engines at once, never reused after the
-database they point at is dropped or rebuilt, never handed to a forked child,
-and closed when the process ends.
+* **uses the kept engine itself** when the engine its own app made is
+  interchangeable with it: the same listeners (the same functions, on the
+  engine, its pool and its dialect) and the same execution options. The
+  dialect is initialized, the compiled-statement cache warm, and the pooled
+  connections are as the previous class left them (a rolled-back test leaves
+  nothing behind on PostgreSQL but session advisory locks and ``PREPARE``\\d
+  statements; on MySQL ``SET SESSION`` variables stay, as between the tests of
+  one class). One idle connection is pinged first: a server restart between
+  classes costs a reconnection, not a failure.
+* otherwise (an app whose factory registers a new closure as a listener each
+  time, say) **takes the kept engine's idle connections** through
+  SQLAlchemy's ``do_connect`` event: its own dialect initializes on them and
+  its ``connect`` listeners run, as on any new connection. On PostgreSQL their
+  session is reset first (``DISCARD ALL``), since those listeners will set it
+  up again.
+
+Engines and connections are never shared by two classes at once, never
+reused after the database they point at is dropped or rebuilt, never touched
+by a forked child, and closed when the process ends.
+
+.. versionchanged:: 0.2
+   Engines are handed on, not only their connections: a later class skips
+   the dialect's initialization too.
 """
 
 from __future__ import annotations
@@ -26,43 +44,121 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
+from ._compat import engine_listeners
 from .backends import Backend, backend_for
 
-#: Idle connections kept per process, over every database and app (the oldest
-#: are closed first): enough for a few factories of two or three binds each,
-#: and well under a server's connection limit even with several workers.
+#: Idle connections kept per process, over every kept engine and database (the
+#: oldest engines are disposed first): enough for a few factories of two or
+#: three binds each, and well under a server's connection limit even with
+#: several workers.
 MAX_KEPT = 8
 
-#: What makes two engines' connections interchangeable: the app factory, the
-#: config it was given, the bind key, and the URL (password included); last,
-#: the database it names, whatever the driver and options.
+#: What makes two engines interchangeable: the app factory, the config it was
+#: given, the bind key, and the URL (password included); last, the database
+#: it names, whatever the driver and options.
 Key: t.TypeAlias = tuple[t.Hashable, str | None, str, str]
+#: What an app's factory set up on an engine: its own listeners and execution options.
+Signature: t.TypeAlias = tuple[frozenset[tuple[str, str, t.Hashable]], str]
+BindKey: t.TypeAlias = str | None
+
+
+class _Kept(t.NamedTuple):
+    key: Key
+    engine: Engine
 
 
 class ConnectionKeeper:
-    """Idle DBAPI connections of finished classes, waiting for the next one."""
+    """Engines of finished classes (and loose connections), waiting for the next class."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle: list[tuple[Key, t.Any]] = []  # oldest first
+        self._engines: list[_Kept] = []  # oldest first
+        #: DBAPI connections detached from a kept engine that could not be
+        #: reused, for the engine of the same key to take through ``do_connect``.
+        self._idle: list[tuple[Key, t.Any]] = []
+        #: Each engine's signature as its app built it (before this library
+        #: listened on it), and the key of the engines that take loose connections.
+        self._signatures: weakref.WeakKeyDictionary[Engine, Signature] = weakref.WeakKeyDictionary()
         self._keys: weakref.WeakKeyDictionary[Engine, Key] = weakref.WeakKeyDictionary()
-        #: Connections inherited by a forked child: the parent's, never used
-        #: nor closed here (closing would end the parent's server session).
+        #: What a forked child inherited: the parent's, never used nor closed
+        #: here (closing would end the parent's server sessions).
         self._inherited: list[t.Any] = []
-        #: How many connections were kept when a class ended, and handed on.
-        self.stats: dict[str, int] = {"kept": 0, "reused": 0}
+        #: Engines handed on whole, and loose connections kept and taken.
+        self.stats: dict[str, int] = {"engines": 0, "kept": 0, "reused": 0}
 
-    def adopt(self, engines: t.Mapping[str | None, Engine], app_key: t.Hashable) -> None:
-        """Let ``engines`` take kept connections instead of connecting anew."""
+    # -- a class starts ----------------------------------------------------------
+
+    def adopt(self, engines: t.Mapping[BindKey, Engine], app_key: t.Hashable) -> dict[BindKey, Engine]:
+        """The engines a class should use instead of ``engines``, the ones its app made.
+
+        Call it right after the app is built, before anything listens on its
+        engines. Each is replaced by a kept engine it is interchangeable with,
+        or else takes that engine's idle connections.
+        """
+        chosen = dict(engines)
         for bind, engine in engines.items():
-            if not _reusable(engine):
+            if not _keepable(engine):
                 continue
-            # An app built once for many classes keeps its engines: one
-            # listener each, whose key the latest class sets.
-            listening = engine in self._keys
-            self._keys[engine] = _key(app_key, bind, engine)
-            if not listening:
-                event.listen(engine, "do_connect", self._listener(engine))
+            signature = self._signature_of(engine)
+            key = _key(app_key, bind, engine)
+            kept = self._take_engine(key)
+            # The app's own engine again (an app built once for many classes),
+            # or one it is interchangeable with.
+            if kept is not None and (kept is engine or self._signatures.get(kept) == signature):
+                _ping(kept)
+                self.stats["engines"] += 1
+                chosen[bind] = kept
+                continue
+            if kept is not None:
+                self._loosen(key, kept)
+            if backend_for(engine.url).keeps_connections:
+                self._take_loose(engine, key)
+        return chosen
+
+    def _signature_of(self, engine: Engine) -> Signature:
+        # First seen: as its app made it. An app built once for many classes
+        # keeps its engines, and their first signature.
+        signature = self._signatures.get(engine)
+        if signature is None:
+            signature = self._signatures[engine] = _signature(engine)
+        return signature
+
+    def _take_engine(self, key: Key) -> Engine | None:
+        with self._lock:
+            for i, kept in enumerate(self._engines):
+                if kept.key == key:
+                    del self._engines[i]
+                    return kept.engine
+        return None
+
+    def _loosen(self, key: Key, engine: Engine) -> None:
+        """Detach ``engine``'s idle connections for another engine of ``key``; dispose it."""
+        backend = backend_for(engine.url)
+        if backend.keeps_connections:
+            pool = t.cast(QueuePool, engine.pool)
+            for _ in range(pool.checkedin()):
+                proxied = pool.connect()
+                dbapi_connection = proxied.dbapi_connection
+                # Out of the pool's hands: it neither closes nor returns it now.
+                proxied.detach()
+                if dbapi_connection is None:
+                    continue
+                try:
+                    backend.reset_session(dbapi_connection)
+                except Exception:  # noqa: BLE001 - a broken connection is simply not kept
+                    _close(dbapi_connection)
+                    continue
+                with self._lock:
+                    self._idle.append((key, dbapi_connection))
+                    self.stats["kept"] += 1
+        _dispose(engine)
+
+    def _take_loose(self, engine: Engine, key: Key) -> None:
+        """Let ``engine`` take the loose connections of ``key`` instead of connecting."""
+        listening = engine in self._keys
+        self._keys[engine] = key
+        if not listening and any(k == key for k, _ in self._idle):
+            event.listen(engine, "do_connect", self._listener(engine))
 
     def _listener(self, engine: Engine) -> t.Callable[..., t.Any]:
         ref = weakref.ref(engine)
@@ -75,45 +171,6 @@ class ConnectionKeeper:
             return self._take_alive(key, dialect, backend_for(engine.url))
 
         return take
-
-    def release(
-        self, engines: t.Mapping[str | None, Engine], app_key: t.Hashable
-    ) -> None:
-        """Keep the idle connections of ``engines`` (before they are disposed)."""
-        for bind, engine in engines.items():
-            if not _reusable(engine):
-                continue
-            key = _key(app_key, bind, engine)
-            pool = t.cast(QueuePool, engine.pool)
-            for _ in range(pool.checkedin()):
-                proxied = pool.connect()
-                dbapi_connection = proxied.dbapi_connection
-                # Out of the pool's hands: it neither closes nor returns it now.
-                proxied.detach()
-                if dbapi_connection is None:
-                    continue
-                try:
-                    backend_for(engine.url).reset_session(dbapi_connection)
-                except Exception:  # noqa: BLE001 - a broken connection is simply not kept
-                    _close(dbapi_connection)
-                    continue
-                self._keep(key, dbapi_connection)
-
-    def discard(self, url: str | URL) -> None:
-        """Close the kept connections to ``url``'s database (about to be dropped)."""
-        name = _database(make_url(url))
-        with self._lock:
-            gone = [c for key, c in self._idle if key[3] == name]
-            self._idle = [(key, c) for key, c in self._idle if key[3] != name]
-        for connection in gone:
-            _close(connection)
-
-    def close_all(self) -> None:
-        """Close every kept connection (at exit, before the databases are dropped)."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for _, connection in idle:
-            _close(connection)
 
     def _take_alive(self, key: Key, dialect: t.Any, backend: Backend) -> t.Any:
         # One round trip: a server restarted between two classes must cost a
@@ -136,22 +193,135 @@ class ConnectionKeeper:
                     return connection
         return None
 
-    def _keep(self, key: Key, connection: t.Any) -> None:
+    # -- a class ends ------------------------------------------------------------
+
+    def release(
+        self,
+        used: t.Mapping[BindKey, Engine],
+        own: t.Iterable[Engine],
+        app_key: t.Hashable | None,
+    ) -> None:
+        """Keep the engines a class ``used`` for the next one; dispose of the rest.
+
+        ``own`` are the engines its app made (some perhaps replaced by kept
+        ones). An engine whose listeners changed during the class (a test
+        listened on its pool, say) is not kept. ``app_key`` None keeps nothing.
+        """
+        keeping: list[_Kept] = []
+        if app_key is not None:
+            for bind, engine in used.items():
+                if _keepable(engine) and _signature(engine) == self._signatures.get(engine):
+                    keeping.append(_Kept(_key(app_key, bind, engine), engine))
+        kept_engines = {id(k.engine) for k in keeping}
+        for engine in {id(e): e for e in (*own, *used.values())}.values():
+            if id(engine) not in kept_engines:
+                _dispose(engine)
+        for kept in keeping:
+            self._keep(kept)
+        # Loose connections nobody took are not worth more than a new connection.
+        self._limit()
+
+    def _keep(self, kept: _Kept) -> None:
         with self._lock:
-            self._idle.append((key, connection))
-            self.stats["kept"] += 1
-            evicted, self._idle = self._idle[:-MAX_KEPT], self._idle[-MAX_KEPT:]
-        for _, old in evicted:
-            _close(old)
+            # The same key twice (two classes of one factory at once, in
+            # threads): the older engine goes.
+            replaced = [k.engine for k in self._engines if k.key == kept.key and k.engine is not kept.engine]
+            self._engines = [k for k in self._engines if k.key != kept.key]
+            self._engines.append(kept)
+        for engine in replaced:
+            _dispose(engine)
+
+    def _limit(self) -> None:
+        """At most ``MAX_KEPT`` idle connections: dispose of the oldest engines, close the oldest loose ones."""
+        with self._lock:
+            idle = sum(_checked_in(k.engine) for k in self._engines) + len(self._idle)
+            disposing: list[Engine] = []
+            closing: list[t.Any] = []
+            while idle > MAX_KEPT and self._idle:
+                closing.append(self._idle.pop(0)[1])
+                idle -= 1
+            while idle > MAX_KEPT and len(self._engines) > 1:
+                oldest = self._engines.pop(0).engine
+                idle -= _checked_in(oldest)
+                disposing.append(oldest)
+        for connection in closing:
+            _close(connection)
+        for engine in disposing:
+            _dispose(engine)
+
+    # -- databases go away ---------------------------------------------------------
+
+    def discard(self, url: str | URL) -> None:
+        """Close what is kept for ``url``'s database (about to be dropped or rebuilt)."""
+        name = _database(make_url(url))
+        with self._lock:
+            engines = [k.engine for k in self._engines if k.key[3] == name]
+            self._engines = [k for k in self._engines if k.key[3] != name]
+            gone = [c for key, c in self._idle if key[3] == name]
+            self._idle = [(key, c) for key, c in self._idle if key[3] != name]
+        for engine in engines:
+            _dispose(engine)
+        for connection in gone:
+            _close(connection)
+
+    def close_all(self) -> None:
+        """Close everything kept (at exit, before the databases are dropped)."""
+        with self._lock:
+            engines, self._engines = [k.engine for k in self._engines], []
+            idle, self._idle = self._idle, []
+        for engine in engines:
+            _dispose(engine)
+        for _, connection in idle:
+            _close(connection)
 
     def _after_fork_in_child(self) -> None:
         self._inherited.extend(c for _, c in self._idle)
+        self._inherited.extend(k.engine for k in self._engines)
         self._idle = []
+        self._engines = []
         self._lock = threading.Lock()
 
 
-def _reusable(engine: Engine) -> bool:
-    return isinstance(engine.pool, QueuePool) and backend_for(engine.url).keeps_connections
+def _keepable(engine: Engine) -> bool:
+    # A QueuePool: a file or server database (in-memory SQLite gets another pool).
+    return isinstance(engine.pool, QueuePool)
+
+
+def _signature(engine: Engine) -> Signature:
+    return (
+        engine_listeners(engine, _is_ours),
+        repr(sorted(engine.get_execution_options().items(), key=repr)),
+    )
+
+
+def _is_ours(fn: t.Any) -> bool:
+    """This library's listeners (SQLite's BEGIN fix, loose connections): not the app's."""
+    return str(getattr(fn, "__module__", "")).startswith(__package__ or "transactional_testcase")
+
+
+def _ping(engine: Engine) -> None:
+    """Check one idle connection of ``engine``; a dead one means a restart: start afresh."""
+    pool = t.cast(QueuePool, engine.pool)
+    if not pool.checkedin():
+        return
+    proxied = pool.connect()
+    try:
+        backend_for(engine.url).ping(engine.dialect, proxied.dbapi_connection)
+    except Exception:  # noqa: BLE001 - the server dropped it (restart): the others are gone too
+        proxied.invalidate()
+        proxied.close()
+        engine.dispose()
+        return
+    proxied.close()
+
+
+def _checked_in(engine: Engine) -> int:
+    return int(t.cast(QueuePool, engine.pool).checkedin())
+
+
+def _dispose(engine: Engine) -> None:
+    with contextlib.suppress(Exception):  # the server may have closed its connections already
+        engine.dispose()
 
 
 def _render(url: URL) -> str:

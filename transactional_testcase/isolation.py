@@ -34,6 +34,10 @@ if t.TYPE_CHECKING:
 BindKey: t.TypeAlias = str | None
 
 
+def _ignore(connection: Connection) -> None:
+    return None
+
+
 class TestEngine(OptionEngine):
     """Stands in for one of ``db.engines`` while a test case class runs.
 
@@ -45,11 +49,14 @@ class TestEngine(OptionEngine):
 
     __test__ = False  # not a test, whatever pytest thinks of the name
 
-    def __init__(self, proxied: Engine, bind_key: BindKey) -> None:
+    def __init__(
+        self, proxied: Engine, bind_key: BindKey, watch: t.Callable[[Connection], t.Any] = _ignore
+    ) -> None:
         super().__init__(proxied, {})
         self.bind_key = bind_key
         self._test_connection: Connection | None = None
         self._owner: int | None = None
+        self._watch = watch
 
     def attach(self, connection: Connection | None) -> None:
         """Route this engine to ``connection`` (None: between tests)."""
@@ -78,7 +85,10 @@ class TestEngine(OptionEngine):
         return connection
 
     def connect(self) -> SavepointConnection:
-        return SavepointConnection(self, self.test_connection())
+        connection = self.test_connection()
+        # Its writes and the session's must be told apart (see _tt_interleaved).
+        self._watch(connection)
+        return SavepointConnection(self, connection)
 
     @contextlib.contextmanager
     def begin(self) -> t.Iterator[SavepointConnection]:
@@ -304,11 +314,12 @@ class SessionRedirect:
     Call :meth:`apply` and :meth:`restore` inside an app context of the app.
     """
 
-    def __init__(self, db: SQLAlchemy) -> None:
+    def __init__(self, db: SQLAlchemy, watch: t.Callable[[Connection], t.Any] = _ignore) -> None:
+        """``watch(connection)`` is called before app code uses a test connection directly."""
         self.db = db
         self.factory: sessionmaker[t.Any] = db.session.session_factory
         self.engines: dict[BindKey, Engine] = dict(db.engines)
-        self.test_engines = {key: TestEngine(e, key) for key, e in self.engines.items()}
+        self.test_engines = {key: TestEngine(e, key, watch) for key, e in self.engines.items()}
         self._saved_class: type[Session] | None = None
         self._saved_kw: dict[str, t.Any] | None = None
 

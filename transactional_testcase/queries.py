@@ -1,10 +1,22 @@
 """Watching the statements a test sends.
 
-One :class:`StatementMonitor` listens on a class's engines for its whole life.
-It counts statements for ``assertNumQueries``, notes whether a test wrote
-anything (so end-of-test constraint checks cost nothing for a test that did
-not), and notes statements that commit implicitly on the backend (DDL on
-MySQL/MariaDB) so the test that sent them can be failed.
+One :class:`StatementMonitor` per test case class counts statements for
+``assertNumQueries``, notes whether a test wrote anything (so end-of-test
+constraint checks cost nothing for a test that did not), and notes
+statements that commit implicitly on the backend (DDL on MySQL/MariaDB) so
+the test that sent them can be failed.
+
+A listener on an engine makes SQLAlchemy dispatch events for every statement
+and transaction step of every connection of that engine, which costs more
+than the rest of the library's per-test work. So the monitor listens on an
+engine only where every statement must be seen (implicit commits, constraint
+checks, every connection of a committing test case); elsewhere it watches
+single connections, and only while something needs them:
+``assertNumQueries`` blocks, and direct ``db.engine.connect()`` use.
+
+.. versionchanged:: 0.2
+   Listens on engines only where every statement must be seen, and watches
+   test connections on demand elsewhere.
 """
 
 from __future__ import annotations
@@ -12,9 +24,10 @@ from __future__ import annotations
 import contextlib
 import re
 import typing as t
+import weakref
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 #: Transaction control is the library's (and the Session's) business, not the
 #: code under test's: BEGIN, COMMIT, ROLLBACK [TO SAVEPOINT], SAVEPOINT, RELEASE.
@@ -29,23 +42,29 @@ READS = re.compile(r"^\s*(SELECT|SHOW|PRAGMA|EXPLAIN|DESCRIBE|WITH\s+\w+\s+AS\s*
 
 
 class StatementMonitor:
-    """Listens on a class's engines and watches what each test sends."""
+    """Watches what each test sends, on whole engines or on single connections."""
 
     def __init__(self) -> None:
         self._captures: list[list[str]] = []
         self._engines: list[Engine] = []
+        #: Connections watched one by one (their engines are not listened on).
+        self._watched: weakref.WeakValueDictionary[int, Connection] = weakref.WeakValueDictionary()
         self._implicit: dict[int, re.Pattern[str]] = {}
-        #: Whether the current test sent anything but reads and transaction control.
+        #: Whether the current test sent anything but reads and transaction
+        #: control on a listened engine (or a watched connection).
         self.wrote = False
         #: Statements of the current test that commit implicitly on their backend.
         self.implicit_commits: list[str] = []
 
     def listen(self, engines: t.Iterable[Engine], implicit_commit: t.Mapping[int, re.Pattern[str]]) -> None:
-        """Start watching ``engines``; ``implicit_commit`` maps ``id(engine.dialect)`` to a pattern."""
-        self._implicit = dict(implicit_commit)
+        """Watch every connection of ``engines`` for the class's life.
+
+        ``implicit_commit`` maps ``id(engine.dialect)`` to a pattern. Call it
+        before the class opens connections: on SQLAlchemy 2.0 a Connection
+        only fires the events its engine had when it was created.
+        """
+        self._implicit.update(implicit_commit)
         for engine in engines:
-            # Registered per class, before any test connection exists: a
-            # Connection only fires events its engine had when it was created.
             event.listen(engine, "before_cursor_execute", self._record)
             self._engines.append(engine)
 
@@ -54,6 +73,21 @@ class StatementMonitor:
             if event.contains(engine, "before_cursor_execute", self._record):
                 event.remove(engine, "before_cursor_execute", self._record)
         self._engines.clear()
+        for connection in list(self._watched.values()):
+            self.unwatch(connection)
+
+    def watch(self, connection: Connection) -> bool:
+        """Watch ``connection`` until :meth:`unwatch` or its end; False if already watched."""
+        if connection.engine in self._engines or id(connection) in self._watched:
+            return False
+        event.listen(connection, "before_cursor_execute", self._record)
+        self._watched[id(connection)] = connection
+        return True
+
+    def unwatch(self, connection: Connection) -> None:
+        if self._watched.pop(id(connection), None) is not None:
+            with contextlib.suppress(Exception):  # already closed and gone: nothing left to undo
+                event.remove(connection, "before_cursor_execute", self._record)
 
     def reset(self) -> None:
         """Forget the previous test."""
@@ -62,14 +96,21 @@ class StatementMonitor:
             self.implicit_commits = []
 
     @contextlib.contextmanager
-    def capture(self) -> t.Iterator[list[str]]:
-        """Collect the statements sent while the block runs."""
+    def capture(self, connections: t.Iterable[Connection] = ()) -> t.Iterator[list[str]]:
+        """Collect the statements sent while the block runs.
+
+        On the listened engines, and on ``connections`` (watched for the
+        block's duration if they are not already).
+        """
         statements: list[str] = []
+        added = [c for c in connections if self.watch(c)]
         self._captures.append(statements)
         try:
             yield statements
         finally:
             self._captures.remove(statements)
+            for connection in added:
+                self.unwatch(connection)
 
     def _record(
         self,

@@ -69,7 +69,10 @@ class _ClassState:
 
     def __init__(self) -> None:
         self.stack = contextlib.ExitStack()
+        #: The engines the class uses: its app's own, or kept ones of an earlier class.
         self.engines: dict[BindKey, Engine] = {}
+        #: The engines its app made.
+        self.own_engines: dict[BindKey, Engine] = {}
         self.backends: dict[BindKey, Backend] = {}
         self.monitor = StatementMonitor()
         self.log: diagnostics.TransactionLog | None = None
@@ -80,6 +83,8 @@ class _ClassState:
         self.checkers: list[tuple[BindKey, ConstraintChecker]] = []
         #: The app factory and config (see ``_tt_connection_key``).
         self.app_key: t.Hashable = None
+        #: The app built for the class (dropped from the class after it).
+        self.app: Flask | None = None
 
 
 class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
@@ -171,6 +176,7 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
         cls.addClassCleanup(cls._tt_release, state)
         try:
             cls._tt_setup_app(state)
+            cls._tt_plan_class(state)
             cls.setUpDatabases()
         except BaseException:
             cls._tt_release(state)
@@ -186,10 +192,21 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
 
     @classmethod
     def _tt_release(cls, state: _ClassState) -> None:
-        """Undo everything ``setUpClass`` did (once; later calls do nothing)."""
+        """Undo everything ``setUpClass`` did (once; later calls do nothing).
+
+        .. versionchanged:: 0.2
+           Also drops :attr:`app`: test case classes live as long as the run,
+           and each would otherwise keep its app (routes, templates, config)
+           alive to the end.
+        """
         if cls._tt_state is state:
             cls._tt_state = None
-        state.stack.close()
+        try:
+            state.stack.close()
+        finally:
+            if state.app is not None and cls.__dict__.get("app") is state.app:
+                del cls.app
+            state.app = None
 
     @classmethod
     def _tt_keepdb(cls) -> bool:
@@ -212,13 +229,23 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
                 "extension: create_app must call db.init_app(app) (or SQLAlchemy(app))."
             )
         cls.app, cls.db = app, db
+        state.app = app
         stack = state.stack
         stack.enter_context(app.app_context())
         cls._ra_setup_class()
         stack.callback(cls._ra_teardown_class)
-        engines = state.engines = dict(db.engines)
-        # The engines are the app's: dispose of them last, whatever happens.
-        stack.callback(_dispose, list(engines.values()))
+        own = state.own_engines = dict(db.engines)
+        # The engines are the app's: kept for the next class or disposed of
+        # last, whatever happens.
+        stack.callback(cls._tt_release_engines, state)
+        # An earlier class of the same factory and config hands its engines
+        # (or their connections) on, and this class's are kept for the next.
+        state.app_key = cls._tt_connection_key(config)
+        engines = state.engines = keeper.adopt(own, state.app_key)
+        if engines != own:
+            live = t.cast(dict[BindKey, Engine], db.engines)
+            live.update(engines)
+            stack.callback(live.update, own)
         missing = sorted(set(cls.binds) - {k for k in engines if k is not None})
         if missing:
             raise ConfigurationError(
@@ -230,11 +257,32 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
         schema = schema_source(cls.alembic_config, app, db, engines)
         settings = cls._tt_settings(engines, requested)
         provisioner.ensure(app, db, engines, schema, settings, keepdb=cls._tt_keepdb())
-        # Connections left idle by an earlier class of the same factory and
-        # config are handed on, and this class's are kept for the next.
-        app_key = state.app_key = cls._tt_connection_key(config)
-        keeper.adopt(engines, app_key)
-        stack.callback(keeper.release, engines, app_key)
+        stack.callback(state.monitor.remove)
+        if diagnostics.enabled():
+            state.log = diagnostics.TransactionLog()
+            state.log.listen(engines.values())
+            stack.callback(state.log.remove)
+
+    @classmethod
+    def _tt_release_engines(cls, state: _ClassState) -> None:
+        # A class whose setUpClass failed before it knew its key keeps nothing.
+        keeper.release(state.engines, state.own_engines.values(), state.app_key)
+
+    @classmethod
+    def _tt_plan_class(cls, state: _ClassState) -> None:
+        """Work out, once per class, what each test needs: here, every statement watched.
+
+        Tests of this class may write on any connection, from any thread: the
+        monitor listens on every engine (the app's own too, where a kept one
+        replaced it: code may hold it from ``create_app``).
+        """
+        cls._tt_listen(state, state.engines)
+        cls._tt_listen(
+            state, {k: e for k, e in state.own_engines.items() if e is not state.engines.get(k)}
+        )
+
+    @classmethod
+    def _tt_listen(cls, state: _ClassState, engines: t.Mapping[BindKey, Engine]) -> None:
         state.monitor.listen(
             engines.values(),
             {
@@ -243,11 +291,10 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
                 if (pattern := state.backends[key].implicit_commit) is not None
             },
         )
-        stack.callback(state.monitor.remove)
-        if diagnostics.enabled():
-            state.log = diagnostics.TransactionLog()
-            state.log.listen(engines.values())
-            stack.callback(state.log.remove)
+
+    def _tt_test_connections(self) -> t.Iterable[Connection]:
+        """The connections the current test's statements go through (beyond the listened engines)."""
+        return ()
 
     @classmethod
     def _tt_connection_key(cls, config: t.Mapping[str, t.Any]) -> t.Hashable:
@@ -375,7 +422,8 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
 
     @contextlib.contextmanager
     def _tt_count(self, num: int) -> t.Iterator[list[str]]:
-        with self._tt_class_state().monitor.capture() as statements:
+        monitor = self._tt_class_state().monitor
+        with monitor.capture(self._tt_test_connections()) as statements:
             yield statements
         if len(statements) != num:
             self.fail(describe(statements, num))
@@ -413,11 +461,15 @@ class TransactionalTestCase(DatabaseTestCase):
         """
 
     @classmethod
-    def setUpDatabases(cls) -> None:
-        """Redirect ``db`` onto test connections and run :meth:`setUpTestData`."""
-        super().setUpDatabases()
-        state = cls._tt_state
-        assert state is not None
+    def _tt_plan_class(cls, state: _ClassState) -> None:
+        """Plan sequence resets and constraint checks; watch only what must be.
+
+        Every statement is watched on the engines whose backend commits
+        implicitly (MySQL DDL) or that have constraints to check after a test
+        that wrote. Elsewhere nothing listens, which spares SQLAlchemy's event
+        dispatch on every statement; ``assertNumQueries`` and direct engine
+        use watch the test's connections when they need to.
+        """
         for key, backend in state.backends.items():
             if cls.reset_sequences:
                 resetter = cls._tt_plan(state, key, "sequences", backend.sequence_resetter)
@@ -426,7 +478,25 @@ class TransactionalTestCase(DatabaseTestCase):
                 checker := cls._tt_plan(state, key, "constraints", backend.constraint_checker)
             ):
                 state.checkers.append((key, checker))
-        redirect = state.redirect = SessionRedirect(cls.db)
+        checked = {key for key, _ in state.checkers}
+        cls._tt_listen(
+            state,
+            {
+                key: engine
+                for key, engine in state.engines.items()
+                if state.backends[key].implicit_commit is not None
+                or key in checked
+                or diagnostics.enabled()
+            },
+        )
+
+    @classmethod
+    def setUpDatabases(cls) -> None:
+        """Redirect ``db`` onto test connections and run :meth:`setUpTestData`."""
+        super().setUpDatabases()
+        state = cls._tt_state
+        assert state is not None
+        redirect = state.redirect = SessionRedirect(cls.db, watch=state.monitor.watch)
         redirect.apply()
         state.stack.callback(redirect.restore)
         if _has_class_data(cls):
@@ -481,6 +551,7 @@ class TransactionalTestCase(DatabaseTestCase):
             transaction = state.class_transaction.begin_nested()
         else:
             transaction = TestTransaction.begin(state.engines)
+        self._tt_transaction = transaction
         self.addCleanup(self._tt_end_transaction, state, transaction)
         redirect.attach(transaction.connections)
         for key, reset in state.resetters:
@@ -489,6 +560,10 @@ class TransactionalTestCase(DatabaseTestCase):
             session = self.db.session()
             for name, value in state.class_data.items():
                 setattr(self, name, _merge(session, value))
+
+    def _tt_test_connections(self) -> t.Iterable[Connection]:
+        transaction: TestTransaction | None = self.__dict__.get("_tt_transaction")
+        return transaction.connections.values() if transaction is not None else ()
 
     def _tt_end_transaction(self, state: _ClassState, transaction: TestTransaction) -> None:
         assert state.redirect is not None
@@ -614,12 +689,6 @@ def _same_database(url: URL, requested: t.Any) -> bool:
     except Exception:  # noqa: BLE001 - anything unparseable is simply not the same
         return False
     return url.set(query={}) == wanted.set(query={})
-
-
-def _dispose(engines: list[Engine]) -> None:
-    for engine in engines:
-        with contextlib.suppress(Exception):
-            engine.dispose()
 
 
 def _is_instance(value: t.Any) -> bool:
