@@ -135,13 +135,8 @@ class CommittingTestCase(DatabaseTestCase):
         assert state is not None, "setUpDatabases runs inside setUpClass"
         return state
 
-    def setUp(self) -> None:
-        super().setUp()
-        # Registered after the app context's pop: runs before it.
-        self.addCleanup(self._tt_clean_up_test)
-
-    def _tt_clean_up_test(self) -> None:
-        state = self._tt_class_state()
+    def _tt_end_test(self, state: _ClassState) -> None:
+        """Remove the session and empty what the test wrote (before the app context is popped)."""
         try:
             self.db.session.remove()
         finally:

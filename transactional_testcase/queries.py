@@ -6,17 +6,19 @@ constraint checks cost nothing for a test that did not), and notes
 statements that commit implicitly on the backend (DDL on MySQL/MariaDB) so
 the test that sent them can be failed.
 
-A listener on an engine makes SQLAlchemy dispatch events for every statement
-and transaction step of every connection of that engine, which costs more
-than the rest of the library's per-test work. So the monitor listens on an
-engine only where every statement must be seen (implicit commits, constraint
-checks, every connection of a committing test case); elsewhere it watches
-single connections, and only while something needs them:
-``assertNumQueries`` blocks, and direct ``db.engine.connect()`` use.
+A connection event listener (``before_cursor_execute``) on an engine makes
+SQLAlchemy dispatch every event, statements and transaction steps alike, for
+every connection of that engine, which costs more than the rest of the
+library's per-test work. So where every statement must be seen (implicit
+commits, constraint checks, every connection of a committing test case) the
+monitor listens on the engine's dialect instead (``do_execute`` and its two
+siblings: statements only, nothing else dispatched), and elsewhere it watches
+single connections, only while something needs them: ``assertNumQueries``
+blocks, and direct ``db.engine.connect()`` use.
 
 .. versionchanged:: 0.2
-   Listens on engines only where every statement must be seen, and watches
-   test connections on demand elsewhere.
+   Listens on dialects where every statement must be seen, and watches test
+   connections on demand elsewhere.
 """
 
 from __future__ import annotations
@@ -59,19 +61,21 @@ class StatementMonitor:
     def listen(self, engines: t.Iterable[Engine], implicit_commit: t.Mapping[int, re.Pattern[str]]) -> None:
         """Watch every connection of ``engines`` for the class's life.
 
-        ``implicit_commit`` maps ``id(engine.dialect)`` to a pattern. Call it
-        before the class opens connections: on SQLAlchemy 2.0 a Connection
-        only fires the events its engine had when it was created.
+        ``implicit_commit`` maps ``id(engine.dialect)`` to a pattern. The
+        engine's connections, open or not, dispatch nothing more than before:
+        the dialect calls the handlers for statements only.
         """
         self._implicit.update(implicit_commit)
         for engine in engines:
-            event.listen(engine, "before_cursor_execute", self._record)
+            for name, handler in self._dialect_handlers():
+                event.listen(engine, name, handler)
             self._engines.append(engine)
 
     def remove(self) -> None:
         for engine in self._engines:
-            if event.contains(engine, "before_cursor_execute", self._record):
-                event.remove(engine, "before_cursor_execute", self._record)
+            for name, handler in self._dialect_handlers():
+                if event.contains(engine, name, handler):
+                    event.remove(engine, name, handler)
         self._engines.clear()
         for connection in list(self._watched.values()):
             self.unwatch(connection)
@@ -111,6 +115,20 @@ class StatementMonitor:
             self._captures.remove(statements)
             for connection in added:
                 self.unwatch(connection)
+
+    def _dialect_handlers(self) -> tuple[tuple[str, t.Callable[..., None]], ...]:
+        return (
+            ("do_execute", self._on_execute),
+            ("do_executemany", self._on_execute),
+            ("do_execute_no_params", self._on_execute_no_params),
+        )
+
+    def _on_execute(self, cursor: t.Any, statement: str, parameters: t.Any, context: t.Any) -> None:
+        # Returns None: not handled, the dialect executes the statement as usual.
+        self._record(context.root_connection, cursor, statement, parameters, context, False)
+
+    def _on_execute_no_params(self, cursor: t.Any, statement: str, context: t.Any) -> None:
+        self._record(context.root_connection, cursor, statement, None, context, False)
 
     def _record(
         self,

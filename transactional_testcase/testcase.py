@@ -363,9 +363,21 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
         state = self._tt_class_state()
         ctx = self.app.app_context()
         ctx.push()
-        self.addCleanup(self._tt_pop_context, state, ctx)
+        # One cleanup for the whole test: it runs after tearDown and the
+        # test's own cleanups, whatever happened.
+        self.addCleanup(self._tt_after_test, state, ctx)
         state.monitor.reset()
         self._ra_reset()
+        self._tt_before_test(state)
+
+    def _tt_before_test(self, state: _ClassState) -> None:
+        """Per-test database setup, inside the test's app context (a subclass hook)."""
+
+    def _tt_end_test(self, state: _ClassState) -> None:
+        """Per-test database teardown, before the app context is popped (a subclass hook).
+
+        Runs even when :meth:`_tt_before_test` failed half way.
+        """
 
     def _tt_class_state(self) -> _ClassState:
         state = type(self)._tt_state
@@ -376,12 +388,15 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
             )
         return state
 
-    def _tt_pop_context(self, state: _ClassState, ctx: AppContext) -> None:
+    def _tt_after_test(self, state: _ClassState, ctx: AppContext) -> None:
         try:
-            ctx.pop()
+            self._tt_end_test(state)
         finally:
-            if state.log is not None:
-                state.log.flush(self.id(), state.monitor.implicit_commits)
+            try:
+                ctx.pop()
+            finally:
+                if state.log is not None:
+                    state.log.flush(self.id(), state.monitor.implicit_commits)
 
     @property
     def client(self) -> FlaskClient:
@@ -542,9 +557,8 @@ class TransactionalTestCase(DatabaseTestCase):
             cls.db.session.remove()
             redirect.attach(None)
 
-    def setUp(self) -> None:
-        super().setUp()
-        state = self._tt_class_state()
+    def _tt_before_test(self, state: _ClassState) -> None:
+        """Open the test's transaction (a SAVEPOINT of the class's, with class data) and route ``db`` into it."""
         redirect = state.redirect
         assert redirect is not None
         if state.class_transaction is not None:
@@ -552,7 +566,6 @@ class TransactionalTestCase(DatabaseTestCase):
         else:
             transaction = TestTransaction.begin(state.engines)
         self._tt_transaction = transaction
-        self.addCleanup(self._tt_end_transaction, state, transaction)
         redirect.attach(transaction.connections)
         for key, reset in state.resetters:
             reset(transaction.connections[key])
@@ -565,7 +578,11 @@ class TransactionalTestCase(DatabaseTestCase):
         transaction: TestTransaction | None = self.__dict__.get("_tt_transaction")
         return transaction.connections.values() if transaction is not None else ()
 
-    def _tt_end_transaction(self, state: _ClassState, transaction: TestTransaction) -> None:
+    def _tt_end_test(self, state: _ClassState) -> None:
+        """Check constraints, roll everything back, and fail the test if it escaped its transaction."""
+        transaction: TestTransaction | None = self.__dict__.pop("_tt_transaction", None)
+        if transaction is None:
+            return  # setUp failed before the transaction began
         assert state.redirect is not None
         violations: list[str] = []
         ended: list[BindKey] = []
