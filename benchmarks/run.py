@@ -53,6 +53,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import tracemalloc
 import typing as t
 import unittest
 import warnings
@@ -668,10 +669,16 @@ class Bench:
         drop_templates(self.prov_url)
         self.results["s3"] = rounds
         self.results["s3_classes"] = [self._fifty_classes(i) for i in range(s.s3_class_repeats)]
+        self.results["s3_memory"] = self._fifty_classes(s.s3_class_repeats, trace_memory=True)["memory"]
         self.results["s3_warm"] = [self._warm_pair(i) for i in range(s.s3_warm_pairs)]
 
-    def _fifty_classes(self, repeat: int, n: int = 50) -> dict[str, t.Any]:
-        """n TransactionalTestCase classes of one empty test each, through a unittest suite."""
+    def _fifty_classes(self, repeat: int, n: int = 50, trace_memory: bool = False) -> dict[str, t.Any]:
+        """n TransactionalTestCase classes of one empty test each, through a unittest suite.
+
+        ``trace_memory``: a separate, untimed repeat under tracemalloc that
+        measures what the classes after the tenth leave allocated (after full
+        collections), divided by their number.
+        """
         url = self.url(f"tt_bench_cls{repeat}_{{d}}_test")
         servers.drop_database(url)
         drop_templates(url)  # cold: this run must migrate once
@@ -685,7 +692,13 @@ class Bench:
 
             @classmethod
             def create_app(cls, config: dict[str, t.Any]) -> t.Any:
-                return create_app(config)
+                t0 = pc()
+                app = create_app(config)
+                factory_times.append(pc() - t0)
+                return app
+
+        factory_times: list[float] = []
+        memory: dict[int, int] = {}
 
         def make(i: int) -> type[TransactionalTestCase]:
             def setUpClass(cls: type[TransactionalTestCase]) -> None:
@@ -698,6 +711,10 @@ class Bench:
                 super(klass, cls).tearDownClass()
                 spans[i]["teardown"] = pc() - t0
                 spans[i]["end"] = pc()
+                if trace_memory and i in (9, n - 1):
+                    for _ in range(3):  # cycles take more than one pass
+                        gc.collect()
+                    memory[i] = tracemalloc.get_traced_memory()[0]
 
             def test_empty(self: TransactionalTestCase) -> None:
                 pass
@@ -714,8 +731,14 @@ class Bench:
         stats_before = dict(tt_provisioning.provisioner.stats)
         result = BenchResult()
         gc.collect()
+        if trace_memory:
+            tracemalloc.start()
         t0 = pc()
-        suite.run(result)
+        try:
+            suite.run(result)
+        finally:
+            if trace_memory:
+                tracemalloc.stop()
         total = pc() - t0
         result.check(f"{self.driver} 50 classes")
         if result.testsRun != n:
@@ -730,8 +753,10 @@ class Bench:
             "per_class": (total - first) / (n - 1),
             "setup_rest": med([spans[i]["setup"] for i in range(1, n)]),
             "teardown_rest": med([spans[i]["teardown"] for i in range(1, n)]),
+            "factory_rest": med(factory_times[1:]),
             "class_rest": med(rest),
             "stats": stats,
+            "memory": (memory[n - 1] - memory[9]) / (n - 10) if trace_memory else None,
         }
 
     def _warm_pair(self, repeat: int) -> dict[str, t.Any]:
@@ -1189,9 +1214,9 @@ def section3_tables(benches: dict[str, Bench], settings: Settings) -> str:
         "3b. 50 TransactionalTestCase classes of one empty test each, one process (unittest suite)",
         drivers,
         f"Cold start (no template); median of {reps} repeat(s). 'per class after the first' = "
-        "(suite total - first class) / 49: create_app, provisioner reuse, the previous class's idle "
-        "connection taken and a new dialect initialised on it (in the first test's setUp), the test, "
-        "teardown; the median class shows it without the slowest classes.",
+        "(suite total - first class) / 49: create_app, provisioner reuse, the previous class's engines "
+        "taken over (their idle connections checked), the test, teardown, and any garbage collection "
+        "that falls in the suite; the median class shows it without the slowest classes.",
     )
     tbl.add("suite total", {d: ms(med([x["total"] for x in c[d]])) for d in drivers})
     tbl.add("first class (migrates: build + template)", {d: ms(med([x["first_class"] for x in c[d]])) for d in drivers})
@@ -1199,7 +1224,11 @@ def section3_tables(benches: dict[str, Bench], settings: Settings) -> str:
     tbl.add("  a class, start to end (median, classes 2-50)",
             {d: ms(med([x["class_rest"] for x in c[d]]), 2) for d in drivers})
     tbl.add("  setUpClass (median, classes 2-50)", {d: ms(med([x["setup_rest"] for x in c[d]]), 2) for d in drivers})
+    tbl.add("    of which the app's create_app (median)",
+            {d: ms(med([x["factory_rest"] for x in c[d]]), 2) for d in drivers})
     tbl.add("  tearDownClass (median, classes 2-50)", {d: ms(med([x["teardown_rest"] for x in c[d]]), 2) for d in drivers})
+    tbl.add("memory left per class (classes 11-50, tracemalloc)", {
+        d: f"{benches[d].results['s3_memory'] / 1024:.1f} KiB" for d in drivers})
     tbl.add("provisioner: builds / reuses (per repeat)", {
         d: ", ".join(f"{x['stats']['build']}/{x['stats']['reuse']}" for x in c[d]) for d in drivers})
     tbl.add("target: one upgrade + <= 5 ms per class", {

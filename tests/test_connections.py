@@ -13,6 +13,8 @@ its ``audit`` bind) and compare the server session ids their tests saw.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import multiprocessing
 import os
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import typing as t
 import unittest
 from unittest import mock
@@ -44,7 +47,7 @@ from tests.test_faults import drop_connections
 from tests.test_lifecycle import ShopInner, inner, outer_on, run_case
 from transactional_testcase import CommittingTestCase, provisioning
 from transactional_testcase import backends as tt_backends
-from transactional_testcase._compat import engine_listeners
+from transactional_testcase._compat import engine_listeners, socket_fileno
 from transactional_testcase.connections import MAX_KEPT, ConnectionKeeper, keeper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -359,6 +362,93 @@ class KeeperLimits:
             own.close_all()
             for engine in engines:
                 engine.dispose()
+
+
+@outer_on(*SERVERS)
+class PingRun:
+    """A kept connection is pinged without a round trip while its socket is quiet."""
+
+    backend: t.ClassVar[Backend]
+
+    def test_quiet_socket_no_round_trip_closed_one_fails(self) -> None:
+        case = t.cast(unittest.TestCase, self)
+        url = admin_url(self.backend.url or "")
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        case.addCleanup(engine.dispose)
+        backend = tt_backends.backend_for(engine.url)
+        proxied = engine.raw_connection()
+        dbapi_connection = proxied.dbapi_connection
+        proxied.detach()  # ours alone: the pool neither resets nor closes it
+        case.addCleanup(_close_quietly, dbapi_connection)
+        shows_socket = socket_fileno(dbapi_connection) is not None
+        case.assertTrue(shows_socket, "every supported server driver shows its socket")
+        with mock.patch.object(type(backend), "_round_trip_ping", autospec=True,
+                               side_effect=type(backend)._round_trip_ping) as round_trip:
+            case.assertTrue(backend.ping(engine.dialect, dbapi_connection))
+            case.assertEqual(round_trip.call_count, 0 if shows_socket else 1)
+            cursor = dbapi_connection.cursor()
+            cursor.execute(session_id_query(self.backend))
+            (session_id,) = cursor.fetchone()
+            cursor.close()
+            dbapi_connection.rollback()
+            _end_session(url, session_id)
+            with case.assertRaises((engine.dialect.loaded_dbapi.Error, ConnectionError)):
+                if not backend.ping(engine.dialect, dbapi_connection):
+                    raise ConnectionError("ping said dead")
+            case.assertEqual(round_trip.call_count, 1 if shows_socket else 2, "a dead socket must be asked")
+
+
+@outer_on(*SERVERS)
+class KeptEngineCheckRun(_Base):
+    """Between two classes a kept engine's idle connections are looked at, not checked out."""
+
+    purpose = "keep_check"
+
+    def test_quiet_sockets_no_checkout_a_dropped_one_pinged(self) -> None:
+        # A listener on the pools would change the engines (not handed on):
+        # the checkouts are counted on QueuePool itself.
+        self.probe()
+        engines = dict(self.used)
+        checkouts: collections.Counter[str | None] = collections.Counter()
+        original = sa.pool.QueuePool.connect
+
+        def connect(pool: sa.pool.QueuePool) -> t.Any:
+            for key, engine in engines.items():
+                if engine.pool is pool:
+                    checkouts[key] += 1
+            return original(pool)
+
+        with mock.patch.object(sa.pool.QueuePool, "connect", autospec=True, side_effect=connect):
+            self.probe()  # the test checks out one connection per engine
+            self.assertEqual(self.used, engines)
+            self.assertEqual(checkouts, {None: 1, "audit": 1}, "the kept engines were checked out to be pinged")
+            first = self.probe()
+            checkouts.clear()
+            drop_connections(self.urls)
+            second = self.probe()
+        self.assertTrue(set(second).isdisjoint(first), (first, second))
+        # Pinged (found dead, the pool started afresh), then the test's own: two checkouts each.
+        self.assertEqual(checkouts, {None: 2, "audit": 2})
+
+
+def _close_quietly(dbapi_connection: t.Any) -> None:
+    with contextlib.suppress(Exception):  # the server ended it
+        dbapi_connection.close()
+
+
+def _end_session(url: sa.URL, session_id: int) -> None:
+    """What a server restart does to one session, and wait until it is gone."""
+    with admin_connection(url) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_terminate_backend(:p, 5000)"), {"p": session_id})
+            return
+        conn.exec_driver_sql(f"KILL {int(session_id)}")
+        for _ in range(500):
+            if not conn.exec_driver_sql(
+                f"SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = {int(session_id)}"
+            ).first():
+                return
+            time.sleep(0.01)
 
 
 class EngineListeners(unittest.TestCase):

@@ -237,7 +237,8 @@ def drop_connections(urls: t.Iterable[str]) -> int:
     """Do to every connection of these databases what a server restart does; how many there were.
 
     PostgreSQL: ``pg_terminate_backend``; MySQL/MariaDB: ``KILL``. Run from an
-    admin connection of our own, which is spared.
+    admin connection of our own, which is spared. Returns once the sessions
+    are gone, as a restart has ended them all before the server is back.
     """
     names = [sa.make_url(u).database for u in urls]
     first = sa.make_url(next(iter(urls)))
@@ -250,7 +251,8 @@ def drop_connections(urls: t.Iterable[str]) -> int:
                 {"names": names},
             ).scalars().all()
             for pid in pids:
-                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                # With a timeout it waits for the backend to exit (PostgreSQL 14+).
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
             return len(pids)
         ids = conn.execute(
             sa.text(
@@ -261,6 +263,17 @@ def drop_connections(urls: t.Iterable[str]) -> int:
         for ident in ids:
             with contextlib.suppress(sa.exc.DBAPIError):  # already gone
                 conn.exec_driver_sql(f"KILL {int(ident)}")
+        deadline = time.monotonic() + 5
+        while ids and time.monotonic() < deadline:
+            alive = conn.execute(
+                sa.text("SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN :ids").bindparams(
+                    sa.bindparam("ids", expanding=True)
+                ),
+                {"ids": list(ids)},
+            ).scalars().all()
+            if not alive:
+                break
+            time.sleep(0.01)
         return len(ids)
 
 

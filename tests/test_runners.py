@@ -1,8 +1,10 @@
 """The sample suite in ``tests/runner_suite`` under every supported test runner.
 
 Each test runs ``tests/runner_suite/sample_cases.py`` in a subprocess under one
-runner (unittest, nose2, nose2's mp plugin, pytest, pytest-xdist) against one
-backend, and checks what a user would: the exit code, the runner's own summary
+runner (unittest, nose2, nose2's mp plugin, pytest, pytest-xdist,
+unittest-parallel) against one backend (every runner on SQLite, psycopg2 and
+PyMySQL; the parallel ones on psycopg 3 and mysqlclient too), and checks what a
+user would: the exit code, the runner's own summary
 (every test passed, none errored), that a failing test is reported as exactly
 one failure, and, with a connection of our own, that the databases the run
 used are gone once it has ended.
@@ -354,6 +356,30 @@ class RunnersOnPsycopg2(RunnerMatrix):
 @_add_tests
 class RunnersOnPyMySQL(RunnerMatrix):
     backend = "pymysql"
+
+
+def _add_parallel_passes(cls: type[RunnerMatrix]) -> type[RunnerMatrix]:
+    """The other drivers: the parallel runners' passing runs (worker names, dropping)."""
+    for runner in RUNNERS.values():
+        if not runner.parallel:
+            continue
+
+        def passes(self: RunnerMatrix, runner: Runner = runner) -> None:
+            self.check_passes(runner)
+
+        passes.__doc__ = f"{runner.name}: every sample test passes in two workers, databases dropped."
+        setattr(cls, f"test_{runner.name}_passes", passes)
+    return cls
+
+
+@_add_parallel_passes
+class ParallelRunnersOnPsycopg(RunnerMatrix):
+    backend = "psycopg"
+
+
+@_add_parallel_passes
+class ParallelRunnersOnMysqlclient(RunnerMatrix):
+    backend = "mysqlclient"
 
 
 # -- a SIGTERM whose handler never ran -------------------------------------------------------

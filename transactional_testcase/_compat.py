@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 # behaviour but only importable from ``sqlalchemy.engine.base``.
 from sqlalchemy.engine.base import OptionEngine
 from sqlalchemy.event import registry as _event_registry
+from sqlalchemy.event.attr import _ListenerCollection
 
 __all__ = [
     "OptionEngine",
@@ -25,6 +26,7 @@ __all__ = [
     "handlers_out_of_reach_of_fileconfig",
     "revision_steps",
     "savepoint_counter",
+    "socket_fileno",
     "version_locations",
 ]
 
@@ -98,8 +100,8 @@ def engine_listeners(engine: Engine, ignore: t.Callable[[t.Any], bool]) -> froze
     ``ignore(listener function)`` is true.
 
     Reads each dispatcher's instance-level collections (``_event_names``,
-    ``_ListenerCollection.listeners``) and the registry's
-    ``_collection_to_key``. Checked against SQLAlchemy 2.0.x and 2.1.9.
+    ``_ListenerCollection.listeners``; an event without any is an
+    ``_EmptyListener``) and the registry's ``_collection_to_key``. Checked against SQLAlchemy 2.0.x and 2.1.9.
     """
     found: set[tuple[str, str, t.Hashable]] = set()
     for role, target in (("engine", engine), ("dialect", engine.dialect), ("pool", engine.pool)):
@@ -107,7 +109,7 @@ def engine_listeners(engine: Engine, ignore: t.Callable[[t.Any], bool]) -> froze
         name: str
         for name in dispatch._event_names:
             collection = getattr(dispatch, name)
-            if not getattr(collection, "listeners", None):
+            if type(collection) is not _ListenerCollection or not collection.listeners:
                 continue  # no instance-level listener for this event
             keys = _event_registry._collection_to_key.get(collection.ref, {})
             for fn in collection.listeners:
@@ -141,3 +143,20 @@ def _cell_contents(cell: t.Any) -> t.Any:
 
 
 _CREATE_ENGINE_MODULE = "sqlalchemy.engine.create"
+
+
+def socket_fileno(dbapi_connection: t.Any) -> int | None:
+    """The file descriptor of a DBAPI connection's socket, or None.
+
+    psycopg2, psycopg 3 and mysqlclient show it with ``fileno()``; PyMySQL
+    keeps its socket in ``Connection._sock`` (checked against PyMySQL 1.1 and
+    1.2). None when the connection is closed or the driver hides it.
+    """
+    try:
+        fileno = getattr(dbapi_connection, "fileno", None)
+        if callable(fileno):
+            return int(fileno())
+        sock = getattr(dbapi_connection, "_sock", None)
+        return int(sock.fileno()) if sock is not None else None
+    except Exception:  # noqa: BLE001 - closed: no socket to look at
+        return None

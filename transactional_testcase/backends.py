@@ -12,6 +12,7 @@ import fcntl
 import math
 import os
 import re
+import select
 import shutil
 import sqlite3
 import typing as t
@@ -25,6 +26,7 @@ from sqlalchemy.pool import NullPool
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
+from ._compat import socket_fileno
 from .errors import (
     ConfigurationError,
     DatabaseUnreachableError,
@@ -114,7 +116,20 @@ class Backend:
         """Make an idle connection kept for the next class look freshly opened."""
 
     def ping(self, dialect: t.Any, dbapi_connection: t.Any) -> bool:
-        """Whether a kept connection still works (one round trip); raises if not."""
+        """Whether an idle connection kept from an earlier class still works; raises if not.
+
+        A server that closed an idle connection (a restart, a terminated
+        session) has sent something: only a connection whose socket has data
+        waiting, or whose driver does not show its socket, costs a round trip.
+
+        .. versionchanged:: 0.2
+           No round trip for a connection whose socket is quiet.
+        """
+        if quiet_socket(dbapi_connection):
+            return True
+        return self._round_trip_ping(dialect, dbapi_connection)
+
+    def _round_trip_ping(self, dialect: t.Any, dbapi_connection: t.Any) -> bool:
         return bool(dialect.do_ping(dbapi_connection))
 
     def recreate(self, url: URL) -> None:
@@ -228,6 +243,9 @@ class SQLiteBackend(Backend):
         return db in ("", ":memory:") or db.startswith("file::memory:") or (
             url.query.get("mode") == "memory"
         )
+
+    def ping(self, dialect: t.Any, dbapi_connection: t.Any) -> bool:
+        return True  # a file: no server to lose it
 
     def prepare_engine(self, engine: Engine) -> None:
         # pysqlite's legacy transaction control emits no BEGIN before SAVEPOINT,
@@ -422,7 +440,7 @@ class PostgreSQLBackend(Backend):
         dbapi_connection.rollback()
         _pg_outside_transaction(dbapi_connection, "DISCARD ALL")
 
-    def ping(self, dialect: t.Any, dbapi_connection: t.Any) -> bool:
+    def _round_trip_ping(self, dialect: t.Any, dbapi_connection: t.Any) -> bool:
         # What the psycopg dialects' do_ping does, without compiling a
         # select(1) for every new dialect (a millisecond per class).
         _pg_outside_transaction(dbapi_connection, "SELECT 1")
@@ -884,6 +902,21 @@ def model_schemas(db: SQLAlchemy, key: str | None) -> list[str | None]:
     metadata = db.metadatas.get(key)
     named = {table.schema for table in metadata.tables.values()} if metadata is not None else set()
     return [None, *sorted(s for s in named if s is not None)]
+
+
+def quiet_socket(dbapi_connection: t.Any) -> bool:
+    """Whether nothing waits to be read on an idle connection's socket.
+
+    An idle connection receives nothing until the server closes it (a restart,
+    a terminated session); False, meaning "ask the server", when the socket
+    cannot be seen.
+    """
+    fd = socket_fileno(dbapi_connection)
+    if fd is None or fd < 0:
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return not poller.poll(0)  # POLLHUP and POLLERR are always reported
 
 
 def _pg_outside_transaction(dbapi_connection: t.Any, statement: str) -> None:

@@ -45,7 +45,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
 from ._compat import engine_listeners
-from .backends import Backend, backend_for
+from .backends import Backend, backend_for, quiet_socket
 
 #: Idle connections kept per process, over every kept engine and database (the
 #: oldest engines are disposed first): enough for a few factories of two or
@@ -80,6 +80,8 @@ class ConnectionKeeper:
         #: listened on it), and the key of the engines that take loose connections.
         self._signatures: weakref.WeakKeyDictionary[Engine, Signature] = weakref.WeakKeyDictionary()
         self._keys: weakref.WeakKeyDictionary[Engine, Key] = weakref.WeakKeyDictionary()
+        #: The connection records each engine's pool got back (see ``_check``).
+        self._returned: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[t.Any]] = weakref.WeakKeyDictionary()
         #: What a forked child inherited: the parent's, never used nor closed
         #: here (closing would end the parent's server sessions).
         self._inherited: list[t.Any] = []
@@ -105,7 +107,7 @@ class ConnectionKeeper:
             # The app's own engine again (an app built once for many classes),
             # or one it is interchangeable with.
             if kept is not None and (kept is engine or self._signatures.get(kept) == signature):
-                _ping(kept)
+                self._check(kept)
                 self.stats["engines"] += 1
                 chosen[bind] = kept
                 continue
@@ -113,7 +115,44 @@ class ConnectionKeeper:
                 self._loosen(key, kept)
             if backend_for(engine.url).keeps_connections:
                 self._take_loose(engine, key)
+            self._watch_checkins(engine)
         return chosen
+
+    def _watch_checkins(self, engine: Engine) -> None:
+        """Note the connections ``engine``'s pool gets back: idle ones, checked later without a checkout."""
+        if engine in self._returned:
+            return
+        returned = self._returned[engine] = weakref.WeakSet()
+
+        def on_checkin(dbapi_connection: t.Any, record: t.Any) -> None:
+            returned.add(record)
+
+        event.listen(engine.pool, "checkin", on_checkin)
+
+    def _check(self, engine: Engine) -> None:
+        """Make sure a kept engine's idle connections survived the pause between two classes.
+
+        Their sockets are looked at first (no round trip); only when one is
+        not quiet, or some were never seen returned, is one checked out and
+        pinged. A dead one means a restart: the pool starts afresh.
+        """
+        pool = t.cast(QueuePool, engine.pool)
+        idle = pool.checkedin()
+        if not idle:
+            return
+        backend = backend_for(engine.url)
+        live = [r.dbapi_connection for r in self._returned.get(engine, ()) if r.dbapi_connection is not None]
+        if len(live) >= idle and all(quiet_socket(c) for c in live):
+            return
+        proxied = pool.connect()
+        try:
+            backend.ping(engine.dialect, proxied.dbapi_connection)
+        except Exception:  # noqa: BLE001 - the server dropped it (restart): the others are gone too
+            proxied.invalidate()
+            proxied.close()
+            engine.dispose()
+            return
+        proxied.close()
 
     def _signature_of(self, engine: Engine) -> Signature:
         # First seen: as its app made it. An app built once for many classes
@@ -299,27 +338,14 @@ def _is_ours(fn: t.Any) -> bool:
     return str(getattr(fn, "__module__", "")).startswith(__package__ or "transactional_testcase")
 
 
-def _ping(engine: Engine) -> None:
-    """Check one idle connection of ``engine``; a dead one means a restart: start afresh."""
-    pool = t.cast(QueuePool, engine.pool)
-    if not pool.checkedin():
-        return
-    proxied = pool.connect()
-    try:
-        backend_for(engine.url).ping(engine.dialect, proxied.dbapi_connection)
-    except Exception:  # noqa: BLE001 - the server dropped it (restart): the others are gone too
-        proxied.invalidate()
-        proxied.close()
-        engine.dispose()
-        return
-    proxied.close()
-
-
 def _checked_in(engine: Engine) -> int:
     return int(t.cast(QueuePool, engine.pool).checkedin())
 
 
 def _dispose(engine: Engine) -> None:
+    pool = engine.pool
+    if isinstance(pool, QueuePool) and not pool.checkedin() and not pool.checkedout():
+        return  # nothing to close (an app's engine a kept one replaced never connected)
     with contextlib.suppress(Exception):  # the server may have closed its connections already
         engine.dispose()
 
