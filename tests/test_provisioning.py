@@ -695,6 +695,32 @@ for _mixin, _names in (
 # -- fingerprints and names, without a database -------------------------------------------------
 
 
+class TemplateOwners(unittest.TestCase):
+    """Which databases' templates are one another's: the same database of the same server, bind and worker."""
+
+    def prefix(self, url: str, key: str | None = None) -> str:
+        return provisioning._template_prefix(sa.make_url(url), key)
+
+    def test_sqlite_files_of_the_same_name_in_two_folders_are_two_owners(self) -> None:
+        self.assertNotEqual(self.prefix("sqlite:////srv/one/test.db"), self.prefix("sqlite:////srv/two/test.db"))
+        self.assertEqual(self.prefix("sqlite:////srv/one/test.db"), self.prefix("sqlite:////srv/one/test.sqlite"))
+
+    def test_the_per_process_folder_does_not_count(self) -> None:
+        # Every run gets a new temporary folder: templates must outlive it.
+        tmp = tempfile.gettempdir()
+        first = self.prefix("sqlite:///" + os.path.join(tmp, "transactional_testcase-abc123", "test.db"))
+        second = self.prefix("sqlite:///" + os.path.join(tmp, "transactional_testcase-xyz789", "test.db"))
+        self.assertEqual(first, second)
+        default = provisioning.provisioner.default_sqlite_url()
+        self.assertEqual(self.prefix(default), first)
+
+    def test_bind_and_server_database_count(self) -> None:
+        url = "postgresql://postgres@127.0.0.1/app_test"
+        self.assertNotEqual(self.prefix(url), self.prefix(url, "audit"))
+        self.assertNotEqual(self.prefix(url), self.prefix("postgresql://postgres@127.0.0.1/other_test"))
+        self.assertNotEqual(self.prefix(url), self.prefix("postgresql://postgres@10.0.0.2/app_test"))
+
+
 class Fingerprints(unittest.TestCase):
     """What decides between reusing and rebuilding: file contents, models, worker names."""
 

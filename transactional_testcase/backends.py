@@ -100,6 +100,9 @@ class Backend:
     #: Whether a class's idle connections are worth handing on to the next
     #: class (opening one costs a server process or a login).
     keeps_connections: t.ClassVar[bool] = False
+    #: Whether an idle connection can be lost between two classes (a server
+    #: restart): those an engine hands on are checked first.
+    can_lose_connections: t.ClassVar[bool] = True
 
     def database_name(self, url: URL) -> str:
         """The name whose ``test`` marker makes a database safe to drop."""
@@ -234,6 +237,7 @@ class Backend:
 
 class SQLiteBackend(Backend):
     title = "SQLite"
+    can_lose_connections = False  # a file: no server to lose it
 
     def database_name(self, url: URL) -> str:
         return os.path.basename(url.database or "")
@@ -243,9 +247,6 @@ class SQLiteBackend(Backend):
         return db in ("", ":memory:") or db.startswith("file::memory:") or (
             url.query.get("mode") == "memory"
         )
-
-    def ping(self, dialect: t.Any, dbapi_connection: t.Any) -> bool:
-        return True  # a file: no server to lose it
 
     def prepare_engine(self, engine: Engine) -> None:
         # pysqlite's legacy transaction control emits no BEGIN before SAVEPOINT,

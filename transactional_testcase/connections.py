@@ -136,11 +136,11 @@ class ConnectionKeeper:
         not quiet, or some were never seen returned, is one checked out and
         pinged. A dead one means a restart: the pool starts afresh.
         """
+        backend = backend_for(engine.url)
         pool = t.cast(QueuePool, engine.pool)
         idle = pool.checkedin()
-        if not idle:
+        if not idle or not backend.can_lose_connections:
             return
-        backend = backend_for(engine.url)
         live = [r.dbapi_connection for r in self._returned.get(engine, ()) if r.dbapi_connection is not None]
         if len(live) >= idle and all(quiet_socket(c) for c in live):
             return

@@ -117,11 +117,11 @@ class Provisioner:
     def default_sqlite_url(self, keepdb: bool = False) -> str:
         """A SQLite file: in a temporary folder of this process, or a stable one for keepdb."""
         if keepdb:
-            folder = os.path.join(tempfile.gettempdir(), "transactional_testcase-keepdb")
+            folder = os.path.join(tempfile.gettempdir(), _TEMP_PREFIX + "keepdb")
             os.makedirs(folder, exist_ok=True)
             return "sqlite:///" + os.path.join(folder, "test.db")
         if self._tempdir is None:
-            self._tempdir = tempfile.mkdtemp(prefix="transactional_testcase-")
+            self._tempdir = tempfile.mkdtemp(prefix=_TEMP_PREFIX)
             self._register_atexit()
         return "sqlite:///" + os.path.join(self._tempdir, "test.db")
 
@@ -403,6 +403,8 @@ class Provisioner:
 
 
 _INVALIDATED = "invalidated"
+#: The folders this library makes: one per process, and the keepdb one.
+_TEMP_PREFIX = "transactional_testcase-"
 _T = t.TypeVar("_T")
 
 
@@ -415,10 +417,16 @@ def _digest(*parts: str) -> str:
 
 
 def _template_prefix(url: URL, key: str | None) -> str:
-    """Names every template of one database and bind, whatever its fingerprint."""
+    """Names every template of one database and bind, whatever its fingerprint.
+
+    .. versionchanged:: 0.2
+       A SQLite file is named by its folder too (two ``test.db`` in two
+       projects no longer share, nor drop, each other's templates), except in
+       the folders this library makes itself, new for every run.
+    """
     name = url.database or ""
     if url.get_backend_name() == "sqlite":
-        name = os.path.splitext(os.path.basename(name))[0]
+        name = _sqlite_owner(name)
     worker = worker_id()
     if worker and name.endswith("_" + worker):
         name = name[: -len(worker) - 1]
@@ -426,6 +434,21 @@ def _template_prefix(url: URL, key: str | None) -> str:
         url.get_backend_name(), str(url.host), str(url.port), str(url.username), name, repr(key)
     )
     return f"tt_tpl_{owner[:10]}_"
+
+
+def _sqlite_owner(path: str) -> str:
+    """A SQLite database's path without its extension; its file name alone in our own folders.
+
+    The per-process temporary folder (``transactional_testcase-XXXX``) changes
+    every run and the keepdb one is ours: there the file name stands for the
+    database, so later runs find the templates earlier ones saved.
+    """
+    folder, file = os.path.split(os.path.abspath(path))
+    stem = os.path.splitext(file)[0]
+    ours = os.path.dirname(folder) == os.path.abspath(tempfile.gettempdir()) and (
+        os.path.basename(folder).startswith(_TEMP_PREFIX)
+    )
+    return stem if ours else os.path.join(folder, stem)
 
 
 def _template_name(url: URL, key: str | None, fingerprint: str) -> str:
