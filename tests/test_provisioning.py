@@ -86,10 +86,11 @@ from tests.support import (
     own_connection,
     server_databases,
     table_names,
+    transcript,
 )
 from tests.support import admin_connection as server_admin
 from transactional_testcase import provisioning
-from transactional_testcase.backends import MARKER_SUFFIX
+from transactional_testcase.backends import MARKER_SUFFIX, backend_for
 from transactional_testcase.migrations import (
     AlembicSchema,
     CreateAllSchema,
@@ -517,6 +518,35 @@ class _Templates(_Processes):
         self.assertFalse(database_exists(url), "the test database outlived its process")
 
 
+    def test_a_complete_template_is_cloned_without_waiting_for_its_lock(self) -> None:
+        """Workers clone at the same time: the lock is for building, and for nothing else.
+
+        While this process holds the template's lock (as a worker still
+        building another database would), a process whose template exists
+        clones it at once.
+        """
+        url = self.database("tpl_lock")
+        keep = {provisioning.KEEP_TEMPLATES_ENV: "1"}
+        first, second = self.children(keep, keep)
+        self.assertRan(first.run(url=url, alembic=V1), build=1)
+        self.the_template(url)
+        parsed = sa.make_url(url)
+        backend = backend_for(parsed)
+        name = provisioning._template_prefix(parsed, None) + "lock"
+        with mock.patch.dict(os.environ, {"TRANSACTIONAL_TESTCASE_CACHE": self.cache}), backend.lock(parsed, name):
+            second.start(url=url, alembic=V1)
+            try:
+                second.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                waited = True
+            else:
+                waited = False
+        cloned = second.finish()
+        self.assertFalse(waited, "the clone waited for the template lock:\n" + cloned.output)
+        self.assertRan(cloned, clone=1)
+        self.assertMigrated(cloned, V1_TABLES, V1_HEADS)
+
+
 class _KeptDatabases(_Processes):
     """``keepdb``: the database outlives the run and is used as it is while its fingerprint matches."""
 
@@ -690,6 +720,40 @@ for _mixin, _names in (
     (_Templates, MAIN), (_KeptDatabases, MAIN), (_Concurrency, MAIN), (_OtherDrivers, OTHER),
 ):
     generate_per_backend(_mixin, OuterCase, backends=backends_named(*_names), name=_mixin.__name__[1:])
+
+
+class _CloneRace(_Outer):
+    """A template that goes away while it is cloned without the lock: cloned again under the lock."""
+
+    backend: t.ClassVar[Backend]
+
+    def test_a_failed_unlocked_clone_is_tried_again_under_the_lock(self) -> None:
+        from tests.test_lifecycle import inner, run_case
+
+        case = inner(self.backend, "prov_race", test_nothing=lambda self: None)
+        self.assertTrue(run_case(case).wasSuccessful())  # builds; the template stays
+        urls = [sa.make_url(u) for u in case.engine_urls.values()]  # type: ignore[attr-defined]
+        provisioning.provisioner.invalidate(urls)  # the next class must clone
+        backend_class = type(backend_for(urls[0]))
+        original = backend_class.clone
+        calls: list[bool] = []
+
+        def clone(self: t.Any, template: sa.URL, url: sa.URL, engine: sa.Engine) -> None:
+            calls.append(True)
+            if len(calls) == 1:
+                raise sa.exc.OperationalError("clone", {}, RuntimeError("the template went away"))
+            original(self, template, url, engine)
+
+        before = dict(provisioning.provisioner.stats)
+        with mock.patch.object(backend_class, "clone", clone):
+            result = run_case(inner(self.backend, "prov_race", test_nothing=lambda self: None))
+        self.assertTrue(result.wasSuccessful(), transcript(result))
+        self.assertEqual(provisioning.provisioner.stats["clone"], before["clone"] + 1)
+        self.assertEqual(provisioning.provisioner.stats["build"], before["build"])
+        self.assertEqual(len(calls), 3, "default and audit: one failed unlocked, then both under the lock")
+
+
+generate_per_backend(_CloneRace, OuterCase, backends=backends_named(*MAIN), name="CloneRace")
 
 
 # -- fingerprints and names, without a database -------------------------------------------------

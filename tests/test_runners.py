@@ -327,20 +327,36 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
     return proc.returncode, output
 
 
-def _add_tests(cls: type[RunnerMatrix]) -> type[RunnerMatrix]:
-    for runner in RUNNERS.values():
+def _add_tests(
+    cls: type[RunnerMatrix] | None = None, *, parallel_passes_only: bool = False
+) -> t.Any:
+    """Add a test per runner (passing run and deliberate failure) to a per-backend class.
 
-        def passes(self: RunnerMatrix, runner: Runner = runner) -> None:
-            self.check_passes(runner)
+    ``parallel_passes_only``: the parallel runners' passing runs alone (worker
+    names and dropping, for the other drivers of a server).
+    """
 
-        def reports_one_failure(self: RunnerMatrix, runner: Runner = runner) -> None:
-            self.check_reports_one_failure(runner)
+    def add(cls: type[RunnerMatrix]) -> type[RunnerMatrix]:
+        for runner in RUNNERS.values():
+            if parallel_passes_only and not runner.parallel:
+                continue
 
-        passes.__doc__ = f"{runner.name}: every sample test passes, exit code 0, databases dropped."
-        reports_one_failure.__doc__ = f"{runner.name}: the deliberate failure is the one failure reported."
-        setattr(cls, f"test_{runner.name}_passes", passes)
-        setattr(cls, f"test_{runner.name}_reports_one_failure", reports_one_failure)
-    return cls
+            def passes(self: RunnerMatrix, runner: Runner = runner) -> None:
+                self.check_passes(runner)
+
+            passes.__doc__ = f"{runner.name}: every sample test passes, exit code 0, databases dropped."
+            setattr(cls, f"test_{runner.name}_passes", passes)
+            if parallel_passes_only:
+                continue
+
+            def reports_one_failure(self: RunnerMatrix, runner: Runner = runner) -> None:
+                self.check_reports_one_failure(runner)
+
+            reports_one_failure.__doc__ = f"{runner.name}: the deliberate failure is the one failure reported."
+            setattr(cls, f"test_{runner.name}_reports_one_failure", reports_one_failure)
+        return cls
+
+    return add if cls is None else add(cls)
 
 
 @_add_tests
@@ -358,26 +374,12 @@ class RunnersOnPyMySQL(RunnerMatrix):
     backend = "pymysql"
 
 
-def _add_parallel_passes(cls: type[RunnerMatrix]) -> type[RunnerMatrix]:
-    """The other drivers: the parallel runners' passing runs (worker names, dropping)."""
-    for runner in RUNNERS.values():
-        if not runner.parallel:
-            continue
-
-        def passes(self: RunnerMatrix, runner: Runner = runner) -> None:
-            self.check_passes(runner)
-
-        passes.__doc__ = f"{runner.name}: every sample test passes in two workers, databases dropped."
-        setattr(cls, f"test_{runner.name}_passes", passes)
-    return cls
-
-
-@_add_parallel_passes
+@_add_tests(parallel_passes_only=True)
 class ParallelRunnersOnPsycopg(RunnerMatrix):
     backend = "psycopg"
 
 
-@_add_parallel_passes
+@_add_tests(parallel_passes_only=True)
 class ParallelRunnersOnMysqlclient(RunnerMatrix):
     backend = "mysqlclient"
 

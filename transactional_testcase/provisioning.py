@@ -207,27 +207,53 @@ class Provisioner:
             key: backend.template_url(url, _template_name(url, key, fingerprint))
             for key, url, backend, fingerprint in targets
         }
-        with contextlib.ExitStack() as locks:
-            # Same order in every process: no deadlock between two of them.
-            for key, url, backend, _ in sorted(targets, key=lambda t: str(t[0])):
-                locks.enter_context(backend.lock(url, _template_prefix(url, key) + "lock"))
-            for key, url, backend, _ in targets:
-                self._templates[_key(templates[key])] = (templates[key], backend, url, key)
-            self._register_atexit()
-            if all(backend.has_template(templates[key]) for key, _, backend, _ in targets):
-                for key, url, backend, _ in targets:
-                    backend.clone(templates[key], url, engines[key])
-                how = "clone"
-            else:
-                self._build(app, db, engines, schema, targets)
-                for key, url, backend, _ in targets:
-                    backend.save_template(url, templates[key], engines[key])
-                    backend.drop_templates(templates[key], _template_prefix(url, key))
-                how = "build"
+        for key, url, backend, _ in targets:
+            self._templates[_key(templates[key])] = (templates[key], backend, url, key)
+        self._register_atexit()
+        # Complete templates are cloned without the lock: parallel workers
+        # clone at the same time (a template is complete or absent, never
+        # half built). Only a template that went away meanwhile (a run of
+        # other migrations dropped it as stale) sends this one to the lock.
+        how = self._clone(engines, targets, templates, locked=False)
+        if how is None:
+            with contextlib.ExitStack() as locks:
+                # Same order in every process: no deadlock between two of them.
+                for key, url, backend, _ in sorted(targets, key=lambda t: str(t[0])):
+                    locks.enter_context(backend.lock(url, _template_prefix(url, key) + "lock"))
+                how = self._clone(engines, targets, templates, locked=True)
+                if how is None:
+                    self._build(app, db, engines, schema, targets)
+                    for key, url, backend, _ in targets:
+                        backend.save_template(url, templates[key], engines[key])
+                        backend.drop_templates(templates[key], _template_prefix(url, key))
+                    how = "build"
         if keepdb:
             for _, url, backend, fingerprint in targets:
                 backend.write_marker(url, fingerprint)
         return how
+
+    def _clone(
+        self,
+        engines: t.Mapping[str | None, Engine],
+        targets: list[tuple[str | None, URL, Backend, str]],
+        templates: t.Mapping[str | None, URL],
+        locked: bool,
+    ) -> str | None:
+        """Clone every database from its template if all exist: ``"clone"``, else None.
+
+        Unlocked, a template dropped while it was being copied is no error:
+        None, and the caller tries again under the lock.
+        """
+        if not all(backend.has_template(templates[key]) for key, _, backend, _ in targets):
+            return None
+        try:
+            for key, url, backend, _ in targets:
+                backend.clone(templates[key], url, engines[key])
+        except (sa.exc.DBAPIError, OSError):
+            if locked:
+                raise
+            return None
+        return "clone"
 
     def _build(
         self,
