@@ -151,8 +151,12 @@ class Backend:
         """Copy the freshly migrated database ``url`` to ``template`` (all or nothing)."""
         raise NotImplementedError
 
-    def has_template(self, template: URL) -> bool:
-        """Whether a complete template exists at ``template``."""
+    def has_template(self, template: URL, url: URL) -> bool:
+        """Whether a complete template exists at ``template``.
+
+        ``url`` is the database it would be cloned into: the one an error names
+        (a user configured ``url``, not the template).
+        """
         raise NotImplementedError
 
     def clone(self, template: URL, url: URL, engine: Engine) -> None:
@@ -213,8 +217,12 @@ class Backend:
         return [url]
 
     @contextlib.contextmanager
-    def admin_connection(self, url: URL) -> t.Iterator[Connection]:
-        """An AUTOCOMMIT connection to the server, outside the test database."""
+    def admin_connection(self, url: URL, named: URL | None = None) -> t.Iterator[Connection]:
+        """An AUTOCOMMIT connection to the server, outside the test database.
+
+        If the server cannot be reached, the error names ``named`` (default
+        ``url``): the database the user configured rather than a template.
+        """
         last: Exception | None = None
         for admin_url in self._admin_urls(url):
             engine = sa.create_engine(
@@ -232,7 +240,7 @@ class Backend:
             finally:
                 engine.dispose()
         assert last is not None
-        raise unreachable(url, last, self) from None
+        raise unreachable(named or url, last, self) from None
 
 
 class SQLiteBackend(Backend):
@@ -298,7 +306,7 @@ class SQLiteBackend(Backend):
             shutil.copyfile(url.database or "", partial)
         os.replace(partial, path)  # atomic: a template is complete or absent
 
-    def has_template(self, template: URL) -> bool:
+    def has_template(self, template: URL, url: URL) -> bool:
         return os.path.isfile(template.database or "")
 
     def clone(self, template: URL, url: URL, engine: Engine) -> None:
@@ -472,8 +480,8 @@ class PostgreSQLBackend(Backend):
                 f"CREATE DATABASE {q(template.database or '')} TEMPLATE {q(url.database or '')}"
             )
 
-    def has_template(self, template: URL) -> bool:
-        with self.admin_connection(template) as conn:
+    def has_template(self, template: URL, url: URL) -> bool:
+        with self.admin_connection(template, named=url) as conn:
             found = conn.execute(
                 sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": template.database}
             ).first()
@@ -621,8 +629,8 @@ class MySQLBackend(Backend):
             # Written last: a template without it was left half-built.
             conn.exec_driver_sql(f"CREATE TABLE {q(template.database or '')}.{q(_MYSQL_COMPLETE)} (id INT)")
 
-    def has_template(self, template: URL) -> bool:
-        with self.admin_connection(template) as conn:
+    def has_template(self, template: URL, url: URL) -> bool:
+        with self.admin_connection(template, named=url) as conn:
             found = conn.execute(
                 sa.text(
                     "SELECT 1 FROM information_schema.TABLES "

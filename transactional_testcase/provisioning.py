@@ -244,7 +244,7 @@ class Provisioner:
         Unlocked, a template dropped while it was being copied is no error:
         None, and the caller tries again under the lock.
         """
-        if not all(backend.has_template(templates[key]) for key, _, backend, _ in targets):
+        if not all(backend.has_template(templates[key], url) for key, url, backend, _ in targets):
             return None
         try:
             for key, url, backend, _ in targets:
