@@ -5,9 +5,9 @@ Plain unittest discovery of ``tests/``, ending with one line of totals,
 failure or error.
 
 The whole suite runs in two processes side by side: the modules that mostly
-wait on child processes (``SECOND``: runners' worker pools, provisioners
-racing for a template) in one, everything else in the other, each printing its
-own report; the totals line adds both up. The second process gets database
+wait on child processes (runners' worker pools, provisioners racing for a
+template) and the long state machine in one (``SECOND``), everything else in
+the other, each printing its own report; the totals line adds both up. The second process gets database
 names of its own (``p2_`` before each ``TT_TEST_*_URL``'s database) and its own
 temporary folder, so the two never meet. ``TT_TEST_PROCESSES=1`` runs it all in
 one process; naming modules (``python -m tests tests.test_isolation``) does too.
@@ -22,8 +22,9 @@ import sys
 import tempfile
 import unittest
 
-#: Modules that spend their time waiting on processes of their own.
-SECOND = ("tests.test_runners", "tests.test_provisioning")
+#: Modules that spend their time waiting on processes of their own, and the
+#: state machine: together about as long as all the others.
+SECOND = ("tests.test_runners", "tests.test_provisioning", "tests.test_state_machine")
 
 _TOTALS = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped$", re.MULTILINE)
 
