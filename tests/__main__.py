@@ -86,19 +86,17 @@ def run_split(argv: list[str]) -> int:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         print(f"== {' '.join(first)}", flush=True)
-        outputs = []
         assert main.stdout is not None
         lines = []
         for line in main.stdout:
             sys.stdout.write(line)
             sys.stdout.flush()
             lines.append(line)
-        outputs.append("".join(lines))
         codes = [main.wait(), other.wait()]
         log.seek(0)
-        outputs.append(log.read())
+        outputs = ["".join(lines), log.read()]
         print(f"== {' '.join(second)}", flush=True)
-        sys.stdout.write(outputs[-1])
+        sys.stdout.write(outputs[1])
     totals = [0, 0, 0]
     for output in outputs:
         found = _TOTALS.findall(output)

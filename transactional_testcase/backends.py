@@ -910,16 +910,16 @@ def model_schemas(db: SQLAlchemy, key: str | None) -> list[str | None]:
     return [None, *sorted(s for s in named if s is not None)]
 
 
-def quiet_socket(dbapi_connection: t.Any) -> bool:
+def quiet_socket(dbapi_connection: t.Any) -> bool | None:
     """Whether nothing waits to be read on an idle connection's socket.
 
     An idle connection receives nothing until the server closes it (a restart,
-    a terminated session); False, meaning "ask the server", when the socket
-    cannot be seen.
+    a terminated session, a timeout). None, meaning "ask the server", when
+    the socket cannot be seen.
     """
     fd = socket_fileno(dbapi_connection)
     if fd is None or fd < 0:
-        return False
+        return None
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLPRI)
     return not poller.poll(0)  # POLLHUP and POLLERR are always reported

@@ -14,8 +14,9 @@ idle connections in their pools, and the next class built by the same
   connections are as the previous class left them (a rolled-back test leaves
   nothing behind on PostgreSQL but session advisory locks and ``PREPARE``\\d
   statements; on MySQL ``SET SESSION`` variables stay, as between the tests of
-  one class). One idle connection is pinged first: a server restart between
-  classes costs a reconnection, not a failure.
+  one class). Their sockets are looked at first: one the server closed
+  between classes (a restart, a timeout) is replaced by a new connection, not
+  handed to a test.
 * otherwise (an app whose factory registers a new closure as a listener each
   time, say) **takes the kept engine's idle connections** through
   SQLAlchemy's ``do_connect`` event: its own dialect initializes on them and
@@ -132,17 +133,28 @@ class ConnectionKeeper:
     def _check(self, engine: Engine) -> None:
         """Make sure a kept engine's idle connections survived the pause between two classes.
 
-        Their sockets are looked at first (no round trip); only when one is
-        not quiet, or some were never seen returned, is one checked out and
-        pinged. A dead one means a restart: the pool starts afresh.
+        Each one's socket is looked at (no round trip): one the server closed
+        (a restart, a terminated session, a timeout) is invalidated, and the
+        pool opens a new one in its place when it is next checked out. Only
+        idle connections whose sockets cannot be seen (never seen returned, or
+        a driver that hides them) cost a checkout and a ping; a dead one there
+        means a restart: the pool starts afresh.
         """
         backend = backend_for(engine.url)
         pool = t.cast(QueuePool, engine.pool)
-        idle = pool.checkedin()
-        if not idle or not backend.can_lose_connections:
+        unseen = pool.checkedin()
+        if not unseen or not backend.can_lose_connections:
             return
-        live = [r.dbapi_connection for r in self._returned.get(engine, ()) if r.dbapi_connection is not None]
-        if len(live) >= idle and all(quiet_socket(c) for c in live):
+        for record in list(self._returned.get(engine, ())):
+            if record.dbapi_connection is None:  # closed already: connects anew when next used
+                unseen -= 1
+                continue
+            quiet = quiet_socket(record.dbapi_connection)
+            if quiet is not None:
+                unseen -= 1
+                if not quiet:
+                    record.invalidate()
+        if unseen <= 0:
             return
         proxied = pool.connect()
         try:
