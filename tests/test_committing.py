@@ -32,6 +32,7 @@ from unittest import mock
 
 import sqlalchemy as sa
 from flask import Flask, jsonify
+from sqlalchemy.orm import Session
 
 from tests.apps import committing_migrated as migrated
 from tests.apps import notes, shop
@@ -208,21 +209,23 @@ class CommitsForReal(ShopCommitting):
 
     def test_d_a_thread_with_its_own_app_context_writes(self) -> None:
         # Only the thread writes: the cleanup must notice writes from other threads.
-        sessions: list[int] = []
+        # The sessions themselves, not their ids: once the thread's context
+        # ended, its session could be freed and its id given to another.
+        sessions: list[Session] = []
 
         def work() -> None:
             # A failure here is printed by threading's excepthook; the asserts below catch it.
             with self.app.app_context():
                 db.session.add_all([Customer(email="t@example.com"), AuditEntry(message="thread")])
                 db.session.commit()
-                sessions.append(id(db.session()))
+                sessions.append(db.session())
 
         thread = threading.Thread(target=work, name="committing-test-writer")
         thread.start()
         thread.join(THREAD_TIMEOUT)
         self.assertFalse(thread.is_alive(), "the writer thread hung")
         self.assertEqual(len(sessions), 1, "the writer thread failed")
-        self.assertNotEqual(sessions, [id(db.session())], "the thread had a session of its own")
+        self.assertIsNot(sessions[0], db.session(), "the thread had a session of its own")
         self.assertEqual(customer_ids(), [1])
         self.assertEqual(count_rows(engine_url(self, "audit"), "audit_entries"), 1)
 
