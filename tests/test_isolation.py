@@ -175,7 +175,8 @@ class SessionIsolation(IsolationCase):
         # The session is bound to the test's own Connection (one SAVEPOINT
         # level), not to one of the savepoint connections db.engine hands out.
         session_conn = db.session.connection()
-        self.assertIs(type(session_conn), Connection)
+        self.assertIsInstance(session_conn, Connection)
+        self.assertNotIsInstance(session_conn, tt_isolation.SavepointConnection)
         self.assertIn("customers", sa.inspect(session_conn).get_table_names())
         with db.engine.connect() as conn:
             self.assertIs(conn.connection.dbapi_connection, session_conn.connection.dbapi_connection)
@@ -206,6 +207,120 @@ class SessionIsolation(IsolationCase):
         db.session.add(Customer(email="flushed@example.com"))
         db.session.flush()
         self.assertEqual(seen, [self.session])
+
+
+#: The drivers that show, without a round trip, that nothing was written in
+#: the test's transaction yet: there its first savepoint is the transaction's start.
+SPARING_DRIVERS = {"psycopg2", "psycopg", "pymysql"}
+
+
+@on_all_backends
+class SparedSavepoints(IsolationCase):
+    """The session's first savepoint in an untouched transaction sends nothing, and loses nothing.
+
+    Where the driver shows that nothing was written yet, the savepoint the
+    session begins is the transaction's start: no SAVEPOINT, no RELEASE, and
+    its rollback is a ROLLBACK of the whole transaction. Every later
+    savepoint is real.
+    """
+
+    def sent(self) -> list[str]:
+        """The first word of every statement sent on the test's connection from now on."""
+        conn = db.session.get_bind()  # the test's connection; begins nothing
+        sent: list[str] = []
+
+        def record(conn: Connection, cursor: t.Any, statement: str, *args: t.Any) -> None:
+            sent.append(statement.split()[0].upper())
+
+        event.listen(conn, "before_cursor_execute", record)
+        self.addCleanup(event.remove, conn, "before_cursor_execute", record)
+        return sent
+
+    @property
+    def sparing(self) -> bool:
+        return self.backend.name in SPARING_DRIVERS
+
+    def test_a_commit_sends_no_savepoint_on_an_untouched_transaction(self) -> None:
+        sent = self.sent()
+        db.session.add(Customer(email="a@example.com"))
+        db.session.commit()
+        self.assertEqual(
+            [s for s in sent if s in ("SAVEPOINT", "RELEASE")], [] if self.sparing else ["SAVEPOINT", "RELEASE"]
+        )
+        self.assertIn("INSERT", sent)
+        self.assertEqual(emails(), ["a@example.com"])
+
+    def test_b_rolling_back_the_first_savepoint_rolls_back_everything_since(self) -> None:
+        db.session.add(Customer(email="gone@example.com"))
+        db.session.flush()
+        self.assertEqual(emails(), ["gone@example.com"])
+        db.session.rollback()
+        self.assertEqual(emails(), [])
+        db.session.add(Customer(email="kept@example.com"))
+        db.session.commit()
+        self.assertEqual(emails(), ["kept@example.com"])
+
+    def test_c_a_savepoint_after_a_write_is_real(self) -> None:
+        db.session.add(Customer(email="first@example.com"))
+        db.session.commit()
+        sent = self.sent()
+        db.session.add(Customer(email="second@example.com"))
+        db.session.flush()
+        db.session.rollback()
+        self.assertEqual([s for s in sent if s in ("SAVEPOINT", "ROLLBACK")], ["SAVEPOINT", "ROLLBACK"])
+        self.assertEqual(emails(), ["first@example.com"])
+
+    def test_d_control_an_untouched_check_that_lies_loses_a_commit(self) -> None:
+        # What test_c relies on: were the transaction taken for untouched
+        # after a write, the next savepoint would be its start, and rolling
+        # back to it would undo the commit (inside the test's transaction
+        # still: nothing leaks). SQLite never asks (it spares nothing).
+        backend = backend_for(db.session.get_bind().engine.url)
+        with mock.patch.object(type(backend), "transaction_untouched", lambda self, dbapi: True):
+            db.session.add(Customer(email="first@example.com"))
+            db.session.commit()
+            db.session.add(Customer(email="second@example.com"))
+            db.session.flush()
+            db.session.rollback()
+            self.assertEqual(emails(), [] if backend.spares_savepoints else ["first@example.com"])
+
+    def test_e_savepoints_nested_in_the_first(self) -> None:
+        db.session.add(Customer(email="outer@example.com"))
+        db.session.flush()
+        with db.session.begin_nested():
+            db.session.add(Customer(email="inner@example.com"))
+        nested = db.session.begin_nested()
+        db.session.add(Customer(email="undone@example.com"))
+        db.session.flush()
+        nested.rollback()
+        self.assertEqual(emails(), ["inner@example.com", "outer@example.com"])
+        db.session.rollback()
+        self.assertEqual(emails(), [])
+
+    def test_f_recovering_from_an_integrity_error_in_the_first(self) -> None:
+        db.session.add_all([Customer(email="dup@example.com"), Customer(email="dup@example.com")])
+        with self.assertRaises(sa.exc.IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+        db.session.add(Customer(email="after@example.com"))
+        db.session.commit()
+        self.assertEqual(emails(), ["after@example.com"])
+
+    def test_g_an_engine_connection_first(self) -> None:
+        with db.engine.connect() as conn:
+            conn.execute(insert_customer("rolled-back@example.com"))
+            conn.rollback()
+            conn.execute(insert_customer("closed@example.com"))
+        self.assertEqual(emails(), [])
+        db.session.commit()  # else the direct commit below lands in the session's savepoint
+        with db.engine.begin() as conn:
+            conn.execute(insert_customer("direct@example.com"))
+        db.session.add(Customer(email="session@example.com"))
+        db.session.rollback()
+        self.assertEqual(emails(), ["direct@example.com"])
+
+    def test_z_nothing_is_left(self) -> None:
+        self.assertEqual(emails(), [])
 
 
 # -- db.engine -------------------------------------------------------------------------
@@ -665,7 +780,9 @@ def _scenario_engine_begin(case: unittest.TestCase) -> None:
 
 def _scenario_session_on_test_connection(case: unittest.TestCase) -> None:
     """What SessionIsolation.test_session_is_bound_to_the_tests_connection checks."""
-    case.assertIs(type(isolation_app.control_db.session.connection()), Connection)
+    conn = isolation_app.control_db.session.connection()
+    case.assertIsInstance(conn, Connection)
+    case.assertNotIsInstance(conn, tt_isolation.SavepointConnection)
 
 
 def _check_table_is_empty(case: unittest.TestCase) -> None:

@@ -103,6 +103,10 @@ class Backend:
     #: Whether an idle connection can be lost between two classes (a server
     #: restart): those an engine hands on are checked first.
     can_lose_connections: t.ClassVar[bool] = True
+    #: Whether a test's first savepoint may be its transaction's start (see
+    #: :meth:`transaction_untouched`): saves round trips to a server, nothing
+    #: in-process.
+    spares_savepoints: t.ClassVar[bool] = False
 
     def database_name(self, url: URL) -> str:
         """The name whose ``test`` marker makes a database safe to drop."""
@@ -134,6 +138,15 @@ class Backend:
 
     def _round_trip_ping(self, dialect: t.Any, dbapi_connection: t.Any) -> bool:
         return bool(dialect.do_ping(dbapi_connection))
+
+    def transaction_untouched(self, dbapi_connection: t.Any) -> bool:
+        """Whether nothing was written since the connection's transaction began.
+
+        Read from the driver, without a round trip; False where it cannot
+        tell. Then a savepoint would mark the transaction's start, which
+        costs nothing to return to (a ROLLBACK).
+        """
+        return False
 
     def recreate(self, url: URL) -> None:
         """Drop the database ``url`` names if it exists, then create it empty."""
@@ -442,6 +455,13 @@ class SQLiteBackend(Backend):
 class PostgreSQLBackend(Backend):
     title = "PostgreSQL"
     keeps_connections = True
+    spares_savepoints = True
+
+    def transaction_untouched(self, dbapi_connection: t.Any) -> bool:
+        # libpq's transaction status, kept by the client: IDLE (0 for
+        # psycopg2 and psycopg 3) until the driver sends its BEGIN with the
+        # transaction's first statement.
+        return bool(dbapi_connection.info.transaction_status == 0)
 
     def reset_session(self, dbapi_connection: t.Any) -> None:
         # Settings, temporary tables, prepared statements and advisory locks
@@ -609,6 +629,15 @@ class MySQLBackend(Backend):
     # COM_RESET_CONNECTION): a kept connection goes only to a class built by
     # the same create_app and config, whose connect listeners set the same.
     keeps_connections = True
+    spares_savepoints = True
+
+    def transaction_untouched(self, dbapi_connection: t.Any) -> bool:
+        # PyMySQL keeps the status flags of the server's last reply, where
+        # SERVER_STATUS_IN_TRANS (1) appears with the transaction's first
+        # write (reads change nothing a rollback would undo); mysqlclient
+        # shows none.
+        status = getattr(dbapi_connection, "server_status", None)
+        return isinstance(status, int) and not status & 1
 
     def _admin_urls(self, url: URL) -> list[URL]:
         return [url._replace(database=None)]

@@ -1,8 +1,9 @@
 """A switch that logs every transaction statement of every test.
 
 ``TRANSACTIONAL_TESTCASE_DIAGNOSTICS=1`` makes each test case class log, per
-test, the BEGIN / SAVEPOINT / RELEASE / ROLLBACK / COMMIT that reached the
-database (the library's and the code under test's alike) on the
+test, the BEGIN / SAVEPOINT / RELEASE / ROLLBACK / COMMIT of the test's
+transactions (the library's and the code under test's alike; a savepoint that
+the transaction's start stands for is marked "not sent") on the
 ``transactional_testcase.diagnostics`` logger, and flag at WARNING anything
 that escaped the test's transaction: a COMMIT of the outer transaction, or a
 statement that commits implicitly.
@@ -71,7 +72,11 @@ class TransactionLog:
             if name == "savepoint" and not savepoint:
                 # The event fires before SQLAlchemy numbers the savepoint.
                 savepoint = f"sa_savepoint_{savepoint_counter(conn) + 1}"
-            line = f"{verb} {savepoint}".strip() + f" [{conn.engine.url.database}]"
+            line = f"{verb} {savepoint}".strip()
+            if savepoint and savepoint == getattr(conn, "_tt_spared", None):
+                # The transaction's start stands for it (see transaction.TestConnection).
+                line += " (sent as ROLLBACK)" if name == "rollback_savepoint" else " (not sent)"
+            line += f" [{conn.engine.url.database}]"
             self.lines.append(line)
             if name == "commit":
                 self.escaped.append(line)
