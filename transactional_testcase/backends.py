@@ -461,7 +461,10 @@ class PostgreSQLBackend(Backend):
         # libpq's transaction status, kept by the client: IDLE (0 for
         # psycopg2 and psycopg 3) until the driver sends its BEGIN with the
         # transaction's first statement.
-        return bool(dbapi_connection.info.transaction_status == 0)
+        try:
+            return bool(dbapi_connection.info.transaction_status == 0)
+        except Exception:  # noqa: BLE001 - closed: its next statement fails as it would have
+            return False
 
     def reset_session(self, dbapi_connection: t.Any) -> None:
         # Settings, temporary tables, prepared statements and advisory locks
