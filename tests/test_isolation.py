@@ -47,6 +47,7 @@ from transactional_testcase import IsolationError, TransactionalTestCase
 from transactional_testcase import isolation as tt_isolation
 from transactional_testcase.backends import SQLiteBackend, backend_for
 from transactional_testcase.provisioning import worker_url
+from transactional_testcase.transaction import TestConnection
 
 Customer = shop.Customer
 AuditEntry = shop.AuditEntry
@@ -209,16 +210,17 @@ class SessionIsolation(IsolationCase):
         self.assertEqual(seen, [self.session])
 
 
-#: The drivers that show, without a round trip, that nothing was written in
-#: the test's transaction yet: there its first savepoint is the transaction's start.
-SPARING_DRIVERS = {"psycopg2", "psycopg", "pymysql"}
+#: Where a test's first savepoint is its transaction's start: the server
+#: backends (PostgreSQL's drivers show an untouched transaction, MySQL's
+#: statements are counted); SQLite, in-process, spares nothing.
+SPARING_DRIVERS = {"psycopg2", "psycopg", "pymysql", "mysqlclient"}
 
 
 @on_all_backends
 class SparedSavepoints(IsolationCase):
     """The session's first savepoint in an untouched transaction sends nothing, and loses nothing.
 
-    Where the driver shows that nothing was written yet, the savepoint the
+    Where nothing was sent in the test's transaction yet, the savepoint the
     session begins is the transaction's start: no SAVEPOINT, no RELEASE, and
     its rollback is a ROLLBACK of the whole transaction. Every later
     savepoint is real.
@@ -270,19 +272,28 @@ class SparedSavepoints(IsolationCase):
         self.assertEqual([s for s in sent if s in ("SAVEPOINT", "ROLLBACK")], ["SAVEPOINT", "ROLLBACK"])
         self.assertEqual(emails(), ["first@example.com"])
 
+    def test_c_after_rows_returned_by_an_insert(self) -> None:
+        # Several rows in one INSERT (RETURNING their ids on PostgreSQL and
+        # MariaDB): a statement that returns rows must count as a write too.
+        db.session.add_all([Customer(email=f"{n}@example.com") for n in ("one", "two", "three")])
+        db.session.commit()
+        db.session.add(Customer(email="undone@example.com"))
+        db.session.flush()
+        db.session.rollback()
+        self.assertEqual(emails(), ["one@example.com", "three@example.com", "two@example.com"])
+
     def test_d_control_an_untouched_check_that_lies_loses_a_commit(self) -> None:
         # What test_c relies on: were the transaction taken for untouched
         # after a write, the next savepoint would be its start, and rolling
         # back to it would undo the commit (inside the test's transaction
         # still: nothing leaks). SQLite never asks (it spares nothing).
-        backend = backend_for(db.session.get_bind().engine.url)
-        with mock.patch.object(type(backend), "transaction_untouched", lambda self, dbapi: True):
+        with mock.patch.object(TestConnection, "_tt_untouched", lambda self: True):
             db.session.add(Customer(email="first@example.com"))
             db.session.commit()
             db.session.add(Customer(email="second@example.com"))
             db.session.flush()
             db.session.rollback()
-            self.assertEqual(emails(), [] if backend.spares_savepoints else ["first@example.com"])
+            self.assertEqual(emails(), [] if self.sparing else ["first@example.com"])
 
     def test_e_savepoints_nested_in_the_first(self) -> None:
         db.session.add(Customer(email="outer@example.com"))
@@ -321,6 +332,30 @@ class SparedSavepoints(IsolationCase):
 
     def test_z_nothing_is_left(self) -> None:
         self.assertEqual(emails(), [])
+
+
+@on_all_backends
+class SparedSavepointsWithClassData(IsolationCase):
+    """Class data written in one INSERT that returns rows: no later savepoint is spared.
+
+    The class transaction holds the rows, so the savepoint each test begins
+    in it is real, and rolling a test back leaves the class data there.
+    """
+
+    @classmethod
+    def setUpTestData(cls) -> None:
+        db.session.add_all([Customer(email=f"{n}@example.com") for n in ("one", "two", "three")])
+
+    def test_a_session_rollback_keeps_the_class_data(self) -> None:
+        db.session.add(Customer(email="undone@example.com"))
+        db.session.flush()
+        db.session.rollback()
+        self.assertEqual(emails(), ["one@example.com", "three@example.com", "two@example.com"])
+        db.session.add(Customer(email="four@example.com"))
+        db.session.commit()
+
+    def test_b_the_next_test_starts_from_the_class_data(self) -> None:
+        self.assertEqual(emails(), ["one@example.com", "three@example.com", "two@example.com"])
 
 
 # -- db.engine -------------------------------------------------------------------------

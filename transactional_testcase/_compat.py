@@ -172,6 +172,9 @@ class SavepointSparingConnection(Connection):
         """Whether nothing was sent since the current transaction began."""
         return False
 
+    def _tt_restarted(self) -> None:
+        """Called when a spared savepoint's rollback began the transaction anew."""
+
     def _savepoint_impl(self, name: str | None = None) -> str:
         if name is not None or self.get_nested_transaction() is not None or not self._tt_untouched():
             return str(super()._savepoint_impl(name))
@@ -202,6 +205,7 @@ class SavepointSparingConnection(Connection):
                 self.engine.dialect.do_rollback(self.connection)
             except BaseException as e:  # noqa: BLE001 - wrapped as SQLAlchemy wraps any DBAPI error
                 self._handle_dbapi_exception(e, None, None, None, None)
+            self._tt_restarted()
 
 
 def socket_fileno(dbapi_connection: t.Any) -> int | None:

@@ -139,14 +139,15 @@ class Backend:
     def _round_trip_ping(self, dialect: t.Any, dbapi_connection: t.Any) -> bool:
         return bool(dialect.do_ping(dbapi_connection))
 
-    def transaction_untouched(self, dbapi_connection: t.Any) -> bool:
-        """Whether nothing was written since the connection's transaction began.
+    def transaction_untouched(self, dbapi_connection: t.Any) -> bool | None:
+        """Whether nothing was sent since the connection's transaction began.
 
-        Read from the driver, without a round trip; False where it cannot
-        tell. Then a savepoint would mark the transaction's start, which
-        costs nothing to return to (a ROLLBACK).
+        Read from the driver, without a round trip; None where it cannot
+        tell (the library then counts the statements it sees). Then a
+        savepoint would mark the transaction's start, which costs nothing to
+        return to (a ROLLBACK).
         """
-        return False
+        return None
 
     def recreate(self, url: URL) -> None:
         """Drop the database ``url`` names if it exists, then create it empty."""
@@ -457,7 +458,7 @@ class PostgreSQLBackend(Backend):
     keeps_connections = True
     spares_savepoints = True
 
-    def transaction_untouched(self, dbapi_connection: t.Any) -> bool:
+    def transaction_untouched(self, dbapi_connection: t.Any) -> bool | None:
         # libpq's transaction status, kept by the client: IDLE (0 for
         # psycopg2 and psycopg 3) until the driver sends its BEGIN with the
         # transaction's first statement.
@@ -632,15 +633,11 @@ class MySQLBackend(Backend):
     # COM_RESET_CONNECTION): a kept connection goes only to a class built by
     # the same create_app and config, whose connect listeners set the same.
     keeps_connections = True
+    # No driver shows it reliably (PyMySQL's server_status is that of the
+    # last OK packet: a statement returning rows, INSERT ... RETURNING
+    # included, leaves it as it was): the statements are counted, which
+    # every MySQL engine's monitor does anyway (implicit commits).
     spares_savepoints = True
-
-    def transaction_untouched(self, dbapi_connection: t.Any) -> bool:
-        # PyMySQL keeps the status flags of the server's last reply, where
-        # SERVER_STATUS_IN_TRANS (1) appears with the transaction's first
-        # write (reads change nothing a rollback would undo); mysqlclient
-        # shows none.
-        status = getattr(dbapi_connection, "server_status", None)
-        return isinstance(status, int) and not status & 1
 
     def _admin_urls(self, url: URL) -> list[URL]:
         return [url._replace(database=None)]

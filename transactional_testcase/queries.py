@@ -38,6 +38,10 @@ TRANSACTION_CONTROL = re.compile(
 )
 #: Key of ``Connection.info`` counting the write statements sent on a connection.
 WRITES_KEY = "transactional_testcase.writes"
+#: Key of ``Connection.info`` counting the statements (transaction control
+#: aside) sent on a connection since its test transaction began; reset by
+#: :class:`~transactional_testcase.transaction.TestConnection`.
+STATEMENTS_KEY = "transactional_testcase.statements"
 
 #: Statements that read only.
 READS = re.compile(r"^\s*(SELECT|SHOW|PRAGMA|EXPLAIN|DESCRIBE|WITH\s+\w+\s+AS\s*\(\s*SELECT)\b", re.IGNORECASE)
@@ -87,6 +91,10 @@ class StatementMonitor:
         event.listen(connection, "before_cursor_execute", self._record)
         self._watched[id(connection)] = connection
         return True
+
+    def listens_on(self, engine: Engine) -> bool:
+        """Whether every statement of ``engine``'s connections is seen (and counted)."""
+        return engine in self._engines
 
     def unwatch(self, connection: Connection) -> None:
         if self._watched.pop(id(connection), None) is not None:
@@ -143,15 +151,28 @@ class StatementMonitor:
             return
         for statements in self._captures:
             statements.append(statement)
+        info = _info(conn)
+        info[STATEMENTS_KEY] = info.get(STATEMENTS_KEY, 0) + 1
         if not READS.match(statement):
             self.wrote = True
             # Per connection, for SavepointConnection to tell its own writes
             # from the session's inside its savepoint.
-            info = conn.info
             info[WRITES_KEY] = info.get(WRITES_KEY, 0) + 1
         pattern = self._implicit.get(id(conn.dialect))
         if pattern is not None and pattern.match(statement):
             self.implicit_commits.append(statement)
+
+
+def _info(conn: Connection) -> dict[t.Any, t.Any]:
+    """``conn.info``; a throwaway dict while a dialect's first connect queries the server.
+
+    The connection a dialect initializes on is a bare DBAPI connection, whose
+    ``info`` SQLAlchemy leaves unimplemented: nothing of a test's is counted there.
+    """
+    try:
+        return conn.info
+    except NotImplementedError:
+        return {}
 
 
 def describe(statements: t.Sequence[str], expected: int) -> str:

@@ -536,7 +536,7 @@ class TransactionalTestCase(DatabaseTestCase):
 
     @classmethod
     def _tt_run_setup_test_data(cls, state: _ClassState, redirect: SessionRedirect) -> None:
-        transaction = state.class_transaction = TestTransaction.begin(state.engines, state.backends)
+        transaction = state.class_transaction = TestTransaction.begin(state.engines, state.backends, state.monitor.listens_on)
         state.stack.callback(transaction.end)
         redirect.attach(transaction.connections)
         before = dict(vars(cls))
@@ -564,7 +564,7 @@ class TransactionalTestCase(DatabaseTestCase):
         if state.class_transaction is not None:
             transaction = state.class_transaction.begin_nested()
         else:
-            transaction = TestTransaction.begin(state.engines, state.backends)
+            transaction = TestTransaction.begin(state.engines, state.backends, state.monitor.listens_on)
         self._tt_transaction = transaction
         redirect.attach(transaction.connections)
         for key, reset in state.resetters:

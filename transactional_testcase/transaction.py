@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection, Engine, Transaction
 from sqlalchemy.exc import SQLAlchemyError
 
 from ._compat import SavepointSparingConnection
+from .queries import STATEMENTS_KEY
 
 if t.TYPE_CHECKING:
     from .backends import Backend
@@ -17,7 +18,7 @@ BindKey: t.TypeAlias = str | None
 
 
 class TestConnection(SavepointSparingConnection):
-    """A test's own connection: its first savepoint is free while nothing was written.
+    """A test's own connection: its first savepoint is free while nothing was sent.
 
     The session begins its savepoint (``join_transaction_mode=
     "create_savepoint"``) when it is first used, usually before anything
@@ -26,17 +27,31 @@ class TestConnection(SavepointSparingConnection):
     that adds a row and commits sends its INSERT and the final ROLLBACK
     only; a session rollback there is a ROLLBACK of the whole transaction.
 
+    Untouched is what the driver says (:meth:`Backend.transaction_untouched
+    <transactional_testcase.backends.Backend.transaction_untouched>`), or,
+    where it cannot tell, that the statement monitor counted nothing since
+    the transaction began; where neither is known, every savepoint is real.
+
     .. versionadded:: 0.3
     """
 
     __test__ = False
 
-    def __init__(self, engine: Engine, backend: Backend) -> None:
+    def __init__(self, engine: Engine, backend: Backend, counted: bool) -> None:
+        """``counted``: whether a monitor counts every statement of ``engine`` (see ``_tt_untouched``)."""
         super().__init__(engine)
         self._tt_backend = backend
+        self._tt_counted = counted
+        self._tt_restarted()
 
     def _tt_untouched(self) -> bool:
-        return self._tt_backend.transaction_untouched(self.connection.dbapi_connection)
+        untouched = self._tt_backend.transaction_untouched(self.connection.dbapi_connection)
+        if untouched is None:  # the driver cannot tell: count what was sent
+            return self._tt_counted and not self.info.get(STATEMENTS_KEY, 0)
+        return untouched
+
+    def _tt_restarted(self) -> None:
+        self.info[STATEMENTS_KEY] = 0
 
 
 class TestTransaction:
@@ -62,15 +77,21 @@ class TestTransaction:
 
     @classmethod
     def begin(
-        cls, engines: t.Mapping[BindKey, Engine], backends: t.Mapping[BindKey, Backend]
+        cls,
+        engines: t.Mapping[BindKey, Engine],
+        backends: t.Mapping[BindKey, Backend],
+        counted: t.Callable[[Engine], bool] = lambda engine: False,
     ) -> TestTransaction:
+        """Connect to every engine and begin; ``counted(engine)``: its statements are counted."""
         connections: dict[BindKey, Connection] = {}
         transactions: dict[BindKey, Transaction] = {}
         try:
             for key, engine in engines.items():
                 backend = backends[key]
                 connections[key] = conn = (
-                    TestConnection(engine, backend) if backend.spares_savepoints else engine.connect()
+                    TestConnection(engine, backend, counted(engine))
+                    if backend.spares_savepoints
+                    else engine.connect()
                 )
                 transactions[key] = conn.begin()
         except BaseException:
