@@ -334,28 +334,55 @@ class SparedSavepoints(IsolationCase):
         self.assertEqual(emails(), [])
 
 
-@on_all_backends
-class SparedSavepointsWithClassData(IsolationCase):
-    """Class data written in one INSERT that returns rows: no later savepoint is spared.
+CLASS_EMAILS = ["one@example.com", "three@example.com", "two@example.com"]
 
-    The class transaction holds the rows, so the savepoint each test begins
-    in it is real, and rolling a test back leaves the class data there.
+
+@on_all_backends
+class ClassDataSavepoints(IsolationCase):
+    """Each test runs in one savepoint of the class transaction, taken again by the next test.
+
+    The class data is written in one INSERT that returns rows: the class
+    transaction is touched, so the test's savepoint is a real one, and
+    rolling a test back leaves the class data there. Rolled back to, that
+    savepoint is still open and marks the class data again: the next test
+    starts in it, whatever the previous one left open.
     """
+
+    first_savepoint: t.ClassVar[sa.engine.NestedTransaction | None] = None
 
     @classmethod
     def setUpTestData(cls) -> None:
         db.session.add_all([Customer(email=f"{n}@example.com") for n in ("one", "two", "three")])
 
+    def savepoint(self) -> sa.engine.NestedTransaction | None:
+        """The savepoint the test runs in (the test connection's innermost; begins nothing)."""
+        return db.session.get_bind().get_nested_transaction()
+
     def test_a_session_rollback_keeps_the_class_data(self) -> None:
+        type(self).first_savepoint = self.savepoint()
+        self.assertIsNotNone(self.first_savepoint)
         db.session.add(Customer(email="undone@example.com"))
         db.session.flush()
         db.session.rollback()
-        self.assertEqual(emails(), ["one@example.com", "three@example.com", "two@example.com"])
+        self.assertEqual(emails(), CLASS_EMAILS)
         db.session.add(Customer(email="four@example.com"))
         db.session.commit()
 
-    def test_b_the_next_test_starts_from_the_class_data(self) -> None:
-        self.assertEqual(emails(), ["one@example.com", "three@example.com", "two@example.com"])
+    def test_b_the_next_test_starts_from_the_class_data_in_the_same_savepoint(self) -> None:
+        self.assertIs(self.savepoint(), self.first_savepoint)
+        self.assertEqual(emails(), CLASS_EMAILS)
+
+    def test_c_leaves_savepoints_open(self) -> None:
+        db.session.begin_nested()
+        db.session.add(Customer(email="nested-open@example.com"))
+        db.session.flush()
+        conn = db.engine.connect()  # never closed
+        conn.execute(insert_customer("direct-open@example.com"))
+        self.assertEqual(len(emails()), 5)
+
+    def test_d_starts_from_the_class_data_again(self) -> None:
+        self.assertIs(self.savepoint(), self.first_savepoint)
+        self.assertEqual(emails(), CLASS_EMAILS)
 
 
 # -- db.engine -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import os
 import typing as t
 import weakref
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, NestedTransaction
 
 # ``Engine.execution_options()`` returns an ``OptionEngine``: an Engine that
 # shares its parent's pool, dialect, URL and event dispatch. It is public in
@@ -26,6 +26,7 @@ __all__ = [
     "engine_listeners",
     "handlers_out_of_reach_of_fileconfig",
     "revision_steps",
+    "rewind",
     "savepoint_counter",
     "socket_fileno",
     "version_locations",
@@ -191,7 +192,6 @@ class SavepointSparingConnection(Connection):
             return
         if self._has_events or self.engine._has_events:
             self.dispatch.release_savepoint(self, name, None)
-        self._tt_spared = None
 
     def _rollback_to_savepoint_impl(self, name: str) -> None:
         if name != self._tt_spared:
@@ -199,13 +199,26 @@ class SavepointSparingConnection(Connection):
             return
         if self._has_events or self.engine._has_events:
             self.dispatch.rollback_savepoint(self, name, None)
-        self._tt_spared = None
+        # Still the transaction's start (see rewind()); names are never reused.
         if self._still_open_and_dbapi_connection_is_valid:
             try:
                 self.engine.dialect.do_rollback(self.connection)
             except BaseException as e:  # noqa: BLE001 - wrapped as SQLAlchemy wraps any DBAPI error
                 self._handle_dbapi_exception(e, None, None, None, None)
             self._tt_restarted()
+
+
+def rewind(savepoint: NestedTransaction) -> None:
+    """Roll back to ``savepoint`` and keep it open, as the database does.
+
+    ``ROLLBACK TO SAVEPOINT`` leaves the savepoint established (PostgreSQL,
+    MySQL and SQLite alike), but ``NestedTransaction.rollback()`` also ends it
+    in SQLAlchemy, so the next one would be a new SAVEPOINT on top. Calls
+    ``Connection._rollback_to_savepoint_impl`` with
+    ``NestedTransaction._savepoint``, as ``rollback()`` does, and leaves the
+    transaction active. Checked against SQLAlchemy 2.0.x and 2.1.9.
+    """
+    savepoint.connection._rollback_to_savepoint_impl(savepoint._savepoint)
 
 
 def socket_fileno(dbapi_connection: t.Any) -> int | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import typing as t
 
-from sqlalchemy.engine import Connection, Engine, Transaction
+from sqlalchemy.engine import Connection, Engine, NestedTransaction, Transaction
 from sqlalchemy.exc import SQLAlchemyError
 
-from ._compat import SavepointSparingConnection
+from ._compat import SavepointSparingConnection, rewind
 from .queries import STATEMENTS_KEY
 
 if t.TYPE_CHECKING:
@@ -60,7 +60,8 @@ class TestTransaction:
     A top-level one owns its connections and ends by closing them (closing
     rolls back, and spares the pool a second ROLLBACK). A nested one, for a
     test of a class with ``setUpTestData``, is a SAVEPOINT on the class's
-    connections and ends by rolling back to it.
+    connections and ends by rolling back to it, which leaves the savepoint
+    open: the next test takes it again (see :meth:`begin_nested`).
     """
 
     __test__ = False
@@ -69,11 +70,14 @@ class TestTransaction:
         self,
         connections: dict[BindKey, Connection],
         transactions: dict[BindKey, Transaction],
-        owns_connections: bool,
+        parent: TestTransaction | None = None,
     ) -> None:
         self.connections = connections
         self.transactions = transactions
-        self.owns_connections = owns_connections
+        self.parent = parent
+        #: A nested transaction that ended by rolling back to its savepoints,
+        #: still open: the next :meth:`begin_nested` returns it.
+        self._rewound: TestTransaction | None = None
 
     @classmethod
     def begin(
@@ -98,13 +102,29 @@ class TestTransaction:
             for conn in connections.values():
                 conn.close()
             raise
-        return cls(connections, transactions, owns_connections=True)
+        return cls(connections, transactions)
 
     def begin_nested(self) -> TestTransaction:
+        """A SAVEPOINT on every connection: the one the last nested transaction rolled back to, if open.
+
+        Rolled back to, a savepoint marks again the state it was begun in,
+        so the next test needs no new one: a round trip less per test, and no
+        pile of savepoints over a long class (MySQL's SAVEPOINT takes longer
+        with every savepoint open).
+
+        .. versionchanged:: 0.3
+           Takes the previous test's savepoints again.
+        """
+        rewound, self._rewound = self._rewound, None
+        if rewound is not None and all(
+            trans.is_active and self.connections[key].get_nested_transaction() is trans
+            for key, trans in rewound.transactions.items()
+        ):
+            return rewound
         transactions: dict[BindKey, Transaction] = {}
         for key, conn in self.connections.items():
             transactions[key] = conn.begin_nested()
-        return TestTransaction(self.connections, transactions, owns_connections=False)
+        return TestTransaction(self.connections, transactions, parent=self)
 
     def end(self) -> list[BindKey]:
         """Roll everything back; return the bind keys whose transaction was ended early."""
@@ -113,7 +133,7 @@ class TestTransaction:
             trans = self.transactions[key]
             if not trans.is_active:
                 ended.append(key)
-            if self.owns_connections:
+            if self.parent is None:
                 with contextlib.suppress(Exception):
                     conn.close()
                 continue
@@ -126,7 +146,11 @@ class TestTransaction:
                     break
             if trans.is_active:
                 try:
-                    trans.rollback()
+                    rewind(t.cast(NestedTransaction, trans))
                 except SQLAlchemyError:
                     ended.append(key)
+                    with contextlib.suppress(Exception):  # ends it in SQLAlchemy too
+                        trans.rollback()
+        if self.parent is not None:
+            self.parent._rewound = None if ended else self
         return ended
