@@ -1,7 +1,11 @@
 """Isolation, proved by a model: a hypothesis state machine drives app code inside tests.
 
 ``StateMachine_<backend>.test_model_agrees_with_database`` runs
-:class:`IsolationMachine` with a fixed seed. Each hypothesis example is a random
+:class:`IsolationMachine` with a fixed seed, and
+``ClassDataStateMachine_<backend>`` runs it again in a class whose
+``setUpTestData`` wrote rows (in one INSERT that returns ids) that every
+example starts from: there each example runs in the savepoint of the class
+transaction the previous one rolled back to. Each hypothesis example is a random
 sequence of what app code does inside one test: add/flush/commit/rollback
 through ``db.session`` and through ``shop.session`` (a reference taken at import
 time), ``begin_nested()`` blocks released or abandoned, IntegrityErrors caught and
@@ -26,6 +30,8 @@ After every example:
 
 * the test's connections must be closed and the pools must have nothing
   checked out (a leaked connection is force-closed so later examples run);
+  with class data, the class's connections must be back in the test's
+  savepoint, with nothing else checked out;
 * an independent connection per database (``leftover_rows``) must find no row,
   whatever the example committed (rows found are reported and wiped).
 
@@ -185,8 +191,10 @@ class Table:
 class Model:
     """What the test should see through ``db.session``."""
 
-    def __init__(self) -> None:
-        self.tables = {name: Table() for name in TARGETS}
+    def __init__(self, committed: t.Mapping[str, t.Iterable[str]] | None = None) -> None:
+        """``committed``: what the test starts from (the class data), per table."""
+        committed = committed or {}
+        self.tables = {name: Table(committed=set(committed.get(name, ()))) for name in TARGETS}
 
     def expected(self, name: str) -> set[str]:
         table = self.tables[name]
@@ -246,7 +254,7 @@ class Model:
 class ExampleTest:
     """A fresh test of ``case``'s class: ``setUp()`` now, cleanups and checks in :meth:`finish`."""
 
-    def __init__(self, case: StateMachine) -> None:
+    def __init__(self, case: _Machine) -> None:
         self.case = case
         self.cleanups = case._sm_cleanups = contextlib.ExitStack()
         try:
@@ -257,6 +265,9 @@ class ExampleTest:
                 key: t.cast(TestEngine, engine).test_connection() for key, engine in engines.items()
             }
             self.pools = {key: engine.pool for key, engine in engines.items()}
+            #: With class data, the class's connections and the savepoint the test runs in.
+            self.class_data = bool(case.class_values())
+            self.savepoints = {key: conn.get_nested_transaction() for key, conn in self.connections.items()}
         except BaseException:
             self.cleanups.close()
             raise
@@ -277,11 +288,19 @@ class ExampleTest:
 
     def _leaks(self) -> list[str]:
         problems = []
+        # With class data the class's own connection stays checked out and
+        # open, back in the savepoint the test began in (the next one's).
+        kept = 1 if self.class_data else 0
         for key, pool in self.pools.items():
             checked_out = getattr(pool, "checkedout", lambda: 0)()
-            if checked_out:
+            if checked_out != kept:
                 problems.append(f"the {_bind_name(key)} pool has {checked_out} connection(s) checked out")
         for key, conn in self.connections.items():
+            if self.class_data:
+                savepoint = self.savepoints[key]
+                if conn.closed or conn.get_nested_transaction() is not savepoint or not savepoint.is_active:
+                    problems.append(f"the class's {_bind_name(key)} connection is not back in the test's savepoint")
+                continue
             if not conn.closed:
                 problems.append(f"the test's {_bind_name(key)} connection was left open")
                 with contextlib.suppress(Exception):
@@ -335,13 +354,13 @@ def step(function: _F) -> _F:
 class IsolationMachine(RuleBasedStateMachine):
     """What app code does inside one test, checked against :class:`Model` after every step."""
 
-    def __init__(self, case_factory: t.Callable[[], StateMachine], stats: Stats) -> None:
+    def __init__(self, case_factory: t.Callable[[], _Machine], stats: Stats) -> None:
         super().__init__()
         self.stats = stats
         stats.sequences += 1
         self.example = ExampleTest(case_factory())
         self.case = self.example.case
-        self.model = Model()
+        self.model = Model(self.case.class_values())
         self.counter = 0
 
     def teardown(self) -> None:
@@ -604,11 +623,15 @@ def emails() -> list[str]:
     return sorted(TARGETS[CUSTOMERS].seen())
 
 
-@on_all_backends
-class StateMachine(model_app.ModelCase, _CaseBase):  # type: ignore[misc]  # alembic_config = False
+class _Machine(model_app.ModelCase, _CaseBase):  # type: ignore[misc]  # alembic_config = False
     """Drives examples, each a test of this class of its own (see the module docstring)."""
 
     _sm_cleanups: contextlib.ExitStack | None = None
+
+    @classmethod
+    def class_values(cls) -> dict[str, set[str]]:
+        """What every example starts from, per table: the class data."""
+        return {}
 
     # -- the example lifecycle ---------------------------------------------------------------
 
@@ -623,11 +646,11 @@ class StateMachine(model_app.ModelCase, _CaseBase):  # type: ignore[misc]  # ale
         else:
             self._sm_cleanups.callback(function, *args, **kwargs)
 
-    def new_example(self) -> StateMachine:
+    def new_example(self) -> _Machine:
         return type(self)(self._testMethodName)
 
     @contextlib.contextmanager
-    def example(self) -> t.Iterator[StateMachine]:
+    def example(self) -> t.Iterator[_Machine]:
         """One scripted test, run like a machine's example (and checked alike afterwards)."""
         example = ExampleTest(self.new_example())
         try:
@@ -664,6 +687,35 @@ class StateMachine(model_app.ModelCase, _CaseBase):  # type: ignore[misc]  # ale
         self.assertGreater(stats.sequences, 1)
         never = [name for name in RULES if not stats.rules[name]]
         self.assertEqual(never, [], "rules the machine never ran")
+
+
+@on_all_backends
+class ClassDataStateMachine(_Machine):
+    """The same machine in a class with ``setUpTestData``: every example starts from its rows.
+
+    Each example runs in the savepoint of the class transaction that the
+    previous one rolled back to; the checks after every example find the
+    class's connections back in it.
+    """
+
+    CLASS_VALUES: t.ClassVar[dict[str, set[str]]] = {
+        CUSTOMERS: {"class1@example.com", "class2@example.com"},
+        AUDIT: {"class audit"},
+    }
+
+    @classmethod
+    def class_values(cls) -> dict[str, set[str]]:
+        return cls.CLASS_VALUES
+
+    @classmethod
+    def setUpTestData(cls) -> None:
+        for name, values in cls.CLASS_VALUES.items():
+            db.session.add_all(TARGETS[name].new(value) for value in sorted(values))
+
+
+@on_all_backends
+class StateMachine(_Machine):
+    """The machine, and scripted tests of what it found (each an example of its own)."""
 
     # -- divergence 1: direct commits inside the session's savepoint ------------------------
 
