@@ -119,7 +119,7 @@ class Settings:
             return cls(40, 8, 3, 1, {"tt_commit": 10, "fsa_commit": 10, "core_insert": 10, "delete_all": 3,
                                      "truncate": 2, "drop_create": 1}, 1, 1, 1, 1, False)
         return cls(200, 20, 15, 7, {"tt_commit": 30, "fsa_commit": 30, "core_insert": 30, "delete_all": 12,
-                                     "truncate": 8, "drop_create": 4}, 5, 3, 3, 3, True)
+                                     "truncate": 8, "drop_create": 4}, 5, 5, 5, 5, True)
 
 
 def progress(message: str) -> None:
