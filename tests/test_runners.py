@@ -44,7 +44,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tests.runner_suite import sample_cases
+from tests.runner_suite import exit_after_session, sample_cases
 from tests.support import (
     BACKENDS,
     drop_database,
@@ -131,6 +131,10 @@ _PYTEST = [*_PY, "pytest", "-p", "no:cacheprovider", "-rfE", SAMPLE_PATH]
 # doubles pytest's start-up and has nothing to do with the library: load only
 # the plugin a run needs.
 _PYTEST_ENV = (("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1"),)
+PLUGIN = "transactional_testcase.pytest_plugin"
+#: A plugin of the sample suite's: the process ends with ``os._exit`` once the
+#: session has ended, as a worker killed at its exit deadline would.
+EXIT_AFTER_SESSION = exit_after_session.__name__
 
 RUNNERS: dict[str, Runner] = {
     r.name: r
@@ -142,7 +146,10 @@ RUNNERS: dict[str, Runner] = {
         Runner("nose2mp", [*_NOSE2, "--plugin", "nose2.plugins.mp", "-N", "2"], True, parse_unittest),
         # pytest collects a file named on its command line whatever python_files says.
         Runner("pytest", _PYTEST, False, parse_pytest, _PYTEST_ENV),
-        Runner("xdist", [*_PYTEST, "-p", "xdist.plugin", "-n", "2"], True, parse_pytest, _PYTEST_ENV),
+        # The library's plugin, as pytest's autoload would bring it: workers drop
+        # their databases at the session's end, before xdist's 10 s exit deadline.
+        Runner("xdist", [*_PYTEST, "-p", "xdist.plugin", "-p", PLUGIN, "-n", "2"], True, parse_pytest,
+               _PYTEST_ENV),
         # unittest-parallel hands out whole modules by default: one module here,
         # so split by class to keep both workers busy.
         Runner("unittest_parallel", [*_PY, "unittest_parallel", "-j", "2", "--level", "class", "-v",
@@ -293,23 +300,25 @@ class RunnerMatrix(unittest.TestCase):
             self.assertGreaterEqual(len(pids), 2, "the tests did not run in two workers" + run.context)
         else:
             self.assertEqual(len(pids), 1, run.context)
+        names = sorted(u.database or "" for u in map(sa.make_url, run.used))
+        left = self.leftovers(run)
+        self.assertEqual(left, set(), f"databases left after the run (it used {names})" + run.context)
+
+    def leftovers(self, run: Run) -> set[str]:
+        """The run's databases (SQLite files and temporary folders) that still exist."""
         used = [sa.make_url(u) for u in run.used]
         if run.url is None:
             for url in used:
                 path = url.database or ""
                 self.assertEqual(url.get_backend_name(), "sqlite")
                 self.assertTrue(path.startswith(run.tmp + os.sep), f"{path} is outside {run.tmp}")
-                self.assertFalse(os.path.exists(path), f"{path} still exists after the run" + run.context)
-            left = [n for n in os.listdir(run.tmp) if n.startswith("transactional_testcase")]
-            self.assertEqual(left, [], f"temporary folders left in {run.tmp}" + run.context)
-        else:
-            for url in used:
-                self.assertEqual(url.drivername, run.url.drivername)
-                self.assertEqual((url.host, url.port), (run.url.host, run.url.port))
-                self.assertTrue((url.database or "").startswith(run.base), url.database)
-            names = sorted(u.database or "" for u in used)
-            left = server_databases(run.url, run.base)
-            self.assertEqual(left, set(), f"databases left after the run (it used {names})" + run.context)
+            files = {u.database or "" for u in used if os.path.exists(u.database or "")}
+            return files | {n for n in os.listdir(run.tmp) if n.startswith("transactional_testcase")}
+        for url in used:
+            self.assertEqual(url.drivername, run.url.drivername)
+            self.assertEqual((url.host, url.port), (run.url.host, run.url.port))
+            self.assertTrue((url.database or "").startswith(run.base), url.database)
+        return server_databases(run.url, run.base)
 
 
 def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
@@ -325,6 +334,9 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
         output, _ = proc.communicate()
         raise AssertionError(f"{' '.join(argv)} did not finish within {TIMEOUT:.0f} s:\n{output}") from None
     return proc.returncode, output
+
+
+_MatrixBase = RunnerMatrix if t.TYPE_CHECKING else object  # a mixin: not collected by itself
 
 
 def _add_tests(
@@ -359,18 +371,40 @@ def _add_tests(
     return add if cls is None else add(cls)
 
 
+class PytestPluginChecks(_MatrixBase):
+    """The library's pytest plugin drops the databases when the session ends, not at exit."""
+
+    def test_pytest_plugin_drops_before_exit(self) -> None:
+        """A pytest process that dies right after its session leaves nothing, with the plugin."""
+        # No exit handler runs after os._exit: what the plugin dropped is all that is gone.
+        argv = [*_PYTEST, "-p", PLUGIN, "-p", EXIT_AFTER_SESSION]
+        run = self.run_sample(Runner("pytest_plugin", argv, False, parse_pytest, _PYTEST_ENV), fail=False)
+        self.assertEqual((run.summary.ran, run.summary.passed), (self.expected, self.expected), run.context)
+        self.assertIn(exit_after_session.MESSAGE, run.output)
+        self.check_databases(run)
+
+    def test_without_the_plugin_such_a_process_leaves_its_databases(self) -> None:
+        """Control: without the plugin the same death leaves the databases (dropped at exit only)."""
+        argv = [*_PYTEST, "-p", EXIT_AFTER_SESSION]
+        run = self.run_sample(Runner("pytest_noplugin", argv, False, parse_pytest, _PYTEST_ENV), fail=False)
+        self.assertEqual((run.summary.ran, run.summary.passed), (self.expected, self.expected), run.context)
+        self.assertIn(exit_after_session.MESSAGE, run.output)
+        self.assertTrue(run.used, "the sample classes reported no database" + run.context)
+        self.assertNotEqual(self.leftovers(run), set(), run.context)  # run_sample's cleanup drops them
+
+
 @_add_tests
-class RunnersOnSQLite(RunnerMatrix):
+class RunnersOnSQLite(PytestPluginChecks, RunnerMatrix):
     backend = "sqlite"
 
 
 @_add_tests
-class RunnersOnPsycopg2(RunnerMatrix):
+class RunnersOnPsycopg2(PytestPluginChecks, RunnerMatrix):
     backend = "psycopg2"
 
 
 @_add_tests
-class RunnersOnPyMySQL(RunnerMatrix):
+class RunnersOnPyMySQL(PytestPluginChecks, RunnerMatrix):
     backend = "pymysql"
 
 
