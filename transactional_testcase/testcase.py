@@ -86,6 +86,10 @@ class _ClassState:
         #: The app built for the class (dropped from the class after it).
         self.app: Flask | None = None
 
+    def begin(self) -> TestTransaction:
+        """A connection per engine, each in a transaction of its own (the class's or a test's)."""
+        return TestTransaction.begin(self.engines, self.backends, self.monitor.listens_on)
+
 
 class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
     """Builds the app and its fresh, migrated test databases once per class.
@@ -536,7 +540,7 @@ class TransactionalTestCase(DatabaseTestCase):
 
     @classmethod
     def _tt_run_setup_test_data(cls, state: _ClassState, redirect: SessionRedirect) -> None:
-        transaction = state.class_transaction = TestTransaction.begin(state.engines, state.backends, state.monitor.listens_on)
+        transaction = state.class_transaction = state.begin()
         state.stack.callback(transaction.end)
         redirect.attach(transaction.connections)
         before = dict(vars(cls))
@@ -564,7 +568,7 @@ class TransactionalTestCase(DatabaseTestCase):
         if state.class_transaction is not None:
             transaction = state.class_transaction.begin_nested()
         else:
-            transaction = TestTransaction.begin(state.engines, state.backends, state.monitor.listens_on)
+            transaction = state.begin()
         self._tt_transaction = transaction
         redirect.attach(transaction.connections)
         for key, reset in state.resetters:
