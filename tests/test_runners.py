@@ -374,21 +374,22 @@ def _add_tests(
 class PytestPluginChecks(_MatrixBase):
     """The library's pytest plugin drops the databases when the session ends, not at exit."""
 
+    def run_dying_after_session(self, *plugins: str) -> Run:
+        """Run the sample suite under pytest, the process ending with ``os._exit`` after the session."""
+        argv = [*_PYTEST, *(a for p in plugins for a in ("-p", p)), "-p", EXIT_AFTER_SESSION]
+        run = self.run_sample(Runner("pytest_dying", argv, False, parse_pytest, _PYTEST_ENV), fail=False)
+        self.assertEqual((run.summary.ran, run.summary.passed), (self.expected, self.expected), run.context)
+        self.assertIn(exit_after_session.MESSAGE, run.output)
+        return run
+
     def test_pytest_plugin_drops_before_exit(self) -> None:
         """A pytest process that dies right after its session leaves nothing, with the plugin."""
         # No exit handler runs after os._exit: what the plugin dropped is all that is gone.
-        argv = [*_PYTEST, "-p", PLUGIN, "-p", EXIT_AFTER_SESSION]
-        run = self.run_sample(Runner("pytest_plugin", argv, False, parse_pytest, _PYTEST_ENV), fail=False)
-        self.assertEqual((run.summary.ran, run.summary.passed), (self.expected, self.expected), run.context)
-        self.assertIn(exit_after_session.MESSAGE, run.output)
-        self.check_databases(run)
+        self.check_databases(self.run_dying_after_session(PLUGIN))
 
     def test_without_the_plugin_such_a_process_leaves_its_databases(self) -> None:
         """Control: without the plugin the same death leaves the databases (dropped at exit only)."""
-        argv = [*_PYTEST, "-p", EXIT_AFTER_SESSION]
-        run = self.run_sample(Runner("pytest_noplugin", argv, False, parse_pytest, _PYTEST_ENV), fail=False)
-        self.assertEqual((run.summary.ran, run.summary.passed), (self.expected, self.expected), run.context)
-        self.assertIn(exit_after_session.MESSAGE, run.output)
+        run = self.run_dying_after_session()
         self.assertTrue(run.used, "the sample classes reported no database" + run.context)
         self.assertNotEqual(self.leftovers(run), set(), run.context)  # run_sample's cleanup drops them
 

@@ -11,7 +11,7 @@ pytest loads this module by itself through the package's ``pytest11`` entry
 point; with ``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` set, pass
 ``-p transactional_testcase.pytest_plugin``.
 
-.. versionadded:: 0.3.0
+.. versionadded:: 0.3
 """
 
 from __future__ import annotations
