@@ -32,9 +32,12 @@ def rows() -> list[list[str]]:
 
 def table(data: list[list[str]]) -> str:
     header = [*COLUMNS, "backends", "suite"]
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *data)]
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *data, strict=False)]
     rule = "  ".join("=" * w for w in widths)
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    def line(cells: list[str] | tuple[str, ...]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
+
     return "\n".join([rule, line(header), rule, *(line(r) for r in data), rule])
 
 

@@ -35,13 +35,12 @@ FLASK_SQLALCHEMY = ["3.0", "3.1"]
 FLASK = ["2.3", "3.1"]
 
 
-def _run_suite(
-    session: nox.Session, backends: str, pins: dict[str, str], skip: tuple[str, ...] = ()
-) -> None:
+def _run_suite(session: nox.Session, backends: str, pins: dict[str, str], skip: tuple[str, ...] = ()) -> None:
     session.chdir(ROOT)
     session.install("-e", f"{ROOT}[test,mysqlclient]", *(f"{k}=={v}.*" for k, v in pins.items()))
     versions = session.run(
-        "python", "-c",
+        "python",
+        "-c",
         "import importlib.metadata as m;"
         "print(' '.join(f'{p}=={m.version(p)}' for p in "
         "('Flask', 'Flask-SQLAlchemy', 'SQLAlchemy', 'alembic', 'Flask-Migrate', 'Werkzeug')))",

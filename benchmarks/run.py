@@ -73,8 +73,12 @@ WORK = tempfile.mkdtemp(prefix="tt_bench_")
 atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 os.environ["TRANSACTIONAL_TESTCASE_CACHE"] = os.path.join(WORK, "cache")
 os.environ["TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES"] = "0"
-for _name in ("TRANSACTIONAL_TESTCASE_KEEPDB", "TRANSACTIONAL_TESTCASE_WORKER", "PYTEST_XDIST_WORKER",
-              "TEST_DATABASE_URL"):
+for _name in (
+    "TRANSACTIONAL_TESTCASE_KEEPDB",
+    "TRANSACTIONAL_TESTCASE_WORKER",
+    "PYTEST_XDIST_WORKER",
+    "TEST_DATABASE_URL",
+):
     os.environ.pop(_name, None)
 
 import flask_migrate
@@ -116,10 +120,44 @@ class Settings:
     @classmethod
     def make(cls, quick: bool) -> Settings:
         if quick:
-            return cls(40, 8, 3, 1, {"tt_commit": 10, "fsa_commit": 10, "core_insert": 10, "delete_all": 3,
-                                     "truncate": 2, "drop_create": 1}, 1, 1, 1, 1, False)
-        return cls(200, 20, 15, 7, {"tt_commit": 30, "fsa_commit": 30, "core_insert": 30, "delete_all": 12,
-                                     "truncate": 8, "drop_create": 4}, 5, 5, 5, 5, True)
+            return cls(
+                40,
+                8,
+                3,
+                1,
+                {
+                    "tt_commit": 10,
+                    "fsa_commit": 10,
+                    "core_insert": 10,
+                    "delete_all": 3,
+                    "truncate": 2,
+                    "drop_create": 1,
+                },
+                1,
+                1,
+                1,
+                1,
+                False,
+            )
+        return cls(
+            200,
+            20,
+            15,
+            7,
+            {
+                "tt_commit": 30,
+                "fsa_commit": 30,
+                "core_insert": 30,
+                "delete_all": 12,
+                "truncate": 8,
+                "drop_create": 4,
+            },
+            5,
+            5,
+            5,
+            5,
+            True,
+        )
 
 
 def progress(message: str) -> None:
@@ -169,8 +207,10 @@ class BenchProvisioner(tt_provisioning.Provisioner):
 
 
 if not hasattr(tt_provisioning.Provisioner, "_register_atexit"):
-    raise SystemExit("transactional_testcase.provisioning.Provisioner._register_atexit is gone: update "
-                     "BenchProvisioner in benchmarks/run.py")
+    raise SystemExit(
+        "transactional_testcase.provisioning.Provisioner._register_atexit is gone: update "
+        "BenchProvisioner in benchmarks/run.py"
+    )
 
 
 def count_rows(url: str) -> int:
@@ -277,15 +317,19 @@ def make_tt_class(url: str, name: str = "BenchTT") -> type[TransactionalTestCase
         db.session.add(models.Tag(name="bench"))
         db.session.commit()
 
-    return type(name, (TransactionalTestCase,), {
-        "database_url": url,
-        "alembic_config": MIGRATIONS,
-        "create_app": classmethod(lambda cls, config: create_app(config)),
-        "test_empty": test_empty,
-        "test_commit": test_commit,
-        "__module__": __name__,
-        "__qualname__": name,
-    })
+    return type(
+        name,
+        (TransactionalTestCase,),
+        {
+            "database_url": url,
+            "alembic_config": MIGRATIONS,
+            "create_app": classmethod(lambda cls, config: create_app(config)),
+            "test_empty": test_empty,
+            "test_commit": test_commit,
+            "__module__": __name__,
+            "__qualname__": name,
+        },
+    )
 
 
 class AltCase(unittest.TestCase):
@@ -334,8 +378,11 @@ def reset_statements(family: str, kind: str) -> list[str]:
         return [f"DELETE FROM {name}" for name in tables]
     if family == "postgresql":
         return ["TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"]
-    return ["SET FOREIGN_KEY_CHECKS = 0", *(f"TRUNCATE TABLE {name}" for name in tables),
-            "SET FOREIGN_KEY_CHECKS = 1"]
+    return [
+        "SET FOREIGN_KEY_CHECKS = 0",
+        *(f"TRUNCATE TABLE {name}" for name in tables),
+        "SET FOREIGN_KEY_CHECKS = 1",
+    ]
 
 
 def sqlite_begin_recipe(engine: sa.Engine) -> None:
@@ -453,12 +500,14 @@ class Table:
         lines = [self.title, "-" * len(self.title)]
         if self.note:
             lines += textwrap.wrap(self.note, 100) + [""]
-        lines.append(" " * w0 + "  " + "  ".join(h.rjust(w) for h, w in zip(heads, widths)))
+        lines.append(" " * w0 + "  " + "  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=False)))
         for label, cells in self.rows:
             if not label and not any(cells):
                 lines.append("")
                 continue
-            lines.append(label.ljust(w0) + "  " + "  ".join(c.rjust(w) for c, w in zip(cells, widths)))
+            lines.append(
+                label.ljust(w0) + "  " + "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=False))
+            )
         return "\n".join(lines)
 
 
@@ -563,14 +612,26 @@ class Bench:
             "fsa_commit": (fsa, "test_commit", None),
             "core_insert": (core, "test_insert", None),
             "drop_create": (type("DC", (DropCreate,), {"app": alt_app}), "test_commit", "absent"),
-            "truncate": (type("TR", (ResetTables,), {
-                "app": alt_app, "reset_statements": reset_statements(self.family, "truncate")}),
-                "test_commit", "present"),
+            "truncate": (
+                type(
+                    "TR",
+                    (ResetTables,),
+                    {"app": alt_app, "reset_statements": reset_statements(self.family, "truncate")},
+                ),
+                "test_commit",
+                "present",
+            ),
         }
         if self.family != "sqlite":  # on SQLite "truncate" already is DELETE FROM every table
-            variants["delete_all"] = (type("DA", (ResetTables,), {
-                "app": alt_app, "reset_statements": reset_statements(self.family, "delete")}),
-                "test_commit", "present")
+            variants["delete_all"] = (
+                type(
+                    "DA",
+                    (ResetTables,),
+                    {"app": alt_app, "reset_statements": reset_statements(self.family, "delete")},
+                ),
+                "test_commit",
+                "present",
+            )
         rounds: dict[str, list[float]] = {v: [] for v in variants}
         for r in range(s.s2_rounds):
             for name in rotated(list(variants), r):
@@ -581,7 +642,9 @@ class Bench:
                             db.drop_all()
                         else:
                             db.create_all()
-                fixture = class_fixture(cls) if issubclass(cls, TransactionalTestCase) else contextlib.nullcontext()
+                fixture = (
+                    class_fixture(cls) if issubclass(cls, TransactionalTestCase) else contextlib.nullcontext()
+                )
                 warmup = 5 if tables is None else 1
                 gc.collect()
                 with fixture:
@@ -595,8 +658,9 @@ class Bench:
 
     # -- section 3 -------------------------------------------------------------------
 
-    def _ensure(self, prov: BenchProvisioner, keepdb: bool = False, timed: str = "",
-                url: str | None = None) -> tuple[float, str]:
+    def _ensure(
+        self, prov: BenchProvisioner, keepdb: bool = False, timed: str = "", url: str | None = None
+    ) -> tuple[float, str]:
         """Provision ``url`` (``prov_url``) with ``prov`` for a fresh app; time it until ``alembic_version`` is read.
 
         ``timed`` names a reference method instead: ``create`` (an empty
@@ -719,10 +783,16 @@ class Bench:
             def test_empty(self: TransactionalTestCase) -> None:
                 pass
 
-            klass = type(f"Class{i:02d}", (Base,), {
-                "setUpClass": classmethod(setUpClass), "tearDownClass": classmethod(tearDownClass),
-                "test_empty": test_empty, "__module__": __name__,
-            })
+            klass = type(
+                f"Class{i:02d}",
+                (Base,),
+                {
+                    "setUpClass": classmethod(setUpClass),
+                    "tearDownClass": classmethod(tearDownClass),
+                    "test_empty": test_empty,
+                    "__module__": __name__,
+                },
+            )
             return klass
 
         classes = [make(i) for i in range(n)]
@@ -771,11 +841,23 @@ class Bench:
         runs = []
         for run in range(2):
             out = os.path.join(WORK, f"warm_{self.driver}_{repeat}_{run}.json")
-            env = child_env(TRANSACTIONAL_TESTCASE_KEEPDB="1", TRANSACTIONAL_TESTCASE_CACHE=cache,
-                            TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="0", BENCH_URL=url, BENCH_OUT=out)
+            env = child_env(
+                TRANSACTIONAL_TESTCASE_KEEPDB="1",
+                TRANSACTIONAL_TESTCASE_CACHE=cache,
+                TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="0",
+                BENCH_URL=url,
+                BENCH_OUT=out,
+            )
             t0 = pc()
-            proc = subprocess.run([sys.executable, module], check=False, env=env, cwd=WORK, capture_output=True,
-                                  text=True, timeout=300)
+            proc = subprocess.run(
+                [sys.executable, module],
+                check=False,
+                env=env,
+                cwd=WORK,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             wall = pc() - t0
             if proc.returncode != 0:
                 raise SystemExit(f"{self.driver}: warm-run subprocess failed:\n{proc.stdout}\n{proc.stderr}")
@@ -825,18 +907,36 @@ class Bench:
         out = tempfile.mkdtemp(prefix="phase_", dir=WORK)
         # Only xdist: other installed plugins (hypothesis, Faker, pytest-benchmark...) would add
         # their own startup and per-test costs to what is measured.
-        env = child_env(BENCH_URL=url, BENCH_OUT=out, TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="1",
-                        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
-        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "xdist.plugin", *args,
-                module]
+        env = child_env(
+            BENCH_URL=url,
+            BENCH_OUT=out,
+            TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="1",
+            PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+        )
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "xdist.plugin",
+            *args,
+            module,
+        ]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
-        proc = subprocess.run(argv, check=False, env=env, cwd=folder, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            argv, check=False, env=env, cwd=folder, capture_output=True, text=True, timeout=600
+        )
         t1 = time.monotonic()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if proc.returncode != 0:
-            raise SystemExit(f"{self.driver}: {' '.join(argv[2:])} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+            raise SystemExit(
+                f"{self.driver}: {' '.join(argv[2:])} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+            )
         phases = []
         for path in glob.glob(os.path.join(out, "phase-*.json")):
             with open(path) as f:
@@ -852,8 +952,9 @@ class Bench:
             "startup": start - t0,
             "tail": t1 - end,
             "cpu": cpu,
-            "workers": sorted((p["end"] - p["start"], p["tests"], p["setup"], p["cpu_end"] - p["cpu_start"])
-                              for p in phases),
+            "workers": sorted(
+                (p["end"] - p["start"], p["tests"], p["setup"], p["cpu_end"] - p["cpu_start"]) for p in phases
+            ),
             "phase_cpu": sum(p["cpu_end"] - p["cpu_start"] for p in phases),
         }
 
@@ -935,7 +1036,7 @@ if __name__ == "__main__":
 
 #: What both generated suites share: each process records its test phase (first
 #: setUpClass to last tearDownClass) in $BENCH_OUT at exit...
-_PHASE_RECORDER = '''\
+_PHASE_RECORDER = """\
 PHASE = {"start": None, "end": None, "tests": 0, "setup": 0.0, "cpu_start": 0.0, "cpu_end": 0.0}
 
 
@@ -945,9 +1046,9 @@ def _dump():
         path = os.path.join(os.environ["BENCH_OUT"], "phase-%d.json" % os.getpid())
         with open(path, "w") as f:
             json.dump(PHASE, f)
-'''
+"""
 #: ... and their 400 tests: 20 classes of 20, numbered, each calling ``work(i)``.
-_CLASSES = '''\
+_CLASSES = """\
 def _test(i):
     def test(self):
         self.work(i)
@@ -958,7 +1059,7 @@ for _c in range(20):
     _name = "{prefix}%02d" % _c
     globals()[_name] = type(_name, ({base},), {{
         "__module__": __name__, **{{"test_%02d" % _t: _test(_c * 20 + _t) for _t in range(20)}}}})
-'''
+"""
 
 SUITE_MODULE = (
     '''\
@@ -972,7 +1073,7 @@ from transactional_testcase import TransactionalTestCase
 
 '''
     + _PHASE_RECORDER
-    + '''
+    + """
 
 class SuiteBase(TransactionalTestCase):
     database_url = os.environ["BENCH_URL"]
@@ -1014,7 +1115,7 @@ class SuiteBase(TransactionalTestCase):
         PHASE["tests"] += 1
 
 
-'''
+"""
     + _CLASSES.format(base="SuiteBase", prefix="TestSuite")
 )
 
@@ -1026,7 +1127,7 @@ import atexit, json, os, time, unittest
 
 '''
     + _PHASE_RECORDER
-    + '''
+    + """
 
 class ControlBase(unittest.TestCase):
     @classmethod
@@ -1048,7 +1149,7 @@ class ControlBase(unittest.TestCase):
         PHASE["tests"] += 1
 
 
-'''
+"""
     + _CLASSES.format(base="ControlBase", prefix="TestControl")
 )
 
@@ -1067,11 +1168,24 @@ def machine_info(drivers: list[str]) -> list[str]:
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    packages = ["Flask", "Flask-SQLAlchemy", "SQLAlchemy", "alembic", "Flask-Migrate", "psycopg2-binary",
-                "psycopg", "PyMySQL", "mysqlclient", "pytest", "pytest-xdist"]
+    packages = [
+        "Flask",
+        "Flask-SQLAlchemy",
+        "SQLAlchemy",
+        "alembic",
+        "Flask-Migrate",
+        "psycopg2-binary",
+        "psycopg",
+        "PyMySQL",
+        "mysqlclient",
+        "pytest",
+        "pytest-xdist",
+    ]
     lines = [
-        (f"machine: {platform.node()}, {platform.system()} {platform.release()}, {cpu}, "
-         f"{os.cpu_count()} cores ({affinity} usable), load average {os.getloadavg()[0]:.2f} at start"),
+        (
+            f"machine: {platform.node()}, {platform.system()} {platform.release()}, {cpu}, "
+            f"{os.cpu_count()} cores ({affinity} usable), load average {os.getloadavg()[0]:.2f} at start"
+        ),
         f"python {platform.python_version()}; transactional_testcase {transactional_testcase.__version__}; "
         + ", ".join(f"{p} {version(p)}" for p in packages),
         "servers: " + "; ".join(f"{servers.TITLES[d]}: {servers.server_version(d)}" for d in drivers),
@@ -1098,7 +1212,7 @@ def section1_table(benches: dict[str, Bench], settings: Settings) -> str:
         out = {}
         for d in drivers:
             base = r[d][minus] if minus else [0.0] * len(r[d][a])
-            out[d] = [(x - z) / (y - z) for x, y, z in zip(r[d][a], r[d][b], base)]
+            out[d] = [(x - z) / (y - z) for x, y, z in zip(r[d][a], r[d][b], base, strict=False)]
         return out
 
     labels = {
@@ -1118,10 +1232,20 @@ def section1_table(benches: dict[str, Bench], settings: Settings) -> str:
     tbl.add("  target <= 1.2x", {d: verdict(med(empty[d]) <= 1.2) for d in drivers})
     tbl.add("tt_commit / fsa_commit", {d: ratio_text(commit[d]) for d in drivers})
     tbl.add("  target <= 1.1x", {d: verdict(med(commit[d]) <= 1.1) for d in drivers})
-    tbl.add("tt_empty - fsa_empty", {d: us(med([a - b for a, b in zip(r[d]["tt_empty"], r[d]["fsa_empty"])]))
-                                     for d in drivers})
-    tbl.add("tt_commit - fsa_commit",
-            {d: us(med([a - b for a, b in zip(r[d]["tt_commit"], r[d]["fsa_commit"])])) for d in drivers})
+    tbl.add(
+        "tt_empty - fsa_empty",
+        {
+            d: us(med([a - b for a, b in zip(r[d]["tt_empty"], r[d]["fsa_empty"], strict=False)]))
+            for d in drivers
+        },
+    )
+    tbl.add(
+        "tt_commit - fsa_commit",
+        {
+            d: us(med([a - b for a, b in zip(r[d]["tt_commit"], r[d]["fsa_commit"], strict=False)]))
+            for d in drivers
+        },
+    )
     for label, (a, b) in {
         "net: (tt_empty - unittest) / (fsa_empty - unittest)": ("tt_empty", "fsa_empty"),
         "net: (tt_commit - unittest) / (fsa_commit - unittest)": ("tt_commit", "fsa_commit"),
@@ -1166,19 +1290,29 @@ def section2_table(benches: dict[str, Bench], settings: Settings) -> str:
         tbl.add(label, {d: ms(med(r[d][v]), 2) for d in drivers if v in r[d]})
     tbl.add("", {})
     for v in ("delete_all", "truncate", "drop_create"):
-        values = {d: [a / b for a, b in zip(r[d][v], r[d]["tt_commit"])] for d in drivers if v in r[d]}
+        values = {
+            d: [a / b for a, b in zip(r[d][v], r[d]["tt_commit"], strict=False)] for d in drivers if v in r[d]
+        }
         tbl.add(f"{v} / tt_commit", {d: ratio_text(x) for d, x in values.items()})
         if v == "drop_create":
-            tbl.add("  target >= 30x SQLite, 150x PG, 250x MariaDB", {
-                d: verdict(med(x) >= S2_TARGETS[benches[d].family]) for d, x in values.items()})
+            tbl.add(
+                "  target >= 30x SQLite, 150x PG, 250x MariaDB",
+                {d: verdict(med(x) >= S2_TARGETS[benches[d].family]) for d, x in values.items()},
+            )
     # What the minimal fixture reaches on this machine: no transactional test
     # can do its add+commit in fewer round trips, so a target above this ratio
     # is out of any library's reach here.
-    values = {d: [a / b for a, b in zip(r[d]["drop_create"], r[d]["fsa_commit"])] for d in drivers}
+    values = {
+        d: [a / b for a, b in zip(r[d]["drop_create"], r[d]["fsa_commit"], strict=False)] for d in drivers
+    }
     tbl.add("drop_create / fsa_commit (the floor's own ratio)", {d: ratio_text(x) for d, x in values.items()})
-    values = {d: [a / b for a, b in zip(r[d]["tt_commit"], r[d]["fsa_commit"])] for d in drivers}
+    values = {
+        d: [a / b for a, b in zip(r[d]["tt_commit"], r[d]["fsa_commit"], strict=False)] for d in drivers
+    }
     tbl.add("tt_commit / fsa_commit", {d: ratio_text(x) for d, x in values.items()})
-    values = {d: [a / b for a, b in zip(r[d]["drop_create"], r[d]["core_insert"])] for d in drivers}
+    values = {
+        d: [a / b for a, b in zip(r[d]["drop_create"], r[d]["core_insert"], strict=False)] for d in drivers
+    }
     tbl.add("drop_create / core_insert", {d: ratio_text(x) for d, x in values.items()})
     return tbl.render()
 
@@ -1205,7 +1339,10 @@ def section3_tables(benches: dict[str, Bench], settings: Settings) -> str:
         tbl.add(label, {d: ms(med(r[d][v]), 1 if v not in ("reuse", "connect") else 2) for d in drivers})
     tbl.add("", {})
     for a, b in (("upgrade", "clone"), ("cold", "clone"), ("cold", "keep"), ("clone", "create")):
-        tbl.add(f"{a} / {b}", {d: ratio_text([x / y for x, y in zip(r[d][a], r[d][b])]) for d in drivers})
+        tbl.add(
+            f"{a} / {b}",
+            {d: ratio_text([x / y for x, y in zip(r[d][a], r[d][b], strict=False)]) for d in drivers},
+        )
     out = [tbl.render(), ""]
 
     c = {d: benches[d].results["s3_classes"] for d in drivers}
@@ -1219,21 +1356,44 @@ def section3_tables(benches: dict[str, Bench], settings: Settings) -> str:
         "that falls in the suite; the median class shows it without the slowest classes.",
     )
     tbl.add("suite total", {d: ms(med([x["total"] for x in c[d]])) for d in drivers})
-    tbl.add("first class (migrates: build + template)", {d: ms(med([x["first_class"] for x in c[d]])) for d in drivers})
+    tbl.add(
+        "first class (migrates: build + template)",
+        {d: ms(med([x["first_class"] for x in c[d]])) for d in drivers},
+    )
     tbl.add("per class after the first", {d: ms(med([x["per_class"] for x in c[d]]), 2) for d in drivers})
-    tbl.add("  a class, start to end (median, classes 2-50)",
-            {d: ms(med([x["class_rest"] for x in c[d]]), 2) for d in drivers})
-    tbl.add("  setUpClass (median, classes 2-50)", {d: ms(med([x["setup_rest"] for x in c[d]]), 2) for d in drivers})
-    tbl.add("    of which the app's create_app (median)",
-            {d: ms(med([x["factory_rest"] for x in c[d]]), 2) for d in drivers})
-    tbl.add("  tearDownClass (median, classes 2-50)", {d: ms(med([x["teardown_rest"] for x in c[d]]), 2) for d in drivers})
-    tbl.add("memory left per class (classes 11-50, tracemalloc)", {
-        d: f"{benches[d].results['s3_memory'] / 1024:.1f} KiB" for d in drivers})
-    tbl.add("provisioner: builds / reuses (per repeat)", {
-        d: ", ".join(f"{x['stats']['build']}/{x['stats']['reuse']}" for x in c[d]) for d in drivers})
-    tbl.add("target: one upgrade + <= 5 ms per class", {
-        d: verdict(all(x["stats"]["build"] == 1 for x in c[d]) and med([x["per_class"] for x in c[d]]) <= 0.005)
-        for d in drivers})
+    tbl.add(
+        "  a class, start to end (median, classes 2-50)",
+        {d: ms(med([x["class_rest"] for x in c[d]]), 2) for d in drivers},
+    )
+    tbl.add(
+        "  setUpClass (median, classes 2-50)",
+        {d: ms(med([x["setup_rest"] for x in c[d]]), 2) for d in drivers},
+    )
+    tbl.add(
+        "    of which the app's create_app (median)",
+        {d: ms(med([x["factory_rest"] for x in c[d]]), 2) for d in drivers},
+    )
+    tbl.add(
+        "  tearDownClass (median, classes 2-50)",
+        {d: ms(med([x["teardown_rest"] for x in c[d]]), 2) for d in drivers},
+    )
+    tbl.add(
+        "memory left per class (classes 11-50, tracemalloc)",
+        {d: f"{benches[d].results['s3_memory'] / 1024:.1f} KiB" for d in drivers},
+    )
+    tbl.add(
+        "provisioner: builds / reuses (per repeat)",
+        {d: ", ".join(f"{x['stats']['build']}/{x['stats']['reuse']}" for x in c[d]) for d in drivers},
+    )
+    tbl.add(
+        "target: one upgrade + <= 5 ms per class",
+        {
+            d: verdict(
+                all(x["stats"]["build"] == 1 for x in c[d]) and med([x["per_class"] for x in c[d]]) <= 0.005
+            )
+            for d in drivers
+        },
+    )
     out += [tbl.render(), ""]
 
     w = {d: benches[d].results["s3_warm"] for d in drivers}
@@ -1246,15 +1406,35 @@ def section3_tables(benches: dict[str, Bench], settings: Settings) -> str:
         "schema fingerprint (hashing the migration files), provisioning (reading the kept database's "
         "fingerprint through the app's engine: its first connection), the session redirect.",
     )
-    tbl.add("run 1 setUpClass (cold)", {d: ms(med([p["cold"]["setup_class"] for p in w[d]])) for d in drivers})
-    tbl.add("run 1   of which provisioning (ensure)", {d: ms(med([p["cold"]["ensure"] for p in w[d]])) for d in drivers})
-    tbl.add("run 1   of which the app's create_app", {d: ms(med([p["cold"]["create_app"] for p in w[d]]), 2) for d in drivers})
-    tbl.add("run 2 setUpClass (warm)", {d: ms(med([p["warm"]["setup_class"] for p in w[d]]), 2) for d in drivers})
-    tbl.add("run 2   of which the app's create_app", {d: ms(med([p["warm"]["create_app"] for p in w[d]]), 2) for d in drivers})
-    tbl.add("run 2   of which provisioning (ensure)", {d: ms(med([p["warm"]["ensure"] for p in w[d]]), 2) for d in drivers})
-    tbl.add("whole process, run 1 / run 2", {
-        d: f"{med([p['cold']['wall'] for p in w[d]]):.2f} s / {med([p['warm']['wall'] for p in w[d]]):.2f} s"
-        for d in drivers})
+    tbl.add(
+        "run 1 setUpClass (cold)", {d: ms(med([p["cold"]["setup_class"] for p in w[d]])) for d in drivers}
+    )
+    tbl.add(
+        "run 1   of which provisioning (ensure)",
+        {d: ms(med([p["cold"]["ensure"] for p in w[d]])) for d in drivers},
+    )
+    tbl.add(
+        "run 1   of which the app's create_app",
+        {d: ms(med([p["cold"]["create_app"] for p in w[d]]), 2) for d in drivers},
+    )
+    tbl.add(
+        "run 2 setUpClass (warm)", {d: ms(med([p["warm"]["setup_class"] for p in w[d]]), 2) for d in drivers}
+    )
+    tbl.add(
+        "run 2   of which the app's create_app",
+        {d: ms(med([p["warm"]["create_app"] for p in w[d]]), 2) for d in drivers},
+    )
+    tbl.add(
+        "run 2   of which provisioning (ensure)",
+        {d: ms(med([p["warm"]["ensure"] for p in w[d]]), 2) for d in drivers},
+    )
+    tbl.add(
+        "whole process, run 1 / run 2",
+        {
+            d: f"{med([p['cold']['wall'] for p in w[d]]):.2f} s / {med([p['warm']['wall'] for p in w[d]]):.2f} s"
+            for d in drivers
+        },
+    )
     # The target is the issue's: the warm run's provisioning against the cold run's. The whole
     # setUpClass (the app's own create_app included) is shown too.
     pct = {d: [p["warm"]["ensure"] / p["cold"]["ensure"] for p in w[d]] for d in drivers}
@@ -1291,36 +1471,70 @@ def section4_table(benches: dict[str, Bench], settings: Settings) -> str:
         tbl.add(f"{label}: whole command", {d: f"{v:.2f} s" for d, v in m(mode, "wall").items()})
         tbl.add(f"{label}:   startup", {d: f"{v:.2f} s" for d, v in m(mode, "startup").items()})
         tbl.add(f"{label}:   test phase", {d: f"{v:.2f} s" for d, v in m(mode, "phase").items()})
-        tbl.add(f"{label}:   exit (drop databases, stop workers)", {d: f"{v:.2f} s" for d, v in m(mode, "tail").items()})
-        tbl.add(f"{label}: CPU time of the pytest processes", {d: f"{v:.2f} s" for d, v in m(mode, "cpu").items()})
-        tbl.add(f"{label}:   of which in the test phase", {d: f"{v:.2f} s" for d, v in m(mode, "phase_cpu").items()})
+        tbl.add(
+            f"{label}:   exit (drop databases, stop workers)",
+            {d: f"{v:.2f} s" for d, v in m(mode, "tail").items()},
+        )
+        tbl.add(
+            f"{label}: CPU time of the pytest processes", {d: f"{v:.2f} s" for d, v in m(mode, "cpu").items()}
+        )
+        tbl.add(
+            f"{label}:   of which in the test phase",
+            {d: f"{v:.2f} s" for d, v in m(mode, "phase_cpu").items()},
+        )
         if mode == "n2":
-            tbl.add(f"{label}:   per worker: phase s (tests, setUpClass s, CPU s)", {
-                d: " ".join(f"{w[0]:.2f}({w[1]},{w[2]:.2f},{w[3]:.2f})" for w in r[d][mode][0]["workers"])
-                for d in drivers})
+            tbl.add(
+                f"{label}:   per worker: phase s (tests, setUpClass s, CPU s)",
+                {
+                    d: " ".join(f"{w[0]:.2f}({w[1]},{w[2]:.2f},{w[3]:.2f})" for w in r[d][mode][0]["workers"])
+                    for d in drivers
+                },
+            )
     tbl.add("", {})
-    control = {d: [a["phase"] / b["phase"] for a, b in zip(r[d]["c1"], r[d]["c2"])] for d in drivers
-               if "c1" in r[d]}
+    control = {
+        d: [a["phase"] / b["phase"] for a, b in zip(r[d]["c1"], r[d]["c2"], strict=False)]
+        for d in drivers
+        if "c1" in r[d]
+    }
     if control:
-        tbl.add("control: 400 CPU-bound tests, no database, -n 1",
-                {d: f"{v:.2f} s" for d, v in m("c1", "phase").items()})
+        tbl.add(
+            "control: 400 CPU-bound tests, no database, -n 1",
+            {d: f"{v:.2f} s" for d, v in m("c1", "phase").items()},
+        )
         tbl.add("control: same with -n 2", {d: f"{v:.2f} s" for d, v in m("c2", "phase").items()})
-        tbl.add("control speedup, test phase (the machine's ceiling)", {d: ratio_text(v) for d, v in control.items()})
+        tbl.add(
+            "control speedup, test phase (the machine's ceiling)",
+            {d: ratio_text(v) for d, v in control.items()},
+        )
         tbl.add("", {})
+
     def speedup(a: str, b: str, key: str) -> dict[str, list[float]]:
-        return {d: [x[key] / y[key] for x, y in zip(r[d][a], r[d][b])] for d in drivers}
+        return {d: [x[key] / y[key] for x, y in zip(r[d][a], r[d][b], strict=False)] for d in drivers}
 
     phase = speedup("n1", "n2", "phase")
     tbl.add("speedup 1 -> 2 workers, test phase", {d: ratio_text(v) for d, v in phase.items()})
     tbl.add("  target >= 1.6x", {d: verdict(med(v) >= 1.6) for d, v in phase.items()})
     if control:
-        tbl.add("  as a share of the control's speedup", {
-            d: f"{100 * med([a / b for a, b in zip(v, control[d])]):.0f}%" for d, v in phase.items() if d in control})
-    tbl.add("speedup 1 -> 2 workers, whole command", {d: ratio_text(v) for d, v in speedup("n1", "n2", "wall").items()})
-    tbl.add("speedup no xdist -> 2 workers, test phase", {
-        d: ratio_text(v) for d, v in speedup("n0", "n2", "phase").items()})
-    tbl.add("speedup no xdist -> 2 workers, whole command", {
-        d: ratio_text(v) for d, v in speedup("n0", "n2", "wall").items()})
+        tbl.add(
+            "  as a share of the control's speedup",
+            {
+                d: f"{100 * med([a / b for a, b in zip(v, control[d], strict=False)]):.0f}%"
+                for d, v in phase.items()
+                if d in control
+            },
+        )
+    tbl.add(
+        "speedup 1 -> 2 workers, whole command",
+        {d: ratio_text(v) for d, v in speedup("n1", "n2", "wall").items()},
+    )
+    tbl.add(
+        "speedup no xdist -> 2 workers, test phase",
+        {d: ratio_text(v) for d, v in speedup("n0", "n2", "phase").items()},
+    )
+    tbl.add(
+        "speedup no xdist -> 2 workers, whole command",
+        {d: ratio_text(v) for d, v in speedup("n0", "n2", "wall").items()},
+    )
     return tbl.render()
 
 
@@ -1398,8 +1612,10 @@ def profile(bench: Bench, n: int = 3000) -> str:
                 result.check("profile")
                 stats[cls.__name__] = pstats.Stats(prof).stats  # type: ignore[attr-defined]
             a, b = stats["ProfFsa"], stats["ProfTT"]
-            out.append(f"== {servers.TITLES[bench.driver]}, {method}: fsa floor vs TransactionalTestCase, "
-                       f"{n} tests each ==")
+            out.append(
+                f"== {servers.TITLES[bench.driver]}, {method}: fsa floor vs TransactionalTestCase, "
+                f"{n} tests each =="
+            )
             for name, label in (("ProfFsa", "fsa floor"), ("ProfTT", "TransactionalTestCase")):
                 st = stats[name]
                 out.append(
@@ -1417,9 +1633,17 @@ def profile(bench: Bench, n: int = 3000) -> str:
             out.append("  functions whose own time grows most (profiled us per test, calls per test):")
             for extra, calls, key in rows[:15]:
                 out.append(f"    {extra:+7.1f} us {calls:+5.1f}  {_short(key)}")
-            ours = sorted(((row[3] / n * 1e6, row[1] / n, key) for key, row in b.items()
-                           if "transactional_testcase" in key[0]), reverse=True)
-            out.append("  transactional_testcase functions, cumulative (profiled us per test, calls per test):")
+            ours = sorted(
+                (
+                    (row[3] / n * 1e6, row[1] / n, key)
+                    for key, row in b.items()
+                    if "transactional_testcase" in key[0]
+                ),
+                reverse=True,
+            )
+            out.append(
+                "  transactional_testcase functions, cumulative (profiled us per test, calls per test):"
+            )
             for cum, calls, key in ours[:14]:
                 out.append(f"    {cum:7.1f} us {calls:5.1f}  {_short(key)}")
             out.append("")
@@ -1431,12 +1655,18 @@ def profile(bench: Bench, n: int = 3000) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", default="sqlite,psycopg2,psycopg,pymysql",
-                        help="comma-separated: sqlite, psycopg2, psycopg, pymysql, mysqlclient")
+    parser.add_argument(
+        "--backends",
+        default="sqlite,psycopg2,psycopg,pymysql",
+        help="comma-separated: sqlite, psycopg2, psycopg, pymysql, mysqlclient",
+    )
     parser.add_argument("--quick", action="store_true", help="a short run (CI smoke test)")
     parser.add_argument("--sections", default="1,2,3,4", help="which sections to run")
-    parser.add_argument("--profile", action="store_true",
-                        help="instead of the benchmark, profile the per-test path on each backend")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the benchmark, profile the per-test path on each backend",
+    )
     args = parser.parse_args()
     # A terminated run still drops what it created (the finally blocks below).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -1459,10 +1689,12 @@ def main() -> int:
     print("command: python " + " ".join(["benchmarks/run.py", *sys.argv[1:]]))
     for line in machine_info(available):
         print(line)
-    print(f"schema: {len(db.metadata.tables)} tables, "
-          f"{sum(len(tb.foreign_key_constraints) for tb in db.metadata.tables.values())} foreign keys, "
-          f"{len(glob.glob(os.path.join(MIGRATIONS, 'versions', '*.py')))} Alembic revisions "
-          f"({'quick' if args.quick else 'full'} run)")
+    print(
+        f"schema: {len(db.metadata.tables)} tables, "
+        f"{sum(len(tb.foreign_key_constraints) for tb in db.metadata.tables.values())} foreign keys, "
+        f"{len(glob.glob(os.path.join(MIGRATIONS, 'versions', '*.py')))} Alembic revisions "
+        f"({'quick' if args.quick else 'full'} run)"
+    )
     for d, why in skipped.items():
         print(f"SKIPPED {servers.TITLES[d]}: {why}")
     print(flush=True)
@@ -1477,8 +1709,12 @@ def main() -> int:
                         pass
                     print(profile(bench))
                     continue
-                for number, run in ((1, bench.section1), (2, bench.section2), (3, bench.section3),
-                                    (4, bench.section4)):
+                for number, run in (
+                    (1, bench.section1),
+                    (2, bench.section2),
+                    (3, bench.section3),
+                    (4, bench.section4),
+                ):
                     if number in sections:
                         t0 = time.monotonic()
                         progress(f"{d}: section {number}...")
@@ -1491,7 +1727,12 @@ def main() -> int:
     if args.profile:
         return 0
 
-    for number, render in ((1, section1_table), (2, section2_table), (3, section3_tables), (4, section4_table)):
+    for number, render in (
+        (1, section1_table),
+        (2, section2_table),
+        (3, section3_tables),
+        (4, section4_table),
+    ):
         if number in sections and benches:
             print(render(benches, settings))
             print()

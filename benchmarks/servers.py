@@ -9,6 +9,7 @@ gets its own name, and every name contains ``test``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import typing as t
 
@@ -89,10 +90,8 @@ def drop_database(url: str | URL) -> None:
         raise ValueError(f"refusing to drop {name!r}: not a test database")
     if family(parsed) == "sqlite":
         for suffix in ("", "-journal", "-wal", "-shm", ".tt-fingerprint"):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(name + suffix)
-            except FileNotFoundError:
-                pass
         return
     force = " WITH (FORCE)" if family(parsed) == "postgresql" else ""
     admin(parsed, [f"DROP DATABASE IF EXISTS {_quote(parsed, name)}{force}"])

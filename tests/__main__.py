@@ -33,10 +33,7 @@ def run_here(names: list[str], argv: list[str]) -> int:
     """Run ``names`` (all of ``tests/`` if none) in this process."""
     verbosity = 2 if "-v" in argv else 1
     loader = unittest.defaultTestLoader
-    if names:
-        suite = loader.loadTestsFromNames(names)
-    else:
-        suite = loader.discover("tests", top_level_dir=".")
+    suite = loader.loadTestsFromNames(names) if names else loader.discover("tests", top_level_dir=".")
     result = unittest.TextTestRunner(verbosity=verbosity, failfast="-f" in argv).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     skipped = len(result.skipped)
@@ -70,20 +67,27 @@ def run_split(argv: list[str]) -> int:
     The first child's report streams as it runs; the second's follows it.
     """
     here = os.path.dirname(os.path.abspath(__file__))
-    modules = sorted(f"tests.{n[:-3]}" for n in os.listdir(here) if n.startswith("test") and n.endswith(".py"))
+    modules = sorted(
+        f"tests.{n[:-3]}" for n in os.listdir(here) if n.startswith("test") and n.endswith(".py")
+    )
     first = [m for m in modules if m not in SECOND]
     second = [m for m in modules if m in SECOND]
     flags = [a for a in argv if a.startswith("-")]
-    with tempfile.TemporaryDirectory(prefix="tt-suite-") as folder, open(
-        os.path.join(folder, "second.log"), "w+"
-    ) as log:
+    with (
+        tempfile.TemporaryDirectory(prefix="tt-suite-") as folder,
+        open(os.path.join(folder, "second.log"), "w+") as log,
+    ):
         other = subprocess.Popen(
             [sys.executable, "-m", "tests", *flags, *second],
-            env=second_environment(folder), stdout=log, stderr=subprocess.STDOUT,
+            env=second_environment(folder),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         main = subprocess.Popen(
             [sys.executable, "-m", "tests", *flags, *first],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         print(f"== {' '.join(first)}", flush=True)
         assert main.stdout is not None
@@ -101,7 +105,7 @@ def run_split(argv: list[str]) -> int:
     for output in outputs:
         found = _TOTALS.findall(output)
         if found:
-            totals = [a + int(b) for a, b in zip(totals, found[-1])]
+            totals = [a + int(b) for a, b in zip(totals, found[-1], strict=False)]
         else:  # it died before its report: count it as a failure
             totals[1] += 1
     passed, failed, skipped = totals

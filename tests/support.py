@@ -71,24 +71,32 @@ BACKENDS: dict[str, Backend] = {
     for b in [
         Backend("sqlite", "TT_TEST_SQLITE_URL", None, "SQLite", ""),
         Backend(
-            "psycopg2", "TT_TEST_PSYCOPG2_URL",
+            "psycopg2",
+            "TT_TEST_PSYCOPG2_URL",
             "postgresql+psycopg2://postgres@127.0.0.1/tt_psycopg2_test",
-            "PostgreSQL (psycopg2)", _PG_HINT + " (pip install psycopg2-binary)",
+            "PostgreSQL (psycopg2)",
+            _PG_HINT + " (pip install psycopg2-binary)",
         ),
         Backend(
-            "psycopg", "TT_TEST_PSYCOPG_URL",
+            "psycopg",
+            "TT_TEST_PSYCOPG_URL",
             "postgresql+psycopg://postgres@127.0.0.1/tt_psycopg_test",
-            "PostgreSQL (psycopg 3)", _PG_HINT + " (pip install 'psycopg[binary]')",
+            "PostgreSQL (psycopg 3)",
+            _PG_HINT + " (pip install 'psycopg[binary]')",
         ),
         Backend(
-            "pymysql", "TT_TEST_PYMYSQL_URL",
+            "pymysql",
+            "TT_TEST_PYMYSQL_URL",
             "mysql+pymysql://root@127.0.0.1/tt_pymysql_test",
-            "MariaDB (PyMySQL)", _MY_HINT + " (pip install PyMySQL)",
+            "MariaDB (PyMySQL)",
+            _MY_HINT + " (pip install PyMySQL)",
         ),
         Backend(
-            "mysqlclient", "TT_TEST_MYSQLCLIENT_URL",
+            "mysqlclient",
+            "TT_TEST_MYSQLCLIENT_URL",
             "mysql+mysqldb://root@127.0.0.1/tt_mysqlclient_test",
-            "MariaDB (mysqlclient)", _MY_HINT + " (pip install mysqlclient; needs libmariadb-dev)",
+            "MariaDB (mysqlclient)",
+            _MY_HINT + " (pip install mysqlclient; needs libmariadb-dev)",
         ),
     ]
 }
@@ -156,7 +164,11 @@ class OuterCase(unittest.TestCase):
 def admin_url(url: str | sa.URL) -> sa.URL:
     """``url``'s server, without its database (PostgreSQL: the ``postgres`` database)."""
     parsed = sa.make_url(url)
-    return parsed.set(database="postgres") if parsed.get_backend_name() == "postgresql" else parsed._replace(database=None)
+    return (
+        parsed.set(database="postgres")
+        if parsed.get_backend_name() == "postgresql"
+        else parsed._replace(database=None)
+    )
 
 
 @contextlib.contextmanager
@@ -228,7 +240,9 @@ def drop_database(url: str | sa.URL, *, force: bool = False) -> None:
     keeper.discard(parsed)
     with_force = " WITH (FORCE)" if force and parsed.get_backend_name() == "postgresql" else ""
     with admin_connection(parsed) as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}{with_force}")
+        conn.exec_driver_sql(
+            f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}{with_force}"
+        )
 
 
 def table_names(url: str) -> set[str]:
@@ -257,7 +271,9 @@ def leftover_rows(url: str) -> dict[str, int]:
         for table in sa.inspect(conn).get_table_names():
             if table == "alembic_version":
                 continue
-            n = conn.execute(sa.text(f"SELECT COUNT(*) FROM {conn.dialect.identifier_preparer.quote(table)}")).scalar_one()
+            n = conn.execute(
+                sa.text(f"SELECT COUNT(*) FROM {conn.dialect.identifier_preparer.quote(table)}")
+            ).scalar_one()
             if n:
                 counts[table] = n
         return counts

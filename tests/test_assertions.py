@@ -131,11 +131,18 @@ class StatusAssertionTests(PagesCase):
         self.assert_status(response, 404)
         self.failure(self.assert_200, response)
         aliases = {
-            "assert_status": "assertStatus", "assert_200": "assert200", "assert_400": "assert400",
-            "assert_401": "assert401", "assert_403": "assert403", "assert_404": "assert404",
-            "assert_405": "assert405", "assert_500": "assert500",
-            "assert_redirects": "assertRedirects", "assert_template_used": "assertTemplateUsed",
-            "assert_template_not_used": "assertTemplateNotUsed", "assert_context": "assertContext",
+            "assert_status": "assertStatus",
+            "assert_200": "assert200",
+            "assert_400": "assert400",
+            "assert_401": "assert401",
+            "assert_403": "assert403",
+            "assert_404": "assert404",
+            "assert_405": "assert405",
+            "assert_500": "assert500",
+            "assert_redirects": "assertRedirects",
+            "assert_template_used": "assertTemplateUsed",
+            "assert_template_not_used": "assertTemplateNotUsed",
+            "assert_context": "assertContext",
             "assert_message_flashed": "assertMessageFlashed",
         }
         for alias, name in aliases.items():

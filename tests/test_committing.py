@@ -138,10 +138,7 @@ class BackendChecks(BackendUrls):
     def setUpClass(cls) -> None:
         require(cls.backend.name)
         super().setUpClass()
-        cls.checked_urls = [
-            e.url.render_as_string(hide_password=False)
-            for e in cls.db.engines.values()
-        ]
+        cls.checked_urls = [e.url.render_as_string(hide_password=False) for e in cls.db.engines.values()]
 
     @classmethod
     def tearDownClass(cls) -> None:
@@ -256,18 +253,27 @@ class CommitsForReal(ShopCommitting):
             add_customers("f@example.com")
             shop.session.add(AuditEntry(message="before failing"))
             shop.session.commit()
-            seen.append((count_rows(engine_url(case), "customers"), count_rows(engine_url(case, "audit"), "audit_entries")))
+            seen.append(
+                (
+                    count_rows(engine_url(case), "customers"),
+                    count_rows(engine_url(case, "audit"), "audit_entries"),
+                )
+            )
             case.fail("deliberate failure")
 
         inner = self.inner_class("FailingCommitter", {"test_commits_then_fails": test_commits_then_fails})
         with self.assertLogs("transactional_testcase.committing", logging.DEBUG) as logs:
             result = run_into(inner)
-        self.assertEqual((result.testsRun, len(result.failures), len(result.errors)), (1, 1, 0), transcript(result))
+        self.assertEqual(
+            (result.testsRun, len(result.failures), len(result.errors)), (1, 1, 0), transcript(result)
+        )
         self.assertIn("deliberate failure", result.failures[0][1])
         self.assertEqual(seen, [(1, 1)], "the failing test's rows were committed")
         emptied = [r.getMessage() for r in logs.records if "test_commits_then_fails" in r.getMessage()]
         self.assertEqual(len(emptied), 2, logs.output)  # the default and the audit database
-        self.assertTrue(any("customers" in m for m in emptied) and any("audit_entries" in m for m in emptied), emptied)
+        self.assertTrue(
+            any("customers" in m for m in emptied) and any("audit_entries" in m for m in emptied), emptied
+        )
         self.assertEqual(leftover_rows(engine_url(self)), {})
         self.assertEqual(leftover_rows(engine_url(self, "audit")), {})
 
@@ -278,7 +284,9 @@ class CommitsForReal(ShopCommitting):
         def test_2_writes(case: CommittingTestCase) -> None:
             case.assertEqual(add_customers("w@example.com"), [1])
 
-        inner = self.inner_class("ReadThenWrite", {"test_1_reads": test_1_reads, "test_2_writes": test_2_writes})
+        inner = self.inner_class(
+            "ReadThenWrite", {"test_1_reads": test_1_reads, "test_2_writes": test_2_writes}
+        )
         with mock.patch.object(inner, "_tt_empty_tables", wraps=inner._tt_empty_tables) as empty:
             result = run_into(inner)
         self.assertTrue(result.wasSuccessful(), transcript(result))
@@ -391,7 +399,9 @@ class RawWritesControl(unittest.TestCase):
             )
 
         unseen = run_into(make(False))
-        self.assertEqual([f[0].id().rpartition(".")[2] for f in unseen.failures], ["test_2_is_empty"], transcript(unseen))
+        self.assertEqual(
+            [f[0].id().rpartition(".")[2] for f in unseen.failures], ["test_2_is_empty"], transcript(unseen)
+        )
         seen = run_into(make(True))
         self.assertTrue(seen.wasSuccessful(), transcript(seen))
         self.assertEqual(leftover_rows(worker_url(url).render_as_string()), {})
@@ -443,7 +453,9 @@ class LeakedConnection(_TestCase):
             conn.execute(sa.select(notes.Note.id)).all()  # a transaction holding a read lock
 
         result = run_into(self.inner("leak", leak))
-        self.assertEqual((result.testsRun, len(result.failures), len(result.errors)), (1, 0, 1), transcript(result))
+        self.assertEqual(
+            (result.testsRun, len(result.failures), len(result.errors)), (1, 0, 1), transcript(result)
+        )
         message = result.errors[0][1]
         self.assertIn(IsolationError.__name__, message)
         self.assertIn("1 connection(s) of this engine are still checked out", message)
@@ -504,11 +516,16 @@ class DiagnosticsOnCommittingClasses(unittest.TestCase):
         inner = type(
             "DiagnosedCommitter",
             (ShopCase, CommittingTestCase),
-            {"get_app_config": classmethod(_sqlite_shop_config(url, folder)), "test_commits": test_commits, "__module__": __name__},
+            {
+                "get_app_config": classmethod(_sqlite_shop_config(url, folder)),
+                "test_commits": test_commits,
+                "__module__": __name__,
+            },
         )
-        with mock.patch.dict(os.environ, {"TRANSACTIONAL_TESTCASE_DIAGNOSTICS": "1"}), self.assertLogs(
-            "transactional_testcase.diagnostics", logging.INFO
-        ) as logs:
+        with (
+            mock.patch.dict(os.environ, {"TRANSACTIONAL_TESTCASE_DIAGNOSTICS": "1"}),
+            self.assertLogs("transactional_testcase.diagnostics", logging.INFO) as logs,
+        ):
             result = run_into(inner)
         self.assertTrue(result.wasSuccessful(), transcript(result))
         lines = [r.getMessage() for r in logs.records if "test_commits" in r.getMessage()]
@@ -531,7 +548,9 @@ class LiveShopTests(_LiveCase):
     """What a browser test needs: the server sees the test's commits, and the other way round."""
 
     def test_a_a_request_sees_what_the_test_committed(self) -> None:
-        self.assertEqual(add_customers("a@example.com", "b@example.com"), [1, 2])  # commit ends the transaction
+        self.assertEqual(
+            add_customers("a@example.com", "b@example.com"), [1, 2]
+        )  # commit ends the transaction
         status, body = http(self.live_server_url + "/customers/count")
         self.assertEqual((status, body), (200, {"count": 2}))
 
@@ -570,7 +589,11 @@ class LiveServerInMemorySQLite(LiveShopTests, LiveShop, LiveServerTestCase):
 
     @classmethod
     def get_app_config(cls) -> dict[str, t.Any]:
-        return {"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_BINDS": {"audit": "sqlite://"}}
+        return {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": "sqlite://",
+            "SQLALCHEMY_BINDS": {"audit": "sqlite://"},
+        }
 
     def setUp(self) -> None:
         super().setUp()
@@ -609,7 +632,9 @@ class LiveServerLifecycle(unittest.TestCase):
             socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT).close()
         with self.assertRaises(urllib.error.URLError):
             http(live_url + "/customers/count")
-        self.assertEqual([th.name for th in threading.enumerate() if th.name.startswith("live-server-Lifecycle")], [])
+        self.assertEqual(
+            [th.name for th in threading.enumerate() if th.name.startswith("live-server-Lifecycle")], []
+        )
 
     def test_a_port_in_use_is_a_configuration_error(self) -> None:
         folder = tempfile.mkdtemp(prefix="tt-live-")

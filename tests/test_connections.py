@@ -99,8 +99,15 @@ class _Base:
 
     def probe(self, **attrs: t.Any) -> tuple[int, int]:
         """Run one inner class of the shop app; the session ids its test saw."""
-        case = inner(self.backend, self.purpose, _Probe, _Engines, seen=[], query=session_id_query(self.backend),
-                     **attrs)
+        case = inner(
+            self.backend,
+            self.purpose,
+            _Probe,
+            _Engines,
+            seen=[],
+            query=session_id_query(self.backend),
+            **attrs,
+        )
         result = run_case(case)
         self.assertTrue(result.wasSuccessful(), transcript(result))  # type: ignore[attr-defined]
         self.urls = list(case.engine_urls.values())  # type: ignore[attr-defined]
@@ -129,6 +136,7 @@ def _listening_factory(calls: list[int]) -> t.Callable[..., flask.Flask]:
         app = shop.create_app(config)
         with app.app_context():
             for engine in shop.db.engines.values():
+
                 @sa.event.listens_for(engine, "connect")
                 def on_connect(dbapi_connection: t.Any, record: t.Any) -> None:
                     calls.append(id(app))
@@ -164,7 +172,9 @@ class KeptConnectionsRun(_Base):
         for key, engine in self.used.items():
             self.assertIs(engine, self.own[key], "the class should use its own engine")
             self.assertIsNot(engine, engines[key])
-        self.assertEqual(len(calls), 2, "the app's own connect listeners should run on the handed connections")
+        self.assertEqual(
+            len(calls), 2, "the app's own connect listeners should run on the handed connections"
+        )
 
     def test_an_engine_a_test_listened_on_is_not_handed_on(self) -> None:
         def test_listen(self: t.Any) -> None:
@@ -189,8 +199,14 @@ class KeptConnectionsRun(_Base):
 
         other_factory = self.probe(create_app=classmethod(create_app))
         self.assertTrue(set(other_factory).isdisjoint(first), (first, other_factory))
-        case_config = inner(self.backend, self.purpose, _Probe, seen=[], query=session_id_query(self.backend),
-                            get_app_config=classmethod(get_app_config))
+        case_config = inner(
+            self.backend,
+            self.purpose,
+            _Probe,
+            seen=[],
+            query=session_id_query(self.backend),
+            get_app_config=classmethod(get_app_config),
+        )
         result = run_case(case_config)
         self.assertTrue(result.wasSuccessful(), transcript(result))
         (other_config,) = case_config.seen  # type: ignore[attr-defined]
@@ -241,13 +257,17 @@ class SessionResetRun(_Base):
 
         def test_probe(self: t.Any) -> None:
             with self.db.engines[None].connect() as conn:
-                states.append((
-                    conn.exec_driver_sql("SELECT pg_backend_pid()").scalar(),
-                    conn.exec_driver_sql(
-                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-                    ).scalar(),
-                    conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements WHERE name = 'tt_left'").scalar(),
-                ))
+                states.append(
+                    (
+                        conn.exec_driver_sql("SELECT pg_backend_pid()").scalar(),
+                        conn.exec_driver_sql(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                        ).scalar(),
+                        conn.exec_driver_sql(
+                            "SELECT count(*) FROM pg_prepared_statements WHERE name = 'tt_left'"
+                        ).scalar(),
+                    )
+                )
                 if len(states) == 1:
                     # Both outlive the test's rollback: session state, not transaction state.
                     conn.exec_driver_sql("SELECT pg_advisory_lock(4242)")
@@ -285,15 +305,21 @@ class SchemaPlansRun(_Base):
         url = self.backend.url or "sqlite://"
         backend_class = type(tt_backends.backend_for(sa.make_url(url)))
         original = backend_class.constraint_checker
-        with mock.patch.object(backend_class, "constraint_checker", autospec=True, side_effect=original) as spy:
+        with mock.patch.object(
+            backend_class, "constraint_checker", autospec=True, side_effect=original
+        ) as spy:
             self.probe()
             self.probe()
             self.assertEqual(spy.call_count, 2, "once per database (default and audit), not per class")
-            committing = type(f"Committing_{self.backend.name}", (ShopInner, CommittingTestCase), {
-                "database_url": bind_url(self.backend, self.purpose),
-                "binds": {"audit": bind_url(self.backend, f"{self.purpose}_audit")},
-                "test_nothing": lambda self: None,
-            })
+            committing = type(
+                f"Committing_{self.backend.name}",
+                (ShopInner, CommittingTestCase),
+                {
+                    "database_url": bind_url(self.backend, self.purpose),
+                    "binds": {"audit": bind_url(self.backend, f"{self.purpose}_audit")},
+                    "test_nothing": lambda self: None,
+                },
+            )
             self.assertTrue(run_case(committing).wasSuccessful())
             self.probe()
             self.assertEqual(spy.call_count, 4, "a committing class may have committed DDL: planned again")
@@ -380,9 +406,12 @@ class PingRun:
         dbapi_connection = proxied.dbapi_connection
         proxied.detach()  # ours alone: the pool neither resets nor closes it
         case.addCleanup(_close_quietly, dbapi_connection)
-        case.assertIsNotNone(socket_fileno(dbapi_connection), "every supported server driver shows its socket")
-        with mock.patch.object(type(backend), "_round_trip_ping", autospec=True,
-                               side_effect=type(backend)._round_trip_ping) as round_trip:
+        case.assertIsNotNone(
+            socket_fileno(dbapi_connection), "every supported server driver shows its socket"
+        )
+        with mock.patch.object(
+            type(backend), "_round_trip_ping", autospec=True, side_effect=type(backend)._round_trip_ping
+        ) as round_trip:
             case.assertTrue(backend.ping(engine.dialect, dbapi_connection))
             case.assertEqual(round_trip.call_count, 0)
             cursor = dbapi_connection.cursor()
@@ -420,7 +449,9 @@ class KeptEngineCheckRun(_Base):
         with mock.patch.object(sa.pool.QueuePool, "connect", autospec=True, side_effect=connect):
             self.probe()  # the test checks out one connection per engine
             self.assertEqual(self.used, engines)
-            self.assertEqual(checkouts, {None: 1, "audit": 1}, "the kept engines were checked out to be pinged")
+            self.assertEqual(
+                checkouts, {None: 1, "audit": 1}, "the kept engines were checked out to be pinged"
+            )
             first = self.probe()
             checkouts.clear()
             drop_connections(self.urls)
@@ -451,8 +482,9 @@ class PartialLossRun:
 
         lost, kept = session_ids()
         _end_session(url, lost)  # what wait_timeout or idle_session_timeout does to one
-        with mock.patch.object(sa.pool.QueuePool, "connect", autospec=True,
-                               side_effect=sa.pool.QueuePool.connect) as checkout:
+        with mock.patch.object(
+            sa.pool.QueuePool, "connect", autospec=True, side_effect=sa.pool.QueuePool.connect
+        ) as checkout:
             checker._check(engine)
         case.assertEqual(checkout.call_count, 0, "no checkout (no round trip) to check them")
         now = session_ids()  # both usable: the closed one was replaced, not handed out
@@ -571,21 +603,34 @@ class WarmKeptRun:
         urls = [bind_url(self.backend, "keep_warm"), bind_url(self.backend, "keep_warm_audit")]
         for url in urls:
             case.addCleanup(drop_database, url, force=True)
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", provisioning.WORKER_ENV)}
-        env.update(PYTHONPATH=ROOT, TRANSACTIONAL_TESTCASE_KEEPDB="1", TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="0")
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", provisioning.WORKER_ENV)
+        }
+        env.update(
+            PYTHONPATH=ROOT, TRANSACTIONAL_TESTCASE_KEEPDB="1", TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="0"
+        )
         folder = tempfile.mkdtemp(prefix="tt_keep_warm_")
         case.addCleanup(shutil.rmtree, folder, True)
         out = os.path.join(folder, "run.json")
         runs = []
         for forbid in ("0", "1"):
-            proc = subprocess.run([sys.executable, "-c", _WARM_SCRIPT, *urls, out, forbid], cwd=ROOT, env=env,
-                                  capture_output=True, text=True, timeout=120, check=False)
+            proc = subprocess.run(
+                [sys.executable, "-c", _WARM_SCRIPT, *urls, out, forbid],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
             case.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
             with open(out) as f:
                 runs.append(json.load(f))
         case.assertTrue(runs[0]["ok"] and runs[1]["ok"], runs)
         case.assertEqual(runs[0]["stats"]["build"], 1, runs)
-        case.assertEqual((runs[1]["stats"]["keep"], runs[1]["stats"]["build"], runs[1]["stats"]["clone"]), (1, 0, 0))
+        case.assertEqual(
+            (runs[1]["stats"]["keep"], runs[1]["stats"]["build"], runs[1]["stats"]["clone"]), (1, 0, 0)
+        )
         with own_connection(urls[0]) as conn:
             case.assertIn("customers", sa.inspect(conn).get_table_names())
 

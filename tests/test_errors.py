@@ -72,7 +72,9 @@ def server_url(backend: str, database: str, *, port: int | None = 1) -> str:
     """A URL for ``backend``'s driver with the test password, on a closed port by default."""
     url = BACKENDS[backend].url
     assert url is not None
-    parsed = sa.make_url(url).set(username="tt_user", password=PASSWORD, host="127.0.0.1", port=port, database=database)
+    parsed = sa.make_url(url).set(
+        username="tt_user", password=PASSWORD, host="127.0.0.1", port=port, database=database
+    )
     return parsed.render_as_string(hide_password=False)
 
 
@@ -124,8 +126,7 @@ def destructive_spies() -> t.Iterator[list[mock.MagicMock]]:
     instances = {
         id(b): b
         for b in (
-            tt_backends.backend_for(sa.make_url(u))
-            for u in ("sqlite://", "postgresql://h/x", "mysql://h/x")
+            tt_backends.backend_for(sa.make_url(u)) for u in ("sqlite://", "postgresql://h/x", "mysql://h/x")
         )
     }
     spies: list[mock.MagicMock] = []
@@ -212,7 +213,9 @@ class ServerErrorTest(SetupErrorCase):
             with self.subTest(backend=backend):
                 require(backend)
                 live = sa.make_url(BACKENDS[backend].url or "")
-                url = live.set(password=PASSWORD, database="tt_errors_test").render_as_string(hide_password=False)
+                url = live.set(password=PASSWORD, database="tt_errors_test").render_as_string(
+                    hide_password=False
+                )
                 message = self.setup_error(make_case(database_url=url), DatabaseUnreachableError)
                 self.assertIn("tt_errors_test", message)
                 self.assertRegex(message, r"(?i)access denied")
@@ -360,7 +363,9 @@ class UnsafeNameTest(SetupErrorCase):
                 self.assertIn("TEST_DATABASE_URL", message)
 
     def test_binds(self) -> None:
-        self.check_unsafe({"database_url": "sqlite://", "binds": lambda url: {"audit": url}}, "binds['audit']")
+        self.check_unsafe(
+            {"database_url": "sqlite://", "binds": lambda url: {"audit": url}}, "binds['audit']"
+        )
 
     def test_app_own_database_uri(self) -> None:
         self.check_unsafe(
@@ -423,7 +428,13 @@ class PasswordNeverShownTest(unittest.TestCase):
         loader = unittest.TestLoader()
         suite = unittest.TestSuite(
             loader.loadTestsFromTestCase(case)
-            for case in (ServerErrorTest, MissingDriverTest, FactoryErrorTest, UnsafeNameTest, UnconfiguredBindTest)
+            for case in (
+                ServerErrorTest,
+                MissingDriverTest,
+                FactoryErrorTest,
+                UnsafeNameTest,
+                UnconfiguredBindTest,
+            )
         )
         del TRANSCRIPTS[:]
         unittest.TextTestRunner(stream=io.StringIO()).run(suite)

@@ -244,33 +244,45 @@ def drop_connections(urls: t.Iterable[str]) -> int:
     first = sa.make_url(next(iter(urls)))
     with admin_connection(first) as conn:
         if first.get_backend_name() == "postgresql":
-            pids = conn.execute(
-                sa.text(
-                    "SELECT pid FROM pg_stat_activity WHERE datname IN :names AND pid <> pg_backend_pid()"
-                ).bindparams(sa.bindparam("names", expanding=True)),
-                {"names": names},
-            ).scalars().all()
+            pids = (
+                conn.execute(
+                    sa.text(
+                        "SELECT pid FROM pg_stat_activity WHERE datname IN :names AND pid <> pg_backend_pid()"
+                    ).bindparams(sa.bindparam("names", expanding=True)),
+                    {"names": names},
+                )
+                .scalars()
+                .all()
+            )
             for pid in pids:
                 # With a timeout it waits for the backend to exit (PostgreSQL 14+).
                 conn.execute(sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
             return len(pids)
-        ids = conn.execute(
-            sa.text(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB IN :names AND ID <> CONNECTION_ID()"
-            ).bindparams(sa.bindparam("names", expanding=True)),
-            {"names": names},
-        ).scalars().all()
+        ids = (
+            conn.execute(
+                sa.text(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB IN :names AND ID <> CONNECTION_ID()"
+                ).bindparams(sa.bindparam("names", expanding=True)),
+                {"names": names},
+            )
+            .scalars()
+            .all()
+        )
         for ident in ids:
             with contextlib.suppress(sa.exc.DBAPIError):  # already gone
                 conn.exec_driver_sql(f"KILL {int(ident)}")
         deadline = time.monotonic() + 5
         while ids and time.monotonic() < deadline:
-            alive = conn.execute(
-                sa.text("SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN :ids").bindparams(
-                    sa.bindparam("ids", expanding=True)
-                ),
-                {"ids": list(ids)},
-            ).scalars().all()
+            alive = (
+                conn.execute(
+                    sa.text("SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN :ids").bindparams(
+                        sa.bindparam("ids", expanding=True)
+                    ),
+                    {"ids": list(ids)},
+                )
+                .scalars()
+                .all()
+            )
             if not alive:
                 break
             time.sleep(0.01)
@@ -381,7 +393,9 @@ class _SubclassSetUpClassFails(_Inner):
         raise AssertionError("setUpClass failed: no test may run")
 
 
-def _bad_migrations_case(backend: Backend, tally: PoolTally, alembic_config: t.Any) -> type[TransactionalTestCase]:
+def _bad_migrations_case(
+    backend: Backend, tally: PoolTally, alembic_config: t.Any
+) -> type[TransactionalTestCase]:
     _USED.add(backend.name)
 
     def create_app(cls: type, config: dict[str, t.Any]) -> flask.Flask:
@@ -456,13 +470,17 @@ class SetUpClassFailsHalfWay(_Checks):
         self.assertEqual(result.testsRun, 2)
         self.assertTrue(result.wasSuccessful(), transcript(result))
         self.assertEqual(later.still_open(), {})
-        url = provisioning.worker_url(bind_url(self.backend, "faults_migrations")).render_as_string(hide_password=False)
+        url = provisioning.worker_url(bind_url(self.backend, "faults_migrations")).render_as_string(
+            hide_password=False
+        )
         self.assertEqual(leftover_rows(url), {})
 
     def test_set_up_test_data_raises_after_writing(self) -> None:
         tally = PoolTally()
         before = self.snapshot()
-        exc = self.assert_setup_class_error(run_case(inner(self.backend, SHARED, _SetUpTestDataFails, tally=tally)))
+        exc = self.assert_setup_class_error(
+            run_case(inner(self.backend, SHARED, _SetUpTestDataFails, tally=tally))
+        )
         self.assertIn("setUpTestData fails half way", str(exc))
         self.assertEqual(self.left_open(tally, before), [])
         self.assertEqual(leftovers(self.backend, SHARED), {}, "the class data was committed")
@@ -685,7 +703,9 @@ class ImplicitCommitOnMySQL(_Checks):
         result = run_case(inner(self.backend, SHARED, _DDL))
         self.assertEqual(result.testsRun, 4)
         self.assertEqual(outcome(result)["failures"], set(), transcript(result))
-        self.assertEqual(outcome(result)["errors"], {"test_a_create_table", "test_c_truncate"}, transcript(result))
+        self.assertEqual(
+            outcome(result)["errors"], {"test_a_create_table", "test_c_truncate"}, transcript(result)
+        )
         self.assert_implicit_commit(result.exceptions["test_a_create_table"], f"CREATE TABLE {TMP_TABLE}")
         self.assert_implicit_commit(result.exceptions["test_c_truncate"], "TRUNCATE TABLE orders")
         # The DDL really was committed: that is what the error is about.
@@ -771,7 +791,9 @@ class ServerRestart(_Checks):
         case = inner(self.backend, SHARED, _Restart, dropped=[], urls=urls)
         result = run_case(case)
         self.assertEqual(result.testsRun, 4)
-        self.assertEqual(case.dropped, [2], "test a's two connections (default and audit) should have been pooled")  # type: ignore[attr-defined]
+        self.assertEqual(
+            case.dropped, [2], "test a's two connections (default and audit) should have been pooled"
+        )  # type: ignore[attr-defined]
         failed = {test.id().rsplit(".", 1)[-1] for test, _ in result.errors + result.failures}
         self.assertIn("test_b_after_the_restart", failed, transcript(result))
         self.assertLessEqual(failed, {"test_b_after_the_restart", "test_c_later"}, transcript(result))
@@ -841,7 +863,9 @@ class _EveryKind(_Inner):
 
     def test_failing_request(self) -> None:
         self.write()
-        self.assertEqual(self.client.post("/customers/fail", json={"email": "f@example.com"}).status_code, 500)
+        self.assertEqual(
+            self.client.post("/customers/fail", json={"email": "f@example.com"}).status_code, 500
+        )
 
     def test_leaves_connections_and_savepoints_open(self) -> None:
         self.write()
@@ -977,7 +1001,9 @@ class ProcessLeftovers(unittest.TestCase):
         wanted = {"psycopg2", "pymysql"}
         missing = wanted - {b.name for b in selected_backends()}
         if missing:
-            self.skipTest(f"needs the {', '.join(sorted(missing))} backends: include them in TT_TEST_BACKENDS")
+            self.skipTest(
+                f"needs the {', '.join(sorted(missing))} backends: include them in TT_TEST_BACKENDS"
+            )
         for name in sorted(wanted):
             require(name)
         pg = bind_url(BACKENDS["psycopg2"], "faults_killed")
@@ -1000,10 +1026,14 @@ class ProcessLeftovers(unittest.TestCase):
     @staticmethod
     def drop_templates(url: str, prefix: str) -> None:
         for name in server_databases(url, prefix):
-            drop_database(sa.make_url(url).set(database=name).render_as_string(hide_password=False), force=True)
+            drop_database(
+                sa.make_url(url).set(database=name).render_as_string(hide_password=False), force=True
+            )
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", provisioning.WORKER_ENV)}
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", provisioning.WORKER_ENV)
+        }
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
         env["TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES"] = "0"
         return env
@@ -1011,7 +1041,11 @@ class ProcessLeftovers(unittest.TestCase):
     def kill_inside_the_test(self) -> None:
         proc = subprocess.Popen(
             [sys.executable, "-c", _SUBPROCESS_SUITE, self.pg, self.my, self.marker, "hang"],
-            cwd=ROOT, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             deadline = time.monotonic() + 120
@@ -1039,16 +1073,27 @@ class ProcessLeftovers(unittest.TestCase):
     def run_again(self) -> None:
         proc = subprocess.run(
             [sys.executable, "-c", _SUBPROCESS_SUITE, self.pg, self.my, self.marker, "run"],
-            check=False, cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=120,
+            check=False,
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         self.assertIn("Ran 1 test", proc.stderr)
 
     def assert_all_dropped(self) -> None:
-        self.assertFalse(database_exists(self.pg), "the PostgreSQL test database outlived the process that used it")
-        self.assertFalse(database_exists(self.my), "the MariaDB test database outlived the process that used it")
+        self.assertFalse(
+            database_exists(self.pg), "the PostgreSQL test database outlived the process that used it"
+        )
+        self.assertFalse(
+            database_exists(self.my), "the MariaDB test database outlived the process that used it"
+        )
         for url, prefix in self.templates:
-            self.assertEqual(server_databases(url, prefix), set(), "a template outlived the process that used it")
+            self.assertEqual(
+                server_databases(url, prefix), set(), "a template outlived the process that used it"
+            )
 
     def test_next_run_replaces_the_leftovers(self) -> None:
         self.kill_inside_the_test()
@@ -1064,7 +1109,12 @@ class ProcessLeftovers(unittest.TestCase):
         """A test that committed its own transaction: its databases are rebuilt next time, and still dropped."""
         proc = subprocess.run(
             [sys.executable, "-c", _SUBPROCESS_SUITE, self.pg, self.my, self.marker, "escape"],
-            check=False, cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=120,
+            check=False,
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
         self.assertIn("IsolationError: the test ended its own transaction", proc.stderr)

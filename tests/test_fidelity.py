@@ -156,7 +156,9 @@ class _FidelityChecks(_Outer):
         result = faults.run_case(fidelity_case(self.backend, *mixins, **attrs))
         self.assertGreater(result.testsRun, 0)
         self.assertEqual(result.errors, [])
-        url = provisioning.worker_url(bind_url(self.backend, "fidelity")).render_as_string(hide_password=False)
+        url = provisioning.worker_url(bind_url(self.backend, "fidelity")).render_as_string(
+            hide_password=False
+        )
         self.assertEqual(leftover_rows(url), {})
         return result
 
@@ -297,9 +299,14 @@ class Diagnostics(faults._Checks):
         return found
 
     def test_transaction_statements_logged_per_test(self) -> None:
-        with mock.patch.dict(os.environ, {diagnostics.ENV: "1"}), self.assertLogs(DIAGNOSTICS_LOGGER, "INFO") as logs:
+        with (
+            mock.patch.dict(os.environ, {diagnostics.ENV: "1"}),
+            self.assertLogs(DIAGNOSTICS_LOGGER, "INFO") as logs,
+        ):
             result = faults.run_case(self.case())
-        expected_errors = {"test_c_commits_the_test_transaction"} | ({"test_d_implicit_commit"} if self.mysql else set())
+        expected_errors = {"test_c_commits_the_test_transaction"} | (
+            {"test_d_implicit_commit"} if self.mysql else set()
+        )
         self.assertEqual(faults.outcome(result)["errors"], expected_errors, transcript(result))
         self.assertEqual(faults.outcome(result)["failures"], set(), transcript(result))
         for name in expected_errors:

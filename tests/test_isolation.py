@@ -158,7 +158,9 @@ class SessionIsolation(IsolationCase):
         self.assertEqual(emails(), ["after@example.com", "before@example.com"])
 
     def test_raw_sql_through_the_session(self) -> None:
-        db.session.execute(sa.text("INSERT INTO customers (email) VALUES (:email)"), {"email": "raw@example.com"})
+        db.session.execute(
+            sa.text("INSERT INTO customers (email) VALUES (:email)"), {"email": "raw@example.com"}
+        )
         db.session.commit()
         self.assertEqual(
             db.session.execute(sa.text("SELECT email FROM customers")).scalars().all(), ["raw@example.com"]
@@ -247,7 +249,8 @@ class SparedSavepoints(IsolationCase):
         db.session.add(Customer(email="a@example.com"))
         db.session.commit()
         self.assertEqual(
-            [s for s in sent if s in ("SAVEPOINT", "RELEASE")], [] if self.sparing else ["SAVEPOINT", "RELEASE"]
+            [s for s in sent if s in ("SAVEPOINT", "RELEASE")],
+            [] if self.sparing else ["SAVEPOINT", "RELEASE"],
         )
         self.assertIn("INSERT", sent)
         self.assertEqual(emails(), ["a@example.com"])
@@ -465,9 +468,14 @@ class EngineIsolation(IsolationCase):
             (url.drivername, url.host, url.port, url.username, url.database),
             (expected.drivername, expected.host, expected.port, expected.username, expected.database),
         )
-        self.assertEqual(db.engine.dialect.name, "mysql" if expected.get_backend_name() == "mariadb" else expected.get_backend_name())
+        self.assertEqual(
+            db.engine.dialect.name,
+            "mysql" if expected.get_backend_name() == "mariadb" else expected.get_backend_name(),
+        )
         self.assertEqual(db.engine.dialect.driver, expected.get_driver_name())
-        self.assertEqual(db.engines["audit"].url.database, make_url(self.app.config["SQLALCHEMY_BINDS"]["audit"]).database)
+        self.assertEqual(
+            db.engines["audit"].url.database, make_url(self.app.config["SQLALCHEMY_BINDS"]["audit"]).database
+        )
 
     def test_audit_engine_begin_is_isolated(self) -> None:
         with db.engines["audit"].begin() as conn:
@@ -527,7 +535,9 @@ class RequestIsolation(IsolationCase):
         self.assertIn("after@example.com", emails())
 
     def test_request_500_without_propagation_leaves_tests_data(self) -> None:
-        self.addCleanup(self.app.config.__setitem__, "PROPAGATE_EXCEPTIONS", self.app.config["PROPAGATE_EXCEPTIONS"])
+        self.addCleanup(
+            self.app.config.__setitem__, "PROPAGATE_EXCEPTIONS", self.app.config["PROPAGATE_EXCEPTIONS"]
+        )
         self.app.config["PROPAGATE_EXCEPTIONS"] = False
         db.session.add(Customer(email="test@example.com"))
         db.session.commit()
@@ -876,13 +886,17 @@ class _Run(t.NamedTuple):
         return "ok" if test_name in self.result.passed else "not run"
 
     def tracebacks(self, test_name: str) -> str:
-        return "\n".join(tb for test, tb in self.result.errors + self.result.failures if method_name(test) == test_name)
+        return "\n".join(
+            tb for test, tb in self.result.errors + self.result.failures if method_name(test) == test_name
+        )
 
     def report(self) -> str:
         return transcript(self.result, f"leftovers {self.leftovers}")
 
 
-def _scenario_method(scenario: t.Callable[[unittest.TestCase], None]) -> t.Callable[[unittest.TestCase], None]:
+def _scenario_method(
+    scenario: t.Callable[[unittest.TestCase], None],
+) -> t.Callable[[unittest.TestCase], None]:
     def method(self: unittest.TestCase) -> None:
         scenario(self)
 

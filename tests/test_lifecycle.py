@@ -96,7 +96,9 @@ def create_stale_database(url: str) -> None:
     assert "test" in os.path.basename(parsed.database or "")
     if parsed.get_backend_name() != "sqlite" and not database_exists(url):
         with admin_connection(url) as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {conn.dialect.identifier_preparer.quote(parsed.database or '')}")
+            conn.exec_driver_sql(
+                f"CREATE DATABASE {conn.dialect.identifier_preparer.quote(parsed.database or '')}"
+            )
     with own_connection(url, begin=True) as conn:
         conn.exec_driver_sql("CREATE TABLE stale_marker (id INTEGER PRIMARY KEY)")
         shop.Customer.__table__.create(conn, checkfirst=True)
@@ -579,8 +581,13 @@ class _WithClassData:
 
 
 TEARDOWN_TESTS = {
-    "test_passes", "test_fails", "test_errors", "test_integrity_error_left_unhandled",
-    "test_skipped_in_setup", "test_closes_the_session", "test_leaves_engine_connections_open",
+    "test_passes",
+    "test_fails",
+    "test_errors",
+    "test_integrity_error_left_unhandled",
+    "test_skipped_in_setup",
+    "test_closes_the_session",
+    "test_leaves_engine_connections_open",
     "test_leaves_a_nested_transaction_open",
 }
 
@@ -593,8 +600,13 @@ class TeardownRun:
 
     def check_teardown(self, *mixins: type) -> None:
         case = inner(
-            self.backend, "lifecycle", *mixins, _TeardownInner,
-            during={}, after={}, pool_events=collections.Counter(),
+            self.backend,
+            "lifecycle",
+            *mixins,
+            _TeardownInner,
+            during={},
+            after={},
+            pool_events=collections.Counter(),
         )
         result = run_case(case)
         self.assertEqual(result.testsRun, len(TEARDOWN_TESTS))
@@ -609,7 +621,9 @@ class TeardownRun:
         after = case.after  # type: ignore[attr-defined]
         self.assertEqual(set(after), TEARDOWN_TESTS)
         for name, (counts, marker) in after.items():
-            self.assertEqual(counts, {None: expected, "audit": expected}, f"{name} left connections checked out")
+            self.assertEqual(
+                counts, {None: expected, "audit": expected}, f"{name} left connections checked out"
+            )
             self.assertIsNone(marker, f"{name}: the test's app context was not popped")
         during = case.during  # type: ignore[attr-defined]
         self.assertEqual(set(during), TEARDOWN_TESTS)
@@ -702,7 +716,9 @@ class EndsOuterTransactionRun:
         result = run_case(case)
         self.assertEqual(result.testsRun, 3)
         self.assertEqual(result.failures, [])
-        self.assertEqual([where for where, _ in result.exceptions], [str(case("test_a_ends_the_outer_transaction"))])
+        self.assertEqual(
+            [where for where, _ in result.exceptions], [str(case("test_a_ends_the_outer_transaction"))]
+        )
         exc = result.exceptions[0][1]
         self.assertIsInstance(exc, IsolationError)
         self.assertRegex(str(exc), r"(?i)\btransaction\b")
@@ -814,7 +830,9 @@ class ProvisioningRun:
         builds = stack_patch(
             self,
             mock.patch.object(
-                tt_migrations.CreateAllSchema, "build", autospec=True,
+                tt_migrations.CreateAllSchema,
+                "build",
+                autospec=True,
                 side_effect=tt_migrations.CreateAllSchema.build,
             ),
         )
@@ -950,21 +968,27 @@ class DropAtExitTest(unittest.TestCase):
         wanted = {"psycopg2", "pymysql"}
         missing = wanted - {b.name for b in selected_backends()}
         if missing:
-            self.skipTest(f"needs the {', '.join(sorted(missing))} backends: include them in TT_TEST_BACKENDS")
+            self.skipTest(
+                f"needs the {', '.join(sorted(missing))} backends: include them in TT_TEST_BACKENDS"
+            )
         for name in sorted(wanted):
             require(name)
         pg, my = bind_url(BACKENDS["psycopg2"], "atexit"), bind_url(BACKENDS["pymysql"], "atexit")
         for url in (pg, my):
             self.addCleanup(drop_database, url)
         env = {
-            k: v for k, v in os.environ.items()
-            if k not in ("PYTEST_XDIST_WORKER", provisioning.WORKER_ENV)
+            k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", provisioning.WORKER_ENV)
         }
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
         env["TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES"] = "0"
         proc = subprocess.run(
             [sys.executable, "-c", _AT_EXIT_SCRIPT, pg, my],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("DATABASES ")]

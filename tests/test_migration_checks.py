@@ -284,9 +284,7 @@ class FailingChecks:
         url = bind_url(self.backend, f"checks_{fixture}")
         case = checks_case(f"{fixture}_checks", url, alembic_config, create_app, **attrs)
         run = run_case(case, names)
-        self.assertEqual(
-            [str(error) for _, error in run.result.errors], [], "the checks raised errors"
-        )
+        self.assertEqual([str(error) for _, error in run.result.errors], [], "the checks raised errors")
         self.assertEqual(run.result.testsRun, len(names) or 4, run.output)
         self.assertEqual(sorted(run.failures), sorted(fail), run.output)
         self.assertFalse(database_exists(checks_database(url)), "the checks left their database")
@@ -308,8 +306,11 @@ class FailingChecks:
 
     def test_server_defaults_are_compared_when_asked(self) -> None:
         failures = self.run_checks(
-            "drift_defaults", checks_blog.GOOD, drift.create_app,
-            fail=["test_models_match_migrations"], focus=["test_models_match_migrations"],
+            "drift_defaults",
+            checks_blog.GOOD,
+            drift.create_app,
+            fail=["test_models_match_migrations"],
+            focus=["test_models_match_migrations"],
             compare_server_default=True,
         )
         self.assertIn("\n  modify_default 'posts.views' '0' -> '1'", failures["test_models_match_migrations"])
@@ -317,13 +318,17 @@ class FailingChecks:
     def test_two_heads_fail_single_head_naming_both(self) -> None:
         # A branched history still upgrades and round-trips: only the head count fails.
         failures = self.run_checks(
-            "two_heads", checks_blog.TWO_HEADS, fail=["test_single_head"],
+            "two_heads",
+            checks_blog.TWO_HEADS,
+            fail=["test_single_head"],
             focus=["test_single_head", "test_up_down_round_trip"],
         )
         message = failures["test_single_head"]
         self.assertIn("2 heads", message)
         self.assertIn("0003_post_views (", message)
-        self.assertIn("0004_lowercase_emails (versions/0004_lowercase_emails.py, revises 0002_posts)", message)
+        self.assertIn(
+            "0004_lowercase_emails (versions/0004_lowercase_emails.py, revises 0002_posts)", message
+        )
         self.assertIn("merge heads", message)
 
     def test_broken_downgrade_fails_round_trip_naming_it(self) -> None:
@@ -354,7 +359,9 @@ class FailingChecks:
 
     def test_leaky_downgrade_can_be_declared_irreversible(self) -> None:
         failures = self.run_checks(
-            "irreversible", checks_blog.LEAKY_DOWNGRADE, focus=["test_up_down_round_trip"],
+            "irreversible",
+            checks_blog.LEAKY_DOWNGRADE,
+            focus=["test_up_down_round_trip"],
             irreversible_revisions=["0004_admin_user"],
         )
         self.assertEqual(failures, {})
@@ -362,7 +369,8 @@ class FailingChecks:
     def test_broken_upgrade_fails_upgrade_naming_it(self) -> None:
         # Head cannot be reached: nothing to compare, nothing to round-trip either.
         failures = self.run_checks(
-            "broken_upgrade", checks_blog.BROKEN_UPGRADE,
+            "broken_upgrade",
+            checks_blog.BROKEN_UPGRADE,
             fail=["test_models_match_migrations", "test_up_down_round_trip", "test_upgrade_from_base"],
         )
         message = failures["test_upgrade_from_base"]
@@ -381,11 +389,16 @@ class FailingChecks:
         self.assertFalse(database_exists(checks_database(audit)), "the audit bind's copy was left")
 
         failures = self.run_checks(
-            "multidb_drift", multidb.MULTIDB, multidb.build(drift=True),
-            fail=["test_models_match_migrations"], binds={"audit": audit},
+            "multidb_drift",
+            multidb.MULTIDB,
+            multidb.build(drift=True),
+            fail=["test_models_match_migrations"],
+            binds={"audit": audit},
         )
         lines = failures["test_models_match_migrations"].splitlines()[1:]
-        self.assertEqual([line.strip() for line in lines], ["[bind 'audit'] add_column 'audit_entries.detail' TEXT"])
+        self.assertEqual(
+            [line.strip() for line in lines], ["[bind 'audit'] add_column 'audit_entries.detail' TEXT"]
+        )
 
 
 # -- configuration errors and helpers (no server needed) --------------------------------
@@ -406,8 +419,10 @@ class MigrationsTestCaseConfiguration(unittest.TestCase):
         with open(precious, "wb") as f:
             f.write(b"precious")
         case = checks_case(
-            "unsafe", "sqlite:///" + os.path.join(folder, "production.db"),
-            checks_blog.GOOD, checks_blog.create_app,
+            "unsafe",
+            "sqlite:///" + os.path.join(folder, "production.db"),
+            checks_blog.GOOD,
+            checks_blog.create_app,
         )
         run = run_case(case)
         self.assertEqual(len(run.result.errors), 1, run.output)
@@ -418,8 +433,10 @@ class MigrationsTestCaseConfiguration(unittest.TestCase):
 
     def test_alembic_config_false_is_a_configuration_error(self) -> None:
         case = checks_case(
-            "create_all", bind_url(BACKENDS["sqlite"], "checks_false"),
-            False, checks_blog.create_app,
+            "create_all",
+            bind_url(BACKENDS["sqlite"], "checks_false"),
+            False,
+            checks_blog.create_app,
         )
         run = run_case(case)
         self.assertEqual(len(run.result.errors), 1, run.output)
@@ -438,7 +455,6 @@ class MigrationsTestCaseConfiguration(unittest.TestCase):
         self.assertTrue((memory.database or "").endswith("_migrations.db"))
         self.assertIn("audit", memory.database or "")
 
-
     def test_revision_outside_the_script_folder_is_named(self) -> None:
         url = bind_url(BACKENDS["sqlite"], "checks_external")
         case = checks_case("external", url, checks_blog.EXTERNAL_VERSIONS, checks_blog.create_app)
@@ -451,11 +467,14 @@ class MigrationsTestCaseConfiguration(unittest.TestCase):
     def test_describe_difference_renders_one_line_per_operation(self) -> None:
         metadata = sa.MetaData()
         users = sa.Table(
-            "users", metadata,
-            sa.Column("id", sa.Integer, primary_key=True), sa.Column("email", sa.String(20)),
+            "users",
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("email", sa.String(20)),
         )
         posts = sa.Table(
-            "posts", metadata,
+            "posts",
+            metadata,
             sa.Column("id", sa.Integer, primary_key=True),
             sa.Column("author_id", sa.Integer),
             sa.ForeignKeyConstraint(["author_id"], ["users.id"], name="fk_posts_users"),

@@ -411,7 +411,9 @@ class AlembicConfigLookup(PerBackend):
         with empty_cwd(), forced_build(), counting_upgrades() as upgrade:
             for label, setting in settings.items():
                 with self.subTest(alembic_config=setting):
-                    case = make_case(f"Config_{label}", url=url, factory=library.create_app, alembic_config=setting)
+                    case = make_case(
+                        f"Config_{label}", url=url, factory=library.create_app, alembic_config=setting
+                    )
                     self.assertPassed(run_case(case))
         # The first migrated LIBRARY_INI's scripts; the others found the same
         # schema (anything else would have migrated the database again).
@@ -426,7 +428,9 @@ class AlembicConfigLookup(PerBackend):
         }
         for label, (factory, setting) in cases.items():
             with self.subTest(label):
-                case = make_case("NoConfig", url=self.url("no_config"), factory=factory, alembic_config=setting)
+                case = make_case(
+                    "NoConfig", url=self.url("no_config"), factory=factory, alembic_config=setting
+                )
                 with empty_cwd(), counting_upgrades() as upgrade:
                     run = run_case(case)
                 message = self.setup_error(run, ConfigurationError)
@@ -446,9 +450,12 @@ class MigrateOnce(PerBackend):
             for name in ("First", "Second")
         )
         newer = make_case(
-            "NewerHead", url=url, factory=library.create_app,
+            "NewerHead",
+            url=url,
+            factory=library.create_app,
             alembic_config=library.variant("v2_loans"),
-            tables=LIBRARY_TABLES | {"loans"}, expected_heads=V2_HEADS,
+            tables=LIBRARY_TABLES | {"loans"},
+            expected_heads=V2_HEADS,
         )
         with forced_build(), counting_upgrades() as upgrade:
             run = run_case(first)
@@ -528,7 +535,9 @@ class FailingMigrations(PerBackend):
         folder = library.variant("two_heads")
         both = heads(folder)
         self.assertEqual(len(both), 2)
-        case = make_case("TwoHeads", url=self.url("two_heads"), factory=library.create_app, alembic_config=folder)
+        case = make_case(
+            "TwoHeads", url=self.url("two_heads"), factory=library.create_app, alembic_config=folder
+        )
         with counting_upgrades() as upgrade:
             message = self.setup_error(run_case(case), MigrationError)
         for head in both:
@@ -549,9 +558,10 @@ class LoggingAfterMigrations(PerBackend):
         self.addCleanup(root.removeHandler, ours)
         handlers, level = list(root.handlers), root.level
         case = make_case("Logging", url=self.url("logging"), factory=library.create_app, alembic_config=None)
-        with forced_build(), mock.patch(
-            "logging.config.fileConfig", wraps=logging.config.fileConfig
-        ) as file_config:
+        with (
+            forced_build(),
+            mock.patch("logging.config.fileConfig", wraps=logging.config.fileConfig) as file_config,
+        ):
             run = run_case(case)
         self.assertPassed(run)  # includes the app logger's check inside the class
         self.assertGreaterEqual(file_config.call_count, 1, "env.py did not reconfigure logging")
@@ -580,8 +590,10 @@ class LogFileOpenedBeforeMigrations(RunAssertions):
         self.addCleanup(probe.removeHandler, handler)
         probe.info("before the migrations")
         case = make_case(
-            "LogFile", url=bind_url(BACKENDS["sqlite"], "logfile"),
-            factory=library.create_app, alembic_config=None,
+            "LogFile",
+            url=bind_url(BACKENDS["sqlite"], "logfile"),
+            factory=library.create_app,
+            alembic_config=None,
         )
         with forced_build():
             self.assertPassed(run_case(case))
@@ -596,7 +608,9 @@ class InMemorySQLite(RunAssertions):
     """``database_url = "sqlite://"``: migrations must reach the app's own connection."""
 
     def test_flask_migrate_env(self) -> None:
-        case = make_case("MemoryFlaskMigrate", url="sqlite://", factory=library.create_app, alembic_config=None)
+        case = make_case(
+            "MemoryFlaskMigrate", url="sqlite://", factory=library.create_app, alembic_config=None
+        )
         with forced_build(), counting_upgrades() as upgrade:
             run = run_case(case)
         self.assertPassed(run)  # the class's tests see the tables and alembic_version
@@ -604,8 +618,12 @@ class InMemorySQLite(RunAssertions):
 
     def test_cookbook_env(self) -> None:
         case = make_case(
-            "MemoryCookbook", url="sqlite://", factory=plain_alembic.create_app,
-            alembic_config=plain_alembic.ALEMBIC_INI, tables=PLAIN_TABLES, expected_heads=PLAIN_HEADS,
+            "MemoryCookbook",
+            url="sqlite://",
+            factory=plain_alembic.create_app,
+            alembic_config=plain_alembic.ALEMBIC_INI,
+            tables=PLAIN_TABLES,
+            expected_heads=PLAIN_HEADS,
         )
         with forced_build(), counting_upgrades() as upgrade:
             run = run_case(case)
@@ -614,15 +632,17 @@ class InMemorySQLite(RunAssertions):
 
     def test_env_with_its_own_engine_is_a_clear_error(self) -> None:
         case = make_case(
-            "MemoryOwnEngine", url="sqlite://", factory=plain_alembic.create_app,
-            alembic_config=plain_alembic.OWN_ENGINE_INI, tables=PLAIN_TABLES, expected_heads=PLAIN_HEADS,
+            "MemoryOwnEngine",
+            url="sqlite://",
+            factory=plain_alembic.create_app,
+            alembic_config=plain_alembic.OWN_ENGINE_INI,
+            tables=PLAIN_TABLES,
+            expected_heads=PLAIN_HEADS,
         )
         with forced_build():
             message = self.setup_error(run_case(case), MigrationError)
         self.assertIn("in-memory", message)
         self.assertIn("config.attributes['connection']", message)
-
-
 
 
 # -- the schema fingerprint --------------------------------------------------------------------

@@ -279,8 +279,14 @@ class Child:
     def __init__(self, env: dict[str, str]) -> None:
         self.log = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD], cwd=ROOT, env=env, stdin=subprocess.PIPE,
-            stdout=self.log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            [sys.executable, "-c", _CHILD],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
 
     def start(self, **job: t.Any) -> None:
@@ -299,7 +305,9 @@ class Child:
         output = self.output()
         lines = [ln for ln in output.splitlines() if ln.startswith("PROVISIONED ")]
         if len(lines) != 1:
-            raise AssertionError(f"the child process reported nothing (exit {self.proc.returncode}):\n{output}")
+            raise AssertionError(
+                f"the child process reported nothing (exit {self.proc.returncode}):\n{output}"
+            )
         reported = json.loads(lines[0].removeprefix("PROVISIONED "))
         return Report(self.proc.returncode, output, reported["stats"], reported["seen"])
 
@@ -413,7 +421,9 @@ class _Processes(_Outer):
         """The names of the templates of ``url``'s database, whatever their fingerprint."""
         prefix = provisioning._template_prefix(sa.make_url(url), None)
         if self.sqlite:
-            return {n[: -len(".db")] for n in os.listdir(self.cache) if n.startswith(prefix) and n.endswith(".db")}
+            return {
+                n[: -len(".db")] for n in os.listdir(self.cache) if n.startswith(prefix) and n.endswith(".db")
+            }
         return server_databases(url, prefix)
 
     def template_url(self, url: str, name: str) -> str:
@@ -506,17 +516,20 @@ class _Templates(_Processes):
         template = self.template_url(url, new)
         self.assertLessEqual(V2_TABLES, table_names(template))
         with own_connection(template) as conn:
-            self.assertEqual(sorted(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars()), V2_HEADS)
+            self.assertEqual(
+                sorted(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars()), V2_HEADS
+            )
 
         # Same fingerprint in a later process: cloned, not migrated (and reused by its second
         # class); the very schema the migrations built. With KEEP_TEMPLATES=0 it drops the template.
         cloned = later.run(url=url, alembic=V2, again=True)
         self.assertRan(cloned, clone=1, reuse=1)
         self.assertMigrated(cloned, V2_TABLES, V2_HEADS)
-        self.assertEqual(cloned.seen["schema"], rebuilt.seen["schema"], "the clone differs from the migrated database")
+        self.assertEqual(
+            cloned.seen["schema"], rebuilt.seen["schema"], "the clone differs from the migrated database"
+        )
         self.assertEqual(self.templates(url), set(), "KEEP_TEMPLATES=0: the template outlived the process")
         self.assertFalse(database_exists(url), "the test database outlived its process")
-
 
     def test_a_complete_template_is_cloned_without_waiting_for_its_lock(self) -> None:
         """Workers clone at the same time: the lock is for building, and for nothing else.
@@ -533,7 +546,10 @@ class _Templates(_Processes):
         parsed = sa.make_url(url)
         backend = backend_for(parsed)
         name = provisioning._template_prefix(parsed, None) + "lock"
-        with mock.patch.dict(os.environ, {"TRANSACTIONAL_TESTCASE_CACHE": self.cache}), backend.lock(parsed, name):
+        with (
+            mock.patch.dict(os.environ, {"TRANSACTIONAL_TESTCASE_CACHE": self.cache}),
+            backend.lock(parsed, name),
+        ):
             second.start(url=url, alembic=V1)
             try:
                 second.proc.wait(timeout=60)
@@ -564,7 +580,9 @@ class _KeptDatabases(_Processes):
         built = first.run(url=url, alembic=V1)
         self.assertRan(built, build=1)
         self.assertMigrated(built, V1_TABLES, V1_HEADS)
-        self.assertTrue(database_exists(url), "TRANSACTIONAL_TESTCASE_KEEPDB=1: the database was dropped at exit")
+        self.assertTrue(
+            database_exists(url), "TRANSACTIONAL_TESTCASE_KEEPDB=1: the database was dropped at exit"
+        )
         fingerprint = self.marker(url)
         self.assertRegex(fingerprint or "", r"^[0-9a-f]{64}$")
         self.assertEqual(self.templates(url), set(), "KEEP_TEMPLATES=0 drops templates, keepdb or not")
@@ -620,7 +638,9 @@ class _KeptDatabases(_Processes):
 
         clean = after.run(url=url, alembic=V1, keepdb=True)
         self.assertEqual(clean.returncode, 0, clean.output)
-        self.assertNotIn("prov_escaped", clean.tables, "a kept database the escape changed was used as it was")
+        self.assertNotIn(
+            "prov_escaped", clean.tables, "a kept database the escape changed was used as it was"
+        )
         self.assertEqual(clean.stats["keep"], 0, f"the marker survived the escape: {clean.stats}")
         self.assertMigrated(clean, V1_TABLES, V1_HEADS)
 
@@ -630,7 +650,9 @@ class _Concurrency(_Processes):
 
     #: Worker name per child, and the variable that names it.
     WORKERS: t.ClassVar[dict[str, str]] = {
-        "w1": provisioning.WORKER_ENV, "gw3": "PYTEST_XDIST_WORKER", "w2": provisioning.WORKER_ENV,
+        "w1": provisioning.WORKER_ENV,
+        "gw3": "PYTEST_XDIST_WORKER",
+        "w2": provisioning.WORKER_ENV,
     }
 
     def test_workers_started_together_build_once_and_keep_to_their_own_databases(self) -> None:
@@ -643,15 +665,22 @@ class _Concurrency(_Processes):
         """
         workers = list(self.WORKERS)
         url = self.database("workers", *workers)
-        children = dict(zip(workers, self.children(*({var: w} for w, var in self.WORKERS.items()))))
+        children = dict(
+            zip(workers, self.children(*({var: w} for w, var in self.WORKERS.items())), strict=False)
+        )
         started = {w: os.path.join(self.cache, f"started_{w}") for w in workers}
         inside = {w: os.path.join(self.cache, f"inside_{w}") for w in workers}
         release = os.path.join(self.cache, "release")
         self.addCleanup(touch, release)  # whatever fails here, the held workers go on and end
         for worker, child in children.items():
             child.start(
-                url=url, alembic=V1, started=started[worker], everyone=list(started.values()),
-                mode="hold", inside=inside[worker], release=release,
+                url=url,
+                alembic=V1,
+                started=started[worker],
+                everyone=list(started.values()),
+                mode="hold",
+                inside=inside[worker],
+                release=release,
             )
         for worker, child in children.items():
             self.wait_inside(child, inside[worker])
@@ -673,10 +702,13 @@ class _Concurrency(_Processes):
         self.assertEqual(len(builders), 1, {w: r.stats for w, r in reports.items()})
         self.assertTrue(builders[0].seen["everyone_started"], "the workers never overlapped: no race")
         self.assertEqual(
-            sorted(r.stats["clone"] for r in reports.values()), [0] + [1] * (len(workers) - 1),
+            sorted(r.stats["clone"] for r in reports.values()),
+            [0] + [1] * (len(workers) - 1),
             {w: r.stats for w, r in reports.items()},
         )
-        self.assertEqual(len({json.dumps(r.seen["schema"]) for r in reports.values()}), 1, "the clones differ")
+        self.assertEqual(
+            len({json.dumps(r.seen["schema"]) for r in reports.values()}), 1, "the clones differ"
+        )
         for worker, worker_url in urls.items():
             self.assertFalse(database_exists(worker_url), f"{worker} did not drop its database at exit")
         self.assertEqual(self.templates(url), set(), "KEEP_TEMPLATES=0: the template outlived the workers")
@@ -717,7 +749,10 @@ class _OtherDrivers(_Processes):
 
 
 for _mixin, _names in (
-    (_Templates, MAIN), (_KeptDatabases, MAIN), (_Concurrency, MAIN), (_OtherDrivers, OTHER),
+    (_Templates, MAIN),
+    (_KeptDatabases, MAIN),
+    (_Concurrency, MAIN),
+    (_OtherDrivers, OTHER),
 ):
     generate_per_backend(_mixin, OuterCase, backends=backends_named(*_names), name=_mixin.__name__[1:])
 
@@ -766,8 +801,12 @@ class TemplateOwners(unittest.TestCase):
         return provisioning._template_prefix(sa.make_url(url), key)
 
     def test_sqlite_files_of_the_same_name_in_two_folders_are_two_owners(self) -> None:
-        self.assertNotEqual(self.prefix("sqlite:////srv/one/test.db"), self.prefix("sqlite:////srv/two/test.db"))
-        self.assertEqual(self.prefix("sqlite:////srv/one/test.db"), self.prefix("sqlite:////srv/one/test.sqlite"))
+        self.assertNotEqual(
+            self.prefix("sqlite:////srv/one/test.db"), self.prefix("sqlite:////srv/two/test.db")
+        )
+        self.assertEqual(
+            self.prefix("sqlite:////srv/one/test.db"), self.prefix("sqlite:////srv/one/test.sqlite")
+        )
 
     def test_the_per_process_folder_does_not_count(self) -> None:
         # Every run gets a new temporary folder: templates must outlive it.
@@ -818,9 +857,12 @@ class Fingerprints(unittest.TestCase):
     def test_create_all_fingerprint_follows_the_models(self) -> None:
         def models(*columns: str) -> str:
             db = SQLAlchemy()
-            sa.Table("items", db.metadata, sa.Column("id", sa.Integer, primary_key=True), *(
-                sa.Column(c, sa.String(20)) for c in columns
-            ))
+            sa.Table(
+                "items",
+                db.metadata,
+                sa.Column("id", sa.Integer, primary_key=True),
+                *(sa.Column(c, sa.String(20)) for c in columns),
+            )
             return CreateAllSchema(db).fingerprint()
 
         self.assertEqual(models("name"), models("name"))
@@ -831,7 +873,11 @@ class Fingerprints(unittest.TestCase):
         cases = [
             ({provisioning.WORKER_ENV: "w1"}, "postgresql://h/app_test", "app_test_w1"),
             ({"PYTEST_XDIST_WORKER": "gw3"}, "mysql+pymysql://h/app_test", "app_test_gw3"),
-            ({provisioning.WORKER_ENV: "w1", "PYTEST_XDIST_WORKER": "gw3"}, "postgresql://h/app_test", "app_test_w1"),
+            (
+                {provisioning.WORKER_ENV: "w1", "PYTEST_XDIST_WORKER": "gw3"},
+                "postgresql://h/app_test",
+                "app_test_w1",
+            ),
             ({provisioning.WORKER_ENV: "w-1.a"}, "postgresql://h/app_test", "app_test_w_1_a"),
             ({"PYTEST_XDIST_WORKER": "gw3"}, "sqlite:////tmp/x/app_test.db", "/tmp/x/app_test_gw3.db"),
             ({"PYTEST_XDIST_WORKER": "gw3"}, "sqlite://", None),

@@ -95,7 +95,9 @@ def parse_unittest(output: str) -> Summary:
         counts.get(k, 0)
         for k in ("failures", "errors", "skipped", "expected failures", "unexpected successes")
     )
-    failed = [".".join(m.split(".")[-2:]) for m in re.findall(r"^FAIL: \w+ \(([\w.]+)\)", output, re.MULTILINE)]
+    failed = [
+        ".".join(m.split(".")[-2:]) for m in re.findall(r"^FAIL: \w+ \(([\w.]+)\)", output, re.MULTILINE)
+    ]
     errored = re.findall(r"^ERROR: (.+)$", output, re.MULTILINE)
     return Summary(total, max(total - not_passed, 0), counts, failed, errored)
 
@@ -140,21 +142,47 @@ RUNNERS: dict[str, Runner] = {
     r.name: r
     for r in [
         # unittest's own discovery, pointed at the folder with a pattern of its own.
-        Runner("unittest", [*_PY, "unittest", "discover", "-v", "-s", "tests/runner_suite",
-                            "-t", ".", "-p", "sample_*.py"], False, parse_unittest),
+        Runner(
+            "unittest",
+            [*_PY, "unittest", "discover", "-v", "-s", "tests/runner_suite", "-t", ".", "-p", "sample_*.py"],
+            False,
+            parse_unittest,
+        ),
         Runner("nose2", _NOSE2, False, parse_unittest),
         Runner("nose2mp", [*_NOSE2, "--plugin", "nose2.plugins.mp", "-N", "2"], True, parse_unittest),
         # pytest collects a file named on its command line whatever python_files says.
         Runner("pytest", _PYTEST, False, parse_pytest, _PYTEST_ENV),
         # The library's plugin, as pytest's autoload would bring it: workers drop
         # their databases at the session's end, before xdist's 10 s exit deadline.
-        Runner("xdist", [*_PYTEST, "-p", "xdist.plugin", "-p", PLUGIN, "-n", "2"], True, parse_pytest,
-               _PYTEST_ENV),
+        Runner(
+            "xdist",
+            [*_PYTEST, "-p", "xdist.plugin", "-p", PLUGIN, "-n", "2"],
+            True,
+            parse_pytest,
+            _PYTEST_ENV,
+        ),
         # unittest-parallel hands out whole modules by default: one module here,
         # so split by class to keep both workers busy.
-        Runner("unittest_parallel", [*_PY, "unittest_parallel", "-j", "2", "--level", "class", "-v",
-                                     "-s", "tests/runner_suite", "-t", ".", "-p", "sample_*.py"],
-               True, parse_unittest_parallel),
+        Runner(
+            "unittest_parallel",
+            [
+                *_PY,
+                "unittest_parallel",
+                "-j",
+                "2",
+                "--level",
+                "class",
+                "-v",
+                "-s",
+                "tests/runner_suite",
+                "-t",
+                ".",
+                "-p",
+                "sample_*.py",
+            ],
+            True,
+            parse_unittest_parallel,
+        ),
     ]
 }
 
@@ -242,7 +270,9 @@ class RunnerMatrix(unittest.TestCase):
         self.assertEqual(run.summary.errored, [], run.context)
         self.assertEqual(run.summary.failed, [sample_cases.DELIBERATE_FAILURE], run.context)
         self.assertIn(sample_cases.FAILURE_MESSAGE, run.output)
-        self.assertEqual((run.summary.ran, run.summary.passed), (self.expected, self.expected - 1), run.context)
+        self.assertEqual(
+            (run.summary.ran, run.summary.passed), (self.expected, self.expected - 1), run.context
+        )
         self.assertNotEqual(run.returncode, 0, run.context)
         self.check_databases(run)
 
@@ -324,8 +354,14 @@ class RunnerMatrix(unittest.TestCase):
 def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
     """Run ``argv`` from the project root; kill its whole process group on timeout."""
     proc = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         output, _ = proc.communicate(timeout=TIMEOUT)
@@ -339,9 +375,7 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
 _MatrixBase = RunnerMatrix if t.TYPE_CHECKING else object  # a mixin: not collected by itself
 
 
-def _add_tests(
-    cls: type[RunnerMatrix] | None = None, *, parallel_passes_only: bool = False
-) -> t.Any:
+def _add_tests(cls: type[RunnerMatrix] | None = None, *, parallel_passes_only: bool = False) -> t.Any:
     """Add a test per runner (passing run and deliberate failure) to a per-backend class.
 
     ``parallel_passes_only``: the parallel runners' passing runs alone (worker
@@ -364,7 +398,9 @@ def _add_tests(
             def reports_one_failure(self: RunnerMatrix, runner: Runner = runner) -> None:
                 self.check_reports_one_failure(runner)
 
-            reports_one_failure.__doc__ = f"{runner.name}: the deliberate failure is the one failure reported."
+            reports_one_failure.__doc__ = (
+                f"{runner.name}: the deliberate failure is the one failure reported."
+            )
             setattr(cls, f"test_{runner.name}_reports_one_failure", reports_one_failure)
         return cls
 

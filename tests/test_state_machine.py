@@ -299,7 +299,9 @@ class ExampleTest:
             if self.class_data:
                 savepoint = self.savepoints[key]
                 if conn.closed or conn.get_nested_transaction() is not savepoint or not savepoint.is_active:
-                    problems.append(f"the class's {_bind_name(key)} connection is not back in the test's savepoint")
+                    problems.append(
+                        f"the class's {_bind_name(key)} connection is not back in the test's savepoint"
+                    )
                 continue
             if not conn.closed:
                 problems.append(f"the test's {_bind_name(key)} connection was left open")
@@ -812,4 +814,3 @@ class StateMachine(_Machine):
             with self.assertRaises(sa.exc.IntegrityError):
                 conn.execute(TARGETS[CUSTOMERS].insert("dup@example.com"))
         # example() checked that the cleanup raised nothing and closed the test's connections
-

@@ -88,7 +88,9 @@ def version_locations(script: t.Any) -> list[str]:
     return [str(path) for path in script._version_locations if os.path.isdir(path)]
 
 
-def engine_listeners(engine: Engine, ignore: t.Callable[[t.Any], bool]) -> frozenset[tuple[str, str, t.Hashable]]:
+def engine_listeners(
+    engine: Engine, ignore: t.Callable[[t.Any], bool]
+) -> frozenset[tuple[str, str, t.Hashable]]:
     """The listeners registered on ``engine``, its dialect and its pool.
 
     ``(target, event name, listener)``, where the listener is identified as

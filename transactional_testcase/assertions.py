@@ -379,9 +379,7 @@ class RequestAssertionsMixin(_TestCaseBase):
 
     # -- flashed messages --------------------------------------------------------------
 
-    def assertMessageFlashed(
-        self, message: str, category: str = "message", msg: str | None = None
-    ) -> None:
+    def assertMessageFlashed(self, message: str, category: str = "message", msg: str | None = None) -> None:
         """Assert that the app called ``flash(message, category)`` in this test."""
         flashes = self._ra_recording().flashes
         if FlashedMessage(message, category) not in flashes:

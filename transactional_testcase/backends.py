@@ -239,9 +239,7 @@ class Backend:
         """
         last: Exception | None = None
         for admin_url in self._admin_urls(url):
-            engine = sa.create_engine(
-                admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT"
-            )
+            engine = sa.create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
             try:
                 try:
                     conn = engine.connect()
@@ -266,9 +264,7 @@ class SQLiteBackend(Backend):
 
     def is_memory(self, url: URL) -> bool:
         db = url.database or ""
-        return db in ("", ":memory:") or db.startswith("file::memory:") or (
-            url.query.get("mode") == "memory"
-        )
+        return db in ("", ":memory:") or db.startswith("file::memory:") or (url.query.get("mode") == "memory")
 
     def prepare_engine(self, engine: Engine) -> None:
         # pysqlite's legacy transaction control emits no BEGIN before SAVEPOINT,
@@ -391,7 +387,6 @@ class SQLiteBackend(Backend):
         # SQLite: a rolled-back test already leaves them where they were.
         return _noop
 
-
     def table_emptier(
         self, connection: Connection, tables: t.Sequence[TableRef], lock_timeout: float
     ) -> TableEmptier:
@@ -419,7 +414,9 @@ class SQLiteBackend(Backend):
             try:
                 dirty = [row[0] for row in cursor.execute(probe)]
                 counters = (
-                    sorted(row[0] for row in cursor.execute("SELECT name FROM sqlite_sequence") if row[0] in own)
+                    sorted(
+                        row[0] for row in cursor.execute("SELECT name FROM sqlite_sequence") if row[0] in own
+                    )
                     if has_counters
                     else []
                 )
@@ -452,6 +449,7 @@ class SQLiteBackend(Backend):
             return sorted({tables[i][1] for i in dirty} | set(counters))
 
         return empty
+
 
 class PostgreSQLBackend(Backend):
     title = "PostgreSQL"
@@ -522,10 +520,14 @@ class PostgreSQLBackend(Backend):
 
     def drop_templates(self, template: URL, prefix: str) -> None:
         with self.admin_connection(template) as conn:
-            names = conn.execute(
-                sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p AND datname <> :k"),
-                {"p": prefix.replace("_", r"\_") + "%", "k": template.database},
-            ).scalars().all()
+            names = (
+                conn.execute(
+                    sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p AND datname <> :k"),
+                    {"p": prefix.replace("_", r"\_") + "%", "k": template.database},
+                )
+                .scalars()
+                .all()
+            )
             for name in names:
                 quoted = conn.dialect.identifier_preparer.quote(name)
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
@@ -575,7 +577,6 @@ class PostgreSQLBackend(Backend):
 
         return reset
 
-
     def table_emptier(
         self, connection: Connection, tables: t.Sequence[TableRef], lock_timeout: float
     ) -> TableEmptier:
@@ -622,6 +623,7 @@ class PostgreSQLBackend(Backend):
 
         return empty
 
+
 class MySQLBackend(Backend):
     title = "MySQL/MariaDB"
     # DDL, TRUNCATE and a few others end the transaction (and its savepoints).
@@ -662,8 +664,7 @@ class MySQLBackend(Backend):
         with self.admin_connection(template, named=url) as conn:
             found = conn.execute(
                 sa.text(
-                    "SELECT 1 FROM information_schema.TABLES "
-                    "WHERE TABLE_SCHEMA = :s AND TABLE_NAME = :t"
+                    "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = :s AND TABLE_NAME = :t"
                 ),
                 {"s": template.database, "t": _MYSQL_COMPLETE},
             ).first()
@@ -683,14 +684,18 @@ class MySQLBackend(Backend):
             _mysql_recreate(conn, target.database or "")
             q = conn.dialect.identifier_preparer.quote
             src, dst = q(source.database or ""), q(target.database or "")
-            tables = conn.execute(
-                sa.text(
-                    "SELECT TABLE_NAME FROM information_schema.TABLES "
-                    "WHERE TABLE_SCHEMA = :s AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME <> :c "
-                    "ORDER BY TABLE_NAME"
-                ),
-                {"s": source.database, "c": _MYSQL_COMPLETE},
-            ).scalars().all()
+            tables = (
+                conn.execute(
+                    sa.text(
+                        "SELECT TABLE_NAME FROM information_schema.TABLES "
+                        "WHERE TABLE_SCHEMA = :s AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME <> :c "
+                        "ORDER BY TABLE_NAME"
+                    ),
+                    {"s": source.database, "c": _MYSQL_COMPLETE},
+                )
+                .scalars()
+                .all()
+            )
             conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
             try:
                 conn.exec_driver_sql(f"USE {dst}")
@@ -704,15 +709,21 @@ class MySQLBackend(Backend):
 
     def drop_templates(self, template: URL, prefix: str) -> None:
         with self.admin_connection(template) as conn:
-            names = conn.execute(
-                sa.text(
-                    "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA "
-                    "WHERE SCHEMA_NAME LIKE :p AND SCHEMA_NAME <> :k"
-                ),
-                {"p": prefix.replace("_", r"\_") + "%", "k": template.database},
-            ).scalars().all()
+            names = (
+                conn.execute(
+                    sa.text(
+                        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA "
+                        "WHERE SCHEMA_NAME LIKE :p AND SCHEMA_NAME <> :k"
+                    ),
+                    {"p": prefix.replace("_", r"\_") + "%", "k": template.database},
+                )
+                .scalars()
+                .all()
+            )
             for name in names:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}")
+                conn.exec_driver_sql(
+                    f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}"
+                )
 
     def read_marker(self, url: URL, engine: Engine) -> str | None:
         # MySQL has no schema comments: the query fails, and nothing is reused.
@@ -739,7 +750,6 @@ class MySQLBackend(Backend):
             finally:
                 conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
 
-
     def table_emptier(
         self, connection: Connection, tables: t.Sequence[TableRef], lock_timeout: float
     ) -> TableEmptier:
@@ -754,7 +764,9 @@ class MySQLBackend(Backend):
         )
         dialect = connection.dialect
         # MySQL 8 caches information_schema's AUTO_INCREMENT for a day by default.
-        fresh_stats = not getattr(dialect, "is_mariadb", False) and (dialect.server_version_info or (0,)) >= (8,)
+        fresh_stats = not getattr(dialect, "is_mariadb", False) and (dialect.server_version_info or (0,)) >= (
+            8,
+        )
         connection.rollback()
         seconds = max(1, math.ceil(lock_timeout))
 
@@ -763,7 +775,8 @@ class MySQLBackend(Backend):
                 conn.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")
             rows = {row[0] for row in conn.exec_driver_sql(probe)}
             counters = {
-                i for row in conn.execute(_MYSQL_COUNTERS, {"schemas": schemas})
+                i
+                for row in conn.execute(_MYSQL_COUNTERS, {"schemas": schemas})
                 if (i := index.get((row[0], row[1]))) is not None
             }
             conn.rollback()
@@ -800,6 +813,7 @@ class MySQLBackend(Backend):
             return sorted(tables[i][1] for i in rows | counters)
 
         return empty
+
 
 _MYSQL_COMPLETE = "transactional_testcase_complete"
 
@@ -921,7 +935,10 @@ def _quoted_names(connection: Connection, tables: t.Sequence[TableRef]) -> list[
         for schema, name in tables
     ]
 
-def reflect_tables(connection: Connection, schemas: t.Iterable[str | None], keep: t.Container[str]) -> list[TableRef]:
+
+def reflect_tables(
+    connection: Connection, schemas: t.Iterable[str | None], keep: t.Container[str]
+) -> list[TableRef]:
     """Every table of ``schemas`` (None: the default schema) but those named in ``keep``."""
     inspector = sa.inspect(connection)
     found: list[TableRef] = []

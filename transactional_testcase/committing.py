@@ -42,7 +42,6 @@ from .provisioning import provisioner
 from .testcase import BindKey, DatabaseTestCase
 
 if t.TYPE_CHECKING:
-
     from .testcase import _ClassState
 
 __all__ = ["CommittingTestCase", "LiveServerTestCase"]
@@ -170,7 +169,9 @@ class CommittingTestCase(DatabaseTestCase):
                         failure.__cause__ = exc
                     continue
                 if emptied:
-                    logger.debug("%s: emptied %s of the %s database", when, ", ".join(emptied), _bind_name(key))
+                    logger.debug(
+                        "%s: emptied %s of the %s database", when, ", ".join(emptied), _bind_name(key)
+                    )
         finally:
             state.monitor.implicit_commits = implicit
         if failure is not None:

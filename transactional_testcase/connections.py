@@ -82,7 +82,9 @@ class ConnectionKeeper:
         self._signatures: weakref.WeakKeyDictionary[Engine, Signature] = weakref.WeakKeyDictionary()
         self._keys: weakref.WeakKeyDictionary[Engine, Key] = weakref.WeakKeyDictionary()
         #: The connection records each engine's pool got back (see ``_check``).
-        self._returned: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[t.Any]] = weakref.WeakKeyDictionary()
+        self._returned: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[t.Any]] = (
+            weakref.WeakKeyDictionary()
+        )
         #: What a forked child inherited: the parent's, never used nor closed
         #: here (closing would end the parent's server sessions).
         self._inherited: list[t.Any] = []

@@ -33,7 +33,12 @@ class TransactionLog:
     """Records transaction events on a class's engines, flushed per test."""
 
     _EVENTS: t.ClassVar[tuple[str, ...]] = (
-        "begin", "commit", "rollback", "savepoint", "rollback_savepoint", "release_savepoint",
+        "begin",
+        "commit",
+        "rollback",
+        "savepoint",
+        "rollback_savepoint",
+        "release_savepoint",
     )
 
     def __init__(self) -> None:
@@ -91,7 +96,9 @@ class TransactionLog:
             logger.warning("%s: ESCAPED the test transaction: %s", test_id, line)
         for statement in implicit_commits:
             logger.warning(
-                "%s: ESCAPED (implicit commit on this backend): %s", test_id, " ".join(statement.split())[:200]
+                "%s: ESCAPED (implicit commit on this backend): %s",
+                test_id,
+                " ".join(statement.split())[:200],
             )
         self.lines = []
         self.escaped = []

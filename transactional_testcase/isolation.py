@@ -233,8 +233,9 @@ class SavepointConnection(Connection):
 
     def in_nested_transaction(self) -> bool:
         connection: Connection = self.__dict__["_tt_connection"]
-        return self._tt_active() is not None and connection.get_nested_transaction() is not (
-            self.__dict__["_tt_savepoint"]
+        return (
+            self._tt_active() is not None
+            and connection.get_nested_transaction() is not (self.__dict__["_tt_savepoint"])
         )
 
     def get_transaction(self) -> NestedTransaction | None:  # type: ignore[override]

@@ -296,9 +296,9 @@ class MigrationAssertionsMixin(_TestCaseBase):
         if len(heads) == 1:
             return
         if not heads:
-            self.fail(self._formatMessage(
-                msg, f"the migrations in {migrations.location} have no revision at all."
-            ))
+            self.fail(
+                self._formatMessage(msg, f"the migrations in {migrations.location} have no revision at all.")
+            )
         described = []
         for head in heads:
             script = migrations.script.get_revision(head)
@@ -306,12 +306,14 @@ class MigrationAssertionsMixin(_TestCaseBase):
             parent = script.down_revision
             revises = ", ".join(parent) if isinstance(parent, tuple) else (parent or "base")
             described.append(f"  {head} ({migrations.where(script)}, revises {revises})")
-        self.fail(self._formatMessage(
-            msg,
-            f"the migrations in {migrations.location} have {len(heads)} heads, not one:\n"
-            + "\n".join(described)
-            + "\nMerge them: 'flask db merge heads' (or 'alembic merge heads').",
-        ))
+        self.fail(
+            self._formatMessage(
+                msg,
+                f"the migrations in {migrations.location} have {len(heads)} heads, not one:\n"
+                + "\n".join(described)
+                + "\nMerge them: 'flask db merge heads' (or 'alembic merge heads').",
+            )
+        )
 
     def assertUpgradeFromBase(self, msg: str | None = None) -> None:
         """Fail when an empty database cannot be upgraded to head."""
@@ -444,7 +446,10 @@ class MigrationAssertionsMixin(_TestCaseBase):
 
     def _tt_upgrade_from_base(self, migrations: Migrations, databases: _MigrationsDatabases) -> None:
         self._tt_run(
-            migrations, databases, "heads", True,
+            migrations,
+            databases,
+            "heads",
+            True,
             f"upgrading the empty database {databases.describe()} to head",
         )
         with databases.engines[None].connect() as conn:
@@ -480,9 +485,7 @@ class MigrationAssertionsMixin(_TestCaseBase):
                 diffs = compare_metadata(context, metadata)
                 prefix = "" if key is None else f"[bind {key!r}] "
                 lines.extend(
-                    prefix + line
-                    for diff in diffs
-                    for line in describe_difference(diff, conn.dialect)
+                    prefix + line for diff in diffs for line in describe_difference(diff, conn.dialect)
                 )
         if lines:
             raise _Failure(
@@ -498,17 +501,21 @@ class MigrationAssertionsMixin(_TestCaseBase):
             if isinstance(parent, (tuple, list)):
                 parent = parent[0] if parent else None
             below = parent or "base"
-            self._tt_run(
-                migrations, databases, script.revision, True, f"upgrading to {name}"
-            )
+            self._tt_run(migrations, databases, script.revision, True, f"upgrading to {name}")
             if script.revision in self.irreversible_revisions:
                 continue
             self._tt_run(
-                migrations, databases, below, False,
+                migrations,
+                databases,
+                below,
+                False,
                 f"{name} does not round-trip: downgrading it to {below}",
             )
             self._tt_run(
-                migrations, databases, script.revision, True,
+                migrations,
+                databases,
+                script.revision,
+                True,
                 f"{name} does not round-trip: upgrading it again after its downgrade",
             )
 
@@ -556,11 +563,7 @@ class MigrationsTestCase(MigrationAssertionsMixin, unittest.TestCase):
     @classmethod
     def get_database_url(cls) -> str:
         """:attr:`database_url`, ``TEST_DATABASE_URL`` or a temporary SQLite file."""
-        return (
-            cls.database_url
-            or os.environ.get("TEST_DATABASE_URL")
-            or provisioner.default_sqlite_url()
-        )
+        return cls.database_url or os.environ.get("TEST_DATABASE_URL") or provisioner.default_sqlite_url()
 
     @classmethod
     def get_app_config(cls) -> dict[str, t.Any]:
@@ -601,9 +604,7 @@ class MigrationsTestCase(MigrationAssertionsMixin, unittest.TestCase):
         except TransactionalTestCaseError:
             raise
         except ImportError as exc:
-            raise MissingDriverError(
-                f"{cls.__qualname__}.create_app() raised ImportError: {exc}"
-            ) from exc
+            raise MissingDriverError(f"{cls.__qualname__}.create_app() raised ImportError: {exc}") from exc
         except Exception as exc:
             raise ConfigurationError(
                 f"{cls.__qualname__}.create_app(config) raised {type(exc).__name__}: {exc}"

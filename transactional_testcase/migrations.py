@@ -144,9 +144,7 @@ class AlembicSchema(SchemaSource):
         else:
             lines = str(exc).strip().splitlines()
             what = f"{type(exc).__name__}: {lines[0] if lines else ''}"
-        return MigrationError(
-            f"migrating {mask_url(url)} to head failed{where}: {scrub(what, url)}"
-        )
+        return MigrationError(f"migrating {mask_url(url)} to head failed{where}: {scrub(what, url)}")
 
 
 def schema_source(
@@ -286,9 +284,7 @@ def quiet_migrations() -> t.Iterator[None]:
     logging.disable(logging.INFO)
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message=r".*get_engine.*", category=DeprecationWarning
-            )
+            warnings.filterwarnings("ignore", message=r".*get_engine.*", category=DeprecationWarning)
             yield
     finally:
         logging.disable(previous)
@@ -312,9 +308,7 @@ def preserved_logging() -> t.Iterator[None]:
     saved: dict[str, _LoggerState] = {}
     for name, logger in list(manager.loggerDict.items()):
         if isinstance(logger, logging.Logger):
-            saved[name] = _LoggerState(
-                logger.disabled, logger.level, logger.propagate, list(logger.handlers)
-            )
+            saved[name] = _LoggerState(logger.disabled, logger.level, logger.propagate, list(logger.handlers))
     root = logging.getLogger()
     root_state = _LoggerState(root.disabled, root.level, root.propagate, list(root.handlers))
     try:
@@ -333,5 +327,3 @@ def preserved_logging() -> t.Iterator[None]:
         root.disabled = root_state.disabled
         root.setLevel(root_state.level)
         root.handlers[:] = root_state.handlers
-
-

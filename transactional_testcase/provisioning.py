@@ -149,9 +149,7 @@ class Provisioner:
             check_safe(url, settings.get(key, "the app's SQLALCHEMY_DATABASE_URI"))
             backend = backend_for(url)
             backend.prepare_engine(engine)
-            fingerprint = _digest(
-                schema.fingerprint(), url.get_backend_name(), repr(key), __version__
-            )
+            fingerprint = _digest(schema.fingerprint(), url.get_backend_name(), repr(key), __version__)
             targets.append((key, url, backend, fingerprint))
         with self._lock:
             if all(
@@ -161,7 +159,7 @@ class Provisioner:
                 for _, url, backend, fingerprint in targets
             ):
                 return self._count("reuse")
-            for (_, url, _, _), engine in zip(targets, engines.values()):
+            for (_, url, _, _), engine in zip(targets, engines.values(), strict=False):
                 keeper.discard(url)  # connections into a database about to be replaced
                 engine.dispose()
             # Whatever happens next, these databases are no longer what was
@@ -456,9 +454,7 @@ def _template_prefix(url: URL, key: str | None) -> str:
     worker = worker_id()
     if worker and name.endswith("_" + worker):
         name = name[: -len(worker) - 1]
-    owner = _digest(
-        url.get_backend_name(), str(url.host), str(url.port), str(url.username), name, repr(key)
-    )
+    owner = _digest(url.get_backend_name(), str(url.host), str(url.port), str(url.username), name, repr(key))
     return f"tt_tpl_{owner[:10]}_"
 
 

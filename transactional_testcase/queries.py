@@ -44,7 +44,9 @@ WRITES_KEY = "transactional_testcase.writes"
 STATEMENTS_KEY = "transactional_testcase.statements"
 
 #: Statements that read only.
-READS = re.compile(r"^\s*(SELECT|SHOW|PRAGMA|EXPLAIN|DESCRIBE|WITH\s+\w+\s+AS\s*\(\s*SELECT)\b", re.IGNORECASE)
+READS = re.compile(
+    r"^\s*(SELECT|SHOW|PRAGMA|EXPLAIN|DESCRIBE|WITH\s+\w+\s+AS\s*\(\s*SELECT)\b", re.IGNORECASE
+)
 
 
 class StatementMonitor:

@@ -281,9 +281,7 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
         replaced it: code may hold it from ``create_app``).
         """
         cls._tt_listen(state, state.engines)
-        cls._tt_listen(
-            state, {k: e for k, e in state.own_engines.items() if e is not state.engines.get(k)}
-        )
+        cls._tt_listen(state, {k: e for k, e in state.own_engines.items() if e is not state.engines.get(k)})
 
     @classmethod
     def _tt_listen(cls, state: _ClassState, engines: t.Mapping[BindKey, Engine]) -> None:
@@ -503,9 +501,7 @@ class TransactionalTestCase(DatabaseTestCase):
             {
                 key: engine
                 for key, engine in state.engines.items()
-                if state.backends[key].implicit_commit is not None
-                or key in checked
-                or diagnostics.enabled()
+                if state.backends[key].implicit_commit is not None or key in checked or diagnostics.enabled()
             },
         )
 
@@ -522,9 +518,7 @@ class TransactionalTestCase(DatabaseTestCase):
             cls._tt_run_setup_test_data(state, redirect)
 
     @classmethod
-    def _tt_plan(
-        cls, state: _ClassState, key: BindKey, name: str, make: t.Callable[[Connection], _T]
-    ) -> _T:
+    def _tt_plan(cls, state: _ClassState, key: BindKey, name: str, make: t.Callable[[Connection], _T]) -> _T:
         """``make(connection)``, asked of the server once per database, app and schema.
 
         What ``make`` finds may depend on the app's connect listeners (SQLite's
@@ -565,10 +559,9 @@ class TransactionalTestCase(DatabaseTestCase):
         """Open the test's transaction (a SAVEPOINT of the class's, with class data) and route ``db`` into it."""
         redirect = state.redirect
         assert redirect is not None
-        if state.class_transaction is not None:
-            transaction = state.class_transaction.begin_nested()
-        else:
-            transaction = state.begin()
+        transaction = (
+            state.class_transaction.begin_nested() if state.class_transaction is not None else state.begin()
+        )
         self._tt_transaction = transaction
         redirect.attach(transaction.connections)
         for key, reset in state.resetters:
@@ -623,10 +616,7 @@ class TransactionalTestCase(DatabaseTestCase):
                 "whose commits are savepoints."
             )
         if violations:
-            self.fail(
-                "the test left data that a real COMMIT would have refused: "
-                + "; ".join(violations)
-            )
+            self.fail("the test left data that a real COMMIT would have refused: " + "; ".join(violations))
 
     def _tt_recover(self, state: _ClassState) -> None:
         """Undo what escaped the test's transaction, so later tests stay isolated.
@@ -660,9 +650,7 @@ class TransactionalTestCase(DatabaseTestCase):
         if _has_class_data(cls):
             cls._tt_run_setup_test_data(state, state.redirect)
 
-    def _tt_check_constraints(
-        self, state: _ClassState, transaction: TestTransaction
-    ) -> list[str]:
+    def _tt_check_constraints(self, state: _ClassState, transaction: TestTransaction) -> list[str]:
         found = []
         for key, check in state.checkers:
             try:
@@ -683,6 +671,8 @@ _RECOVERY_LOCK_TIMEOUT = 10.0
 
 def _has_class_data(cls: type[TransactionalTestCase]) -> bool:
     return getattr(cls.setUpTestData, "__func__", None) is not _BASE_SET_UP_TEST_DATA
+
+
 _MISSING = object()
 #: The app settings that shape its engines' connections.
 _ENGINE_SETTINGS = ("SQLALCHEMY_ENGINE_OPTIONS", "SQLALCHEMY_BINDS", "SQLALCHEMY_DATABASE_URI")

@@ -81,7 +81,9 @@ def differences(engine: sa.Engine) -> list[str]:
         # NO ACTION is the default, reflected as such on some backends.
         fks = {(a, b, "" if c == "NO ACTION" else c) for a, b, c in fks}
         if fks != model_fks():
-            problems.append(f"foreign keys: missing {sorted(model_fks() - fks)}, extra {sorted(fks - model_fks())}")
+            problems.append(
+                f"foreign keys: missing {sorted(model_fks() - fks)}, extra {sorted(fks - model_fks())}"
+            )
     return problems
 
 

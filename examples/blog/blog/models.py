@@ -62,9 +62,7 @@ class Post(Model):
     views: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
 
     author: Mapped[User] = relationship(back_populates="posts")
-    tags: Mapped[list[Tag]] = relationship(
-        secondary=post_tags, back_populates="posts", order_by="Tag.name"
-    )
+    tags: Mapped[list[Tag]] = relationship(secondary=post_tags, back_populates="posts", order_by="Tag.name")
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -74,10 +74,7 @@ def get_or_create_tags(names: list[str]) -> list[Tag]:
     wanted = sorted({name.strip().lower() for name in names if name.strip()})
     if not wanted:
         return []
-    existing = {
-        tag.name: tag
-        for tag in session.scalars(select(Tag).where(Tag.name.in_(wanted)))
-    }
+    existing = {tag.name: tag for tag in session.scalars(select(Tag).where(Tag.name.in_(wanted)))}
     return [existing.get(name) or Tag(name=name) for name in wanted]
 
 
@@ -86,9 +83,7 @@ def create_post(user_id: int) -> ResponseReturnValue:
     author = db.get_or_404(User, user_id, description="no such user")
     data = _json_body()
     tag_names = data.get("tags", [])
-    if not isinstance(tag_names, list) or not all(
-        isinstance(name, str) for name in tag_names
-    ):
+    if not isinstance(tag_names, list) or not all(isinstance(name, str) for name in tag_names):
         abort(400, "'tags' must be a list of strings")
     post = Post(
         author=author,
@@ -134,20 +129,14 @@ def count_view(post_id: int) -> ResponseReturnValue:
         )
         if updated.rowcount == 0:
             abort(404, "no such post")
-        views = conn.execute(
-            text("SELECT views FROM posts WHERE id = :id"), {"id": post_id}
-        ).scalar_one()
+        views = conn.execute(text("SELECT views FROM posts WHERE id = :id"), {"id": post_id}).scalar_one()
     return {"id": post_id, "views": views}
 
 
 @bp.get("/")
 def index() -> ResponseReturnValue:
     published = db.session.scalars(
-        select(Post)
-        .where(Post.published)
-        .order_by(Post.created_at.desc(), Post.id.desc())
+        select(Post).where(Post.published).order_by(Post.created_at.desc(), Post.id.desc())
     ).all()
-    drafts = db.session.scalars(
-        select(Post).where(~Post.published).order_by(Post.id)
-    ).all()
+    drafts = db.session.scalars(select(Post).where(~Post.published).order_by(Post.id)).all()
     return render_template("index.html", published=published, drafts=drafts)

@@ -80,9 +80,7 @@ class UserApiTests(BlogTestCase):
         self.assertEqual(User.query.count(), 1)
         self.session.add(User(username="carol", email="carol@example.com"))
         self.session.commit()
-        self.assertEqual(
-            sorted(self.session.scalars(select(User.username))), ["alice", "carol"]
-        )
+        self.assertEqual(sorted(self.session.scalars(select(User.username))), ["alice", "carol"])
 
     def test_duplicate_email_is_409(self) -> None:
         self.create_user("alice", email="shared@example.com")
@@ -142,9 +140,7 @@ class PostTests(BlogTestCase):
         self.assertEqual(post["tags"], ["intro"])
 
     def test_list_is_newest_first(self) -> None:
-        self.session.add(
-            Post(author=self.author, title="Second", body="Again", published=True)
-        )
+        self.session.add(Post(author=self.author, title="Second", body="Again", published=True))
         self.session.commit()
 
         titles = [post["title"] for post in self.client.get("/posts").get_json()]
@@ -172,17 +168,13 @@ class PostTests(BlogTestCase):
         self.assertEqual(response.status_code, 201)
         self.assertEqual(response.get_json()["tags"], ["flask", "intro"])
         # "intro" came from setUpTestData and was reused; only "flask" is new.
-        self.assertEqual(
-            sorted(self.session.scalars(select(Tag.name))), ["flask", "intro"]
-        )
+        self.assertEqual(sorted(self.session.scalars(select(Tag.name))), ["flask", "intro"])
         post = self.session.get(Post, response.get_json()["id"])
         assert post is not None
         self.assertIn(self.intro, post.tags)
 
     def test_create_post_for_unknown_user_is_404(self) -> None:
-        response = self.client.post(
-            "/users/999999/posts", json={"title": "Nobody", "body": "..."}
-        )
+        response = self.client.post("/users/999999/posts", json={"title": "Nobody", "body": "..."})
 
         self.assertEqual(response.status_code, 404)
         self.assertEqual(self.session.scalar(select(func.count(Post.id))), 2)
@@ -192,9 +184,7 @@ class PostTests(BlogTestCase):
 
         self.assertEqual(response.status_code, 200)
         self.assertIs(response.get_json()["published"], True)
-        published = self.session.scalar(
-            select(Post.published).where(Post.id == self.draft.id)
-        )
+        published = self.session.scalar(select(Post.published).where(Post.id == self.draft.id))
         self.assertIs(published, True)
 
     def test_draft_is_still_a_draft(self) -> None:

@@ -1,7 +1,7 @@
 """Users, roles and the user_roles link table.
 
 Revision ID: 0001_users_roles
-Revises: 
+Revises:
 Create Date: 2025-01-01 12:00:00
 
 """

@@ -24,9 +24,7 @@ def upgrade():
         batch_op.add_column(sa.Column("last_login_at", sa.DateTime(), nullable=True))
     with op.batch_alter_table("posts") as batch_op:
         # NOT NULL on existing rows needs a default; the model has none.
-        batch_op.add_column(
-            sa.Column("view_count", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch_op.add_column(sa.Column("view_count", sa.Integer(), nullable=False, server_default="0"))
         batch_op.create_check_constraint(op.f("ck_posts_view_count_positive"), "view_count >= 0")
         batch_op.create_index("ix_posts_status", ["status"])
     with op.batch_alter_table("posts") as batch_op:

@@ -18,11 +18,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("posts") as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "views", sa.Integer(), server_default=sa.text("0"), nullable=False
-            )
-        )
+        batch_op.add_column(sa.Column("views", sa.Integer(), server_default=sa.text("0"), nullable=False))
 
 
 def downgrade() -> None:

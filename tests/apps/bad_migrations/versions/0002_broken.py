@@ -3,6 +3,7 @@
 Revision ID: 0002_broken
 Revises: 0001_gadgets
 """
+
 from alembic import op
 
 revision = "0002_broken"

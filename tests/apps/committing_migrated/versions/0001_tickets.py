@@ -25,7 +25,9 @@ def upgrade() -> None:
     ]
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE SEQUENCE ticket_numbers")
-        columns.append(sa.Column("number", sa.BigInteger, server_default=sa.text("nextval('ticket_numbers')")))
+        columns.append(
+            sa.Column("number", sa.BigInteger, server_default=sa.text("nextval('ticket_numbers')"))
+        )
     # AUTOINCREMENT on SQLite: ids come from sqlite_sequence, which emptying must reset.
     op.create_table("legacy_log", *columns, sqlite_autoincrement=True)
 

@@ -1,7 +1,7 @@
 """Create the users table.
 
 Revision ID: 0001_users
-Revises: 
+Revises:
 """
 
 import sqlalchemy as sa

@@ -19,9 +19,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("author_id", sa.Integer(), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["author_id"], ["users.id"], name=op.f("fk_posts_author_id_users")
-        ),
+        sa.ForeignKeyConstraint(["author_id"], ["users.id"], name=op.f("fk_posts_author_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
     )
     op.create_index(op.f("ix_posts_author_id"), "posts", ["author_id"], unique=False)

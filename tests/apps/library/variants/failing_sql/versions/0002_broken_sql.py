@@ -5,11 +5,12 @@ Revises: 0001_authors
 Create Date: 2025-01-06 10:05:00
 
 """
+
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0002_broken_sql'
-down_revision = '0001_authors'
+revision = "0002_broken_sql"
+down_revision = "0001_authors"
 branch_labels = None
 depends_on = None
 
