@@ -26,12 +26,14 @@ from sqlalchemy.pool import NullPool
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
+from . import environment
 from ._compat import socket_fileno
 from .errors import (
     ConfigurationError,
     DatabaseUnreachableError,
     MissingDriverError,
     UnsafeDatabaseError,
+    first_line,
     mask_url,
     scrub,
 )
@@ -822,7 +824,7 @@ MARKER_SUFFIX = ".tt-fingerprint"
 
 def template_folder() -> str:
     """Where SQLite templates are kept between runs."""
-    folder = os.environ.get("TRANSACTIONAL_TESTCASE_CACHE") or os.path.join(
+    folder = os.environ.get(environment.CACHE) or os.path.join(
         os.path.expanduser("~"), ".cache", "transactional_testcase"
     )
     os.makedirs(folder, exist_ok=True)
@@ -916,8 +918,7 @@ def check_safe(url: URL, setting: str) -> None:
 
 def unreachable(url: URL, exc: BaseException, backend: Backend) -> DatabaseUnreachableError:
     """A :class:`DatabaseUnreachableError` for ``url`` with the driver's first line."""
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    first = scrub(reason[0] if reason else type(exc).__name__, url)
+    first = scrub(first_line(exc), url)
     return DatabaseUnreachableError(
         f"cannot connect to the {backend.title} server for {mask_url(url)}: {first}. "
         f"Start the server, or point {backend.env_hint} / database_url at one that runs."
@@ -1004,7 +1005,7 @@ def _pg_check_deferred(connection: Connection) -> str | None:
         state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
         if not state.startswith("23"):
             return None  # not a violation: an aborted transaction, say
-        return str(orig).strip().splitlines()[0]
+        return first_line(exc)
     return None
 
 

@@ -36,10 +36,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from ._types import BindKey
 from .backends import TableEmptier, model_schemas, reflect_tables
-from .errors import ConfigurationError, IsolationError, mask_url
+from .errors import ConfigurationError, IsolationError, first_line, mask_url
 from .provisioning import provisioner
-from .testcase import BindKey, DatabaseTestCase
+from .testcase import DatabaseTestCase
 
 if t.TYPE_CHECKING:
     from .testcase import _ClassState
@@ -266,12 +267,11 @@ def _bind_name(key: BindKey) -> str:
 
 
 def _cleanup_failure(key: BindKey, engine: Engine, when: str, exc: Exception) -> IsolationError:
-    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     checkedout = getattr(engine.pool, "checkedout", None)
     held = f" ({checkedout()} connection(s) of this engine are still checked out)" if checkedout else ""
     return IsolationError(
         f"emptying the tables of the {_bind_name(key)} database {mask_url(engine.url)} "
-        f"after {when} failed: {lines[0] if lines else type(exc).__name__}. If it timed out "
+        f"after {when} failed: {first_line(exc)}. If it timed out "
         "waiting for a lock, a connection is still inside a transaction on those tables"
         f"{held}: a session or connection the test, a thread or a request it started did "
         "not close. Close connections, remove sessions and join threads before the test "

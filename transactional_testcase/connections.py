@@ -46,6 +46,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
 from ._compat import engine_listeners
+from ._types import BindKey
 from .backends import Backend, backend_for, quiet_socket
 
 #: Idle connections kept per process, over every kept engine and database (the
@@ -60,7 +61,6 @@ MAX_KEPT = 8
 Key: t.TypeAlias = tuple[t.Hashable, str | None, str, str]
 #: What an app's factory set up on an engine: its own listeners and execution options.
 Signature: t.TypeAlias = tuple[frozenset[tuple[str, str, t.Hashable]], str]
-BindKey: t.TypeAlias = str | None
 
 
 class _Kept(t.NamedTuple):

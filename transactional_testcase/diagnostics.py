@@ -12,21 +12,21 @@ statement that commits implicitly.
 from __future__ import annotations
 
 import logging
-import os
 import typing as t
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from . import environment
 from ._compat import savepoint_counter
 
-ENV = "TRANSACTIONAL_TESTCASE_DIAGNOSTICS"
+ENV = environment.DIAGNOSTICS
 
 logger = logging.getLogger("transactional_testcase.diagnostics")
 
 
 def enabled() -> bool:
-    return os.environ.get(ENV, "").lower() in ("1", "true", "yes", "on")
+    return environment.flag(ENV)
 
 
 class TransactionLog:

@@ -39,6 +39,16 @@ class IsolationError(TransactionalTestCaseError):
     """The test's transaction was ended or used in a way that breaks isolation."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (a DBAPI error's own, when wrapped), or its type's name.
+
+    Drivers and Alembic raise messages of many lines (SQL, parameters, hints):
+    a one-line error names the cause and leaves the rest to the traceback.
+    """
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def mask_url(url: str | URL) -> str:
     """Render ``url`` for a message, with its password replaced by ``***``."""
     try:

@@ -25,13 +25,12 @@ from sqlalchemy.engine import Connection, Engine, NestedTransaction
 from sqlalchemy.orm import Session, sessionmaker
 
 from ._compat import OptionEngine, savepoint_counter
+from ._types import BindKey
 from .errors import IsolationError
 from .queries import WRITES_KEY
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
-
-BindKey: t.TypeAlias = str | None
 
 
 def _ignore(connection: Connection) -> None:

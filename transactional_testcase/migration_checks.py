@@ -42,7 +42,9 @@ from flask import Flask
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
+from . import environment
 from ._compat import revision_steps
+from ._types import BindKey
 from .backends import backend_for, check_driver, check_safe
 from .errors import (
     ConfigurationError,
@@ -71,7 +73,6 @@ if t.TYPE_CHECKING:
 else:
     _TestCaseBase = object
 
-BindKey = str | None
 
 #: Appended to each database's name to name its migrations database.
 MIGRATIONS_SUFFIX = "_migrations"
@@ -563,7 +564,9 @@ class MigrationsTestCase(MigrationAssertionsMixin, unittest.TestCase):
     @classmethod
     def get_database_url(cls) -> str:
         """:attr:`database_url`, ``TEST_DATABASE_URL`` or a temporary SQLite file."""
-        return cls.database_url or os.environ.get("TEST_DATABASE_URL") or provisioner.default_sqlite_url()
+        return (
+            cls.database_url or os.environ.get(environment.DATABASE_URL) or provisioner.default_sqlite_url()
+        )
 
     @classmethod
     def get_app_config(cls) -> dict[str, t.Any]:

@@ -34,9 +34,10 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import URL, Engine
 
+from . import environment
 from .backends import Backend, backend_for, check_safe, unreachable
 from .connections import keeper
-from .errors import MigrationError, mask_url
+from .errors import MigrationError, first_line, mask_url
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -44,12 +45,12 @@ if t.TYPE_CHECKING:
     from .migrations import SchemaSource
 
 #: Environment variable that turns ``keepdb`` on for every class.
-KEEPDB_ENV = "TRANSACTIONAL_TESTCASE_KEEPDB"
+KEEPDB_ENV = environment.KEEPDB
 #: Set to ``0`` to drop the templates this process used when it ends (kept by default,
 #: so the next run clones instead of migrating).
-KEEP_TEMPLATES_ENV = "TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES"
+KEEP_TEMPLATES_ENV = environment.KEEP_TEMPLATES
 #: Environment variable naming this process's worker explicitly.
-WORKER_ENV = "TRANSACTIONAL_TESTCASE_WORKER"
+WORKER_ENV = environment.WORKER
 #: Seconds a terminated worker gets to start dropping before SIGTERM is repeated.
 _SIGTERM_REPEAT = 1.0
 
@@ -88,7 +89,7 @@ def worker_url(url: str | URL) -> URL:
 
 
 def keepdb_from_env() -> bool:
-    return os.environ.get(KEEPDB_ENV, "").lower() in ("1", "true", "yes", "on")
+    return environment.flag(KEEPDB_ENV)
 
 
 class _Database(t.NamedTuple):
@@ -270,7 +271,7 @@ class Provisioner:
         except sa.exc.SQLAlchemyError as exc:
             raise MigrationError(
                 f"building the schema of {mask_url(targets[0][1])} failed: "
-                f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+                f"{type(exc).__name__}: {first_line(exc)}"
             ) from None
 
     def plan(self, url: URL, key: t.Hashable, make: t.Callable[[], _T]) -> _T:
@@ -324,7 +325,7 @@ class Provisioner:
                 continue
             with contextlib.suppress(Exception):  # the server may already be gone
                 database.backend.drop(database.url)
-        if os.environ.get(KEEP_TEMPLATES_ENV, "1").lower() in ("0", "false", "no", "off"):
+        if not environment.flag(KEEP_TEMPLATES_ENV, default=True):
             templates, self._templates = list(self._templates.values()), {}
             for template, backend, url, key in templates:
                 # Under the lock: another worker may be cloning it right now.

@@ -29,7 +29,8 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.state import InstanceState
 
-from . import diagnostics
+from . import diagnostics, environment
+from ._types import BindKey
 from .assertions import RequestAssertionsMixin
 from .backends import (
     DRIVER_MODULES,
@@ -60,7 +61,6 @@ if t.TYPE_CHECKING:
     from flask.testing import FlaskClient
     from flask_sqlalchemy import SQLAlchemy
 
-BindKey: t.TypeAlias = str | None
 _T = t.TypeVar("_T")
 
 
@@ -145,7 +145,7 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
         """The default database's URL: :attr:`database_url`, ``TEST_DATABASE_URL`` or SQLite."""
         return (
             cls.database_url
-            or os.environ.get("TEST_DATABASE_URL")
+            or os.environ.get(environment.DATABASE_URL)
             or provisioner.default_sqlite_url(keepdb=cls._tt_keepdb())
         )
 

@@ -9,12 +9,11 @@ from sqlalchemy.engine import Connection, Engine, NestedTransaction, Transaction
 from sqlalchemy.exc import SQLAlchemyError
 
 from ._compat import SavepointSparingConnection, rewind
+from ._types import BindKey
 from .queries import STATEMENTS_KEY
 
 if t.TYPE_CHECKING:
     from .backends import Backend
-
-BindKey: t.TypeAlias = str | None
 
 
 class TestConnection(SavepointSparingConnection):
