@@ -94,7 +94,7 @@ from benchmarks.schema import MIGRATIONS_DIR, create_app, db, models
 from transactional_testcase import TransactionalTestCase
 from transactional_testcase import provisioning as tt_provisioning
 from transactional_testcase.backends import backend_for
-from transactional_testcase.migrations import schema_source
+from transactional_testcase.schema import schema_source
 
 MIGRATIONS = str(MIGRATIONS_DIR)
 TAG_INSERT = sa.insert(models.Tag.__table__).values(name="bench")

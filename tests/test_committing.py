@@ -52,6 +52,7 @@ from tests.support import (
 from transactional_testcase import ConfigurationError, IsolationError
 from transactional_testcase.committing import CommittingTestCase, LiveServerTestCase
 from transactional_testcase.provisioning import worker_url
+from transactional_testcase.state import ClassState
 
 if t.TYPE_CHECKING:  # the mixins below are combined with a test case class
     _Case = CommittingTestCase
@@ -287,11 +288,13 @@ class CommitsForReal(ShopCommitting):
         inner = self.inner_class(
             "ReadThenWrite", {"test_1_reads": test_1_reads, "test_2_writes": test_2_writes}
         )
-        with mock.patch.object(inner, "_tt_empty_tables", wraps=inner._tt_empty_tables) as empty:
+        with mock.patch.object(
+            ClassState, "empty_tables", autospec=True, side_effect=ClassState.empty_tables
+        ) as empty:
             result = run_into(inner)
         self.assertTrue(result.wasSuccessful(), transcript(result))
         self.assertEqual(result.testsRun, 2)
-        whens = [c.args[1] for c in empty.call_args_list]
+        whens = [c.args[2] for c in empty.call_args_list]
         self.assertEqual(len(whens), 2, whens)
         self.assertTrue(whens[0].endswith(".setUpClass"), whens)  # start from empty tables
         self.assertTrue(whens[1].endswith(".test_2_writes"), whens)  # test_1_reads: nothing

@@ -44,10 +44,10 @@ from tests.support import (
     transcript,
 )
 from transactional_testcase import IsolationError, TransactionalTestCase
-from transactional_testcase import isolation as tt_isolation
+from transactional_testcase import redirect as tt_redirect
 from transactional_testcase.backends import SQLiteBackend, backend_for
 from transactional_testcase.provisioning import worker_url
-from transactional_testcase.transaction import TestConnection
+from transactional_testcase.transaction import OuterConnection
 
 Customer = shop.Customer
 AuditEntry = shop.AuditEntry
@@ -179,7 +179,7 @@ class SessionIsolation(IsolationCase):
         # level), not to one of the savepoint connections db.engine hands out.
         session_conn = db.session.connection()
         self.assertIsInstance(session_conn, Connection)
-        self.assertNotIsInstance(session_conn, tt_isolation.SavepointConnection)
+        self.assertNotIsInstance(session_conn, tt_redirect.NestedConnection)
         self.assertIn("customers", sa.inspect(session_conn).get_table_names())
         with db.engine.connect() as conn:
             self.assertIs(conn.connection.dbapi_connection, session_conn.connection.dbapi_connection)
@@ -290,7 +290,7 @@ class SparedSavepoints(IsolationCase):
         # after a write, the next savepoint would be its start, and rolling
         # back to it would undo the commit (inside the test's transaction
         # still: nothing leaks). SQLite never asks (it spares nothing).
-        with mock.patch.object(TestConnection, "_tt_untouched", lambda self: True):
+        with mock.patch.object(OuterConnection, "_tt_untouched", lambda self: True):
             db.session.add(Customer(email="first@example.com"))
             db.session.commit()
             db.session.add(Customer(email="second@example.com"))
@@ -854,7 +854,7 @@ def _scenario_session_on_test_connection(case: unittest.TestCase) -> None:
     """What SessionIsolation.test_session_is_bound_to_the_tests_connection checks."""
     conn = isolation_app.control_db.session.connection()
     case.assertIsInstance(conn, Connection)
-    case.assertNotIsInstance(conn, tt_isolation.SavepointConnection)
+    case.assertNotIsInstance(conn, tt_redirect.NestedConnection)
 
 
 def _check_table_is_empty(case: unittest.TestCase) -> None:
@@ -984,16 +984,16 @@ class ControlledIsolation(_ControlBase):
         self.assertEqual(run.leftovers, {}, run.report())
 
     def test_without_create_savepoint_an_app_rollback_ends_the_test_transaction(self) -> None:
-        real_apply = tt_isolation.SessionRedirect.apply
+        real_apply = tt_redirect.SessionRedirect.apply
 
-        def apply_without_savepoints(redirect: tt_isolation.SessionRedirect) -> None:
+        def apply_without_savepoints(redirect: tt_redirect.SessionRedirect) -> None:
             real_apply(redirect)
             redirect.factory.kw.pop("join_transaction_mode", None)
 
         run = self.run_controlled(
             "savepoint",
             {"1_commit_recover_commit": _scenario_commit_recover_commit},
-            mock.patch.object(tt_isolation.SessionRedirect, "apply", apply_without_savepoints),
+            mock.patch.object(tt_redirect.SessionRedirect, "apply", apply_without_savepoints),
         )
         # The rollback ended the outer transaction: the cleanup says so...
         self.assertEqual(run.outcome("test_1_commit_recover_commit"), "error", run.report())
@@ -1016,7 +1016,7 @@ class ControlledIsolation(_ControlBase):
                 "1_session_commit": _scenario_session_commit,
                 "2_session_on_test_connection": _scenario_session_on_test_connection,
             },
-            mock.patch.object(tt_isolation, "routed_session_class", lambda base: base),
+            mock.patch.object(tt_redirect, "routed_session_class", lambda base: base),
         )
         self.assertEqual(run.outcome("test_2_session_on_test_connection"), "failure", run.report())
         self.assertEqual(run.outcome("test_1_session_commit"), "ok", run.report())
@@ -1024,16 +1024,16 @@ class ControlledIsolation(_ControlBase):
         self.assertEqual(run.leftovers, {}, run.report())
 
     def test_without_engine_shim_engine_and_session_commits_persist(self) -> None:
-        real_apply = tt_isolation.SessionRedirect.apply
+        real_apply = tt_redirect.SessionRedirect.apply
 
-        def apply_with_real_engines(redirect: tt_isolation.SessionRedirect) -> None:
+        def apply_with_real_engines(redirect: tt_redirect.SessionRedirect) -> None:
             real_apply(redirect)
             redirect.db.engines.update(redirect.engines)  # type: ignore[attr-defined]
 
         run = self.run_controlled(
             "shim",
             {"1_engine_begin": _scenario_engine_begin, "2_session_commit": _scenario_session_commit},
-            mock.patch.object(tt_isolation.SessionRedirect, "apply", apply_with_real_engines),
+            mock.patch.object(tt_redirect.SessionRedirect, "apply", apply_with_real_engines),
         )
         self.assertEqual(run.outcome("test_9_table_is_empty"), "failure", run.report())
         self.assertEqual(run.leftovers, {"notes": 2}, run.report())

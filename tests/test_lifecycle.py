@@ -60,7 +60,7 @@ from transactional_testcase import (
     provisioning,
 )
 from transactional_testcase import backends as tt_backends
-from transactional_testcase import migrations as tt_migrations
+from transactional_testcase import schema as tt_schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POSTGRES = ("psycopg2", "psycopg")
@@ -830,10 +830,10 @@ class ProvisioningRun:
         builds = stack_patch(
             self,
             mock.patch.object(
-                tt_migrations.CreateAllSchema,
+                tt_schema.CreateAllSchema,
                 "build",
                 autospec=True,
-                side_effect=tt_migrations.CreateAllSchema.build,
+                side_effect=tt_schema.CreateAllSchema.build,
             ),
         )
         apps: list[flask.Flask] = []

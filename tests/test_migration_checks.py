@@ -511,10 +511,10 @@ class MigrationsTestCaseConfiguration(unittest.TestCase):
 class MigrationErrorNamesRevisionsOutsideTheScriptFolder(unittest.TestCase):
     """Library bug (fails until fixed): TransactionalTestCase's MigrationError.
 
-    ``migrations.failing_revision`` names the failing revision only when its
+    ``AlembicProject.revision_frame`` names the failing revision only when its
     file lies under the script folder (``filename.startswith(location)``), so a
     revision reached through ``version_locations`` elsewhere goes unnamed. The
-    migration checks name it (``Migrations.revision_frame`` matches the frame
+    migration checks name it (``AlembicProject.revision_frame`` matches the frame
     against the revision map's own paths).
     """
 
@@ -538,4 +538,4 @@ class MigrationErrorNamesRevisionsOutsideTheScriptFolder(unittest.TestCase):
         self.assertEqual(len(run.result.errors), 1, run.output)
         error = run.result.errors[0][1]
         self.assertIn("MigrationError", error)
-        self.assertIn("in revision 0004_slug_index", error)
+        self.assertIn("(revision 0004_slug_index, ", error)

@@ -47,7 +47,8 @@ from tests.support import (
     run_with_runner,
 )
 from transactional_testcase import TransactionalTestCase
-from transactional_testcase import migrations as tt_migrations
+from transactional_testcase import schema as tt_schema
+from transactional_testcase.alembic_runner import AlembicProject
 from transactional_testcase.backends import (
     MySQLBackend,
     PostgreSQLBackend,
@@ -681,7 +682,7 @@ class Fingerprint(unittest.TestCase):
             f.write(_REVISION.format(rev=rev, down=down))
         return path
 
-    def schema(self, recursive: bool = False) -> tt_migrations.AlembicSchema:
+    def schema(self, recursive: bool = False) -> tt_schema.AlembicSchema:
         ini = os.path.join(self.folder, "alembic.ini")
         with open(ini, "w") as f:
             f.write(
@@ -689,8 +690,7 @@ class Fingerprint(unittest.TestCase):
                 f"version_locations = %(here)s/versions{os.pathsep}%(here)s/extra_versions\n"
                 f"recursive_version_locations = {str(recursive).lower()}\n"
             )
-        config, uses_flask_migrate = tt_migrations.load_alembic_config(ini)
-        return tt_migrations.AlembicSchema(config, uses_flask_migrate)
+        return tt_schema.AlembicSchema(AlembicProject.from_ini(ini))
 
     def imported(self) -> list[str]:
         return sorted(

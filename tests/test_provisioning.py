@@ -90,12 +90,9 @@ from tests.support import (
 )
 from tests.support import admin_connection as server_admin
 from transactional_testcase import provisioning
+from transactional_testcase.alembic_runner import AlembicProject
 from transactional_testcase.backends import MARKER_SUFFIX, backend_for
-from transactional_testcase.migrations import (
-    AlembicSchema,
-    CreateAllSchema,
-    load_alembic_config,
-)
+from transactional_testcase.schema import AlembicSchema, CreateAllSchema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: One driver per server, and SQLite: where the expensive tests run.
@@ -158,7 +155,7 @@ _CHILD = textwrap.dedent(
     import sqlalchemy as sa
 
     from tests.apps import library
-    from transactional_testcase import TransactionalTestCase, migrations
+    from transactional_testcase import TransactionalTestCase, schema
     from transactional_testcase.provisioning import provisioner
 
     line = sys.stdin.readline()
@@ -170,7 +167,7 @@ _CHILD = textwrap.dedent(
     if job.get("everyone"):
         # A race: whoever builds holds the template lock until every process
         # has started provisioning, and a little longer.
-        build = migrations.AlembicSchema.build
+        build = schema.AlembicSchema.build
 
         def slow_build(self, app, db, engines):
             deadline = time.monotonic() + 60
@@ -180,7 +177,7 @@ _CHILD = textwrap.dedent(
             time.sleep(0.5)
             build(self, app, db, engines)
 
-        migrations.AlembicSchema.build = slow_build
+        schema.AlembicSchema.build = slow_build
 
 
     def wait_for(path):
@@ -828,9 +825,8 @@ class Fingerprints(unittest.TestCase):
     """What decides between reusing and rebuilding: file contents, models, worker names."""
 
     def fingerprint(self, ini: str) -> str:
-        config, uses_flask_migrate = load_alembic_config(ini)
         with quiet_alembic():
-            return AlembicSchema(config, uses_flask_migrate).fingerprint()
+            return AlembicSchema(AlembicProject.from_ini(ini)).fingerprint()
 
     def test_alembic_fingerprint_follows_contents_not_paths_or_times(self) -> None:
         """A fresh checkout elsewhere is the same schema; an edited or added revision is not."""

@@ -104,7 +104,7 @@ from sqlalchemy.engine import Connection
 from tests.apps import model_app, shop
 from tests.support import delete_all_rows, leftover_rows, on_all_backends
 from transactional_testcase import IsolationError
-from transactional_testcase.isolation import TestEngine
+from transactional_testcase.redirect import RedirectedEngine
 
 if t.TYPE_CHECKING:  # mixed into the generated BackendTestCase classes
     from tests.support import BackendTestCase as _CaseBase
@@ -260,9 +260,9 @@ class ExampleTest:
         try:
             case.setUp()
             engines = dict(db.engines)
-            assert all(isinstance(e, TestEngine) for e in engines.values()), "db.engines not redirected"
+            assert all(isinstance(e, RedirectedEngine) for e in engines.values()), "db.engines not redirected"
             self.connections: dict[str | None, Connection] = {
-                key: t.cast(TestEngine, engine).test_connection() for key, engine in engines.items()
+                key: t.cast(RedirectedEngine, engine).test_connection() for key, engine in engines.items()
             }
             self.pools = {key: engine.pool for key, engine in engines.items()}
             #: With class data, the class's connections and the savepoint the test runs in.

@@ -1,6 +1,16 @@
 """The one place that reaches into other packages' non-public names.
 
-Checked against SQLAlchemy 2.0.x and 2.1.9, Flask-SQLAlchemy 3.0.x and 3.1.1.
+Every function or class here says which private attribute it touches and the
+versions it was checked against; nothing else in the package touches one.
+The versions, as ``setup.cfg`` declares them: SQLAlchemy 2.0.x and 2.1.x
+(2.1.9), Flask-SQLAlchemy 3.0.x and 3.1.x (3.1.1), Alembic 1.20, CPython 3.11
+to 3.13's ``logging``.
+
+.. versionchanged:: 0.4
+   Also the live engine map of Flask-SQLAlchemy (:func:`live_engines`), the
+   connection facade (:class:`ConnectionFacade`) and the execution context's
+   root connection (:func:`root_connection`), which other modules used to reach
+   themselves.
 """
 
 from __future__ import annotations
@@ -21,12 +31,15 @@ from sqlalchemy.event import registry as _event_registry
 from sqlalchemy.event.attr import _ListenerCollection
 
 __all__ = [
+    "ConnectionFacade",
     "OptionEngine",
     "SavepointSparingConnection",
     "engine_listeners",
     "handlers_out_of_reach_of_fileconfig",
+    "live_engines",
     "revision_steps",
     "rewind",
+    "root_connection",
     "savepoint_counter",
     "socket_fileno",
     "version_locations",
@@ -41,7 +54,7 @@ def handlers_out_of_reach_of_fileconfig() -> t.Iterator[None]:
     handler in ``logging._handlerList`` before installing its own; a test
     suite's open log files would stay closed. Hiding the list while migrations
     run leaves only the handlers created meanwhile to be closed.
-    Checked against CPython 3.11 and 3.12's ``logging`` module.
+    Checked against CPython 3.11 to 3.13's ``logging`` module.
     """
     saved_list = logging._handlerList[:]  # type: ignore[attr-defined]
     saved_map = dict(logging._handlers)  # type: ignore[attr-defined]
@@ -60,7 +73,7 @@ def revision_steps(script: t.Any, destination: str, current: t.Any, upgrade: boo
     What ``alembic.command.upgrade``/``downgrade`` pass to ``EnvironmentContext``
     (``ScriptDirectory._upgrade_revs``/``_downgrade_revs``); calling them with
     one ``ScriptDirectory`` avoids re-reading every revision file per step.
-    Checked against Alembic 1.13 to 1.20.
+    Checked against Alembic 1.20.
     """
     if upgrade:
         return script._upgrade_revs(destination, current)
@@ -83,7 +96,7 @@ def version_locations(script: t.Any) -> list[str]:
     ``ScriptDirectory._version_locations``: ``version_locations`` resolved
     (package resources included), or ``<script_location>/versions``; folders
     that do not exist are left out, as Alembic does. Checked against Alembic
-    1.13 to 1.20.
+    1.20.
     """
     return [str(path) for path in script._version_locations if os.path.isdir(path)]
 
@@ -238,3 +251,57 @@ def socket_fileno(dbapi_connection: t.Any) -> int | None:
         return int(sock.fileno()) if sock is not None else None
     except Exception:  # noqa: BLE001 - closed: no socket to look at
         return None
+
+
+def live_engines(db: t.Any) -> dict[t.Any, Engine]:
+    """The current app's engine map of ``db`` (a Flask-SQLAlchemy extension), to write into.
+
+    ``db.engines`` is typed as a read-only mapping, but it is the very dict
+    Flask-SQLAlchemy keeps per app (``SQLAlchemy._app_engines[app]``) and reads
+    on every ``get_bind``: replacing its values is how the maintainers suggest
+    pointing an app at other engines (pallets-eco/flask-sqlalchemy#1171).
+    Needs an app context of the app. Checked against Flask-SQLAlchemy 3.0.x
+    and 3.1.1.
+    """
+    return t.cast(dict[t.Any, Engine], db.engines)
+
+
+def root_connection(context: t.Any) -> Connection:
+    """The Connection a statement's execution context runs on.
+
+    ``DefaultExecutionContext.root_connection``: the dialect-level events
+    (``do_execute``) hand over the context, not the connection. Checked
+    against SQLAlchemy 2.0.x and 2.1.9.
+    """
+    return t.cast(Connection, context.root_connection)
+
+
+class ConnectionFacade(Connection):
+    """A :class:`~sqlalchemy.engine.Connection` that runs everything on another one.
+
+    SQLAlchemy accepts it wherever a Connection goes (``inspect()``,
+    ``has_table()``, reflection, DDL), while its state (dialect, DBAPI
+    connection, transactions, execution state) is read from ``self._facade_target``
+    on every access, so the two never diverge. Subclasses decide what its
+    transactions are.
+
+    ``Connection.__init__`` is deliberately not called (it would check out a
+    connection of its own), and ``Connection._run_ddl_visitor`` is overridden so
+    that DDL (``metadata.create_all(conn)``) sends its statements through this
+    object's ``execute``. Checked against SQLAlchemy 2.0.x and 2.1.9.
+    """
+
+    def __init__(self, engine: Engine, target: Connection) -> None:
+        self.__dict__.update(engine=engine, _facade_target=target)
+
+    def __getattr__(self, name: str) -> t.Any:
+        return getattr(self.__dict__["_facade_target"], name)
+
+    def _facade_begin(self) -> Connection:
+        """Make sure a transaction of this facade is open; return the target connection."""
+        return t.cast(Connection, self.__dict__["_facade_target"])
+
+    def _run_ddl_visitor(self, visitorcallable: t.Any, element: t.Any, **kwargs: t.Any) -> None:
+        # The visitor's statements come back through self.execute().
+        self._facade_begin()
+        visitorcallable(dialect=self.dialect, connection=self, **kwargs).traverse_single(element)

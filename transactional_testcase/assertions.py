@@ -67,8 +67,8 @@ class FlashedMessage(t.NamedTuple):
     category: str
 
 
-class _Recorder:
-    """Receives the app's signals for one test case class."""
+class RequestRecorder:
+    """Receives the app's signals for one test case class: the templates it rendered, the messages it flashed."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
@@ -83,6 +83,27 @@ class _Recorder:
 
     def on_flash(self, sender: Flask, message: str, category: str, **_: t.Any) -> None:
         self.flashes.append(FlashedMessage(message, category))
+
+    @classmethod
+    def start(cls, app: Flask, render_templates: bool = True) -> RequestRecorder:
+        """Record ``app``'s templates and flashes from now on (``render_templates``: see the mixin)."""
+        recorder = cls(app)
+        recorder.connect()
+        if not render_templates:
+            recorder.silence_templates()
+        return recorder
+
+    def stop(self) -> None:
+        """Stop recording and restore the app's templates."""
+        try:
+            self.disconnect()
+        finally:
+            self.restore_templates()
+
+    def clear(self) -> None:
+        """Forget what was recorded (before each test)."""
+        self.templates.clear()
+        self.flashes.clear()
 
     def connect(self) -> None:
         template_rendered.connect(self.on_template, sender=self.app, weak=False)
@@ -134,7 +155,8 @@ class RequestAssertionsMixin(_TestCaseBase):
     the Flask app under test, set in ``setUpClass``. The case must call
     :meth:`_ra_setup_class` after setting ``app``, :meth:`_ra_teardown_class`
     in ``tearDownClass`` and :meth:`_ra_reset` at the start of each test
-    (``TransactionalTestCase`` does all three).
+    (the library's own test cases keep the recorder with the rest of their
+    class state instead, and need none of the three).
     """
 
     app: t.ClassVar[Flask]
@@ -144,7 +166,7 @@ class RequestAssertionsMixin(_TestCaseBase):
     #: bodies). Set per class.
     render_templates: t.ClassVar[bool] = True
 
-    _ra_recorder: t.ClassVar[_Recorder | None] = None
+    _ra_recorder: t.ClassVar[RequestRecorder | None] = None
 
     # -- lifecycle hooks -------------------------------------------------------------
 
@@ -162,11 +184,7 @@ class RequestAssertionsMixin(_TestCaseBase):
             if current.app is app:
                 return
             cls._ra_teardown_class()
-        recorder = _Recorder(app)
-        recorder.connect()
-        if not cls.render_templates:
-            recorder.silence_templates()
-        cls._ra_recorder = recorder
+        cls._ra_recorder = RequestRecorder.start(app, cls.render_templates)
 
     @classmethod
     def _ra_teardown_class(cls) -> None:
@@ -175,19 +193,15 @@ class RequestAssertionsMixin(_TestCaseBase):
         if recorder is None:
             return
         cls._ra_recorder = None
-        try:
-            recorder.disconnect()
-        finally:
-            recorder.restore_templates()
+        recorder.stop()
 
     def _ra_reset(self) -> None:
         """Forget the templates and flashes recorded before this test."""
         recorder = type(self)._ra_recorder
         if recorder is not None:
-            recorder.templates.clear()
-            recorder.flashes.clear()
+            recorder.clear()
 
-    def _ra_recording(self) -> _Recorder:
+    def _ra_recording(self) -> RequestRecorder:
         recorder = type(self)._ra_recorder
         if recorder is None:
             raise ConfigurationError(

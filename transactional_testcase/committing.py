@@ -28,26 +28,16 @@ thread for the whole class (:attr:`~LiveServerTestCase.live_server_url`).
 
 from __future__ import annotations
 
-import logging
 import threading
 import typing as t
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from ._types import BindKey
-from .backends import TableEmptier, model_schemas, reflect_tables
-from .errors import ConfigurationError, IsolationError, first_line, mask_url
-from .provisioning import provisioner
+from .errors import ConfigurationError
+from .state import ClassState
 from .testcase import DatabaseTestCase
 
-if t.TYPE_CHECKING:
-    from .testcase import _ClassState
-
 __all__ = ["CommittingTestCase", "LiveServerTestCase"]
-
-logger = logging.getLogger("transactional_testcase.committing")
 
 
 class CommittingTestCase(DatabaseTestCase):
@@ -91,8 +81,6 @@ class CommittingTestCase(DatabaseTestCase):
     #: with an :class:`~transactional_testcase.IsolationError` instead of hanging.
     lock_timeout: t.ClassVar[float] = 10.0
 
-    _tt_emptiers: t.ClassVar[dict[BindKey, TableEmptier] | None] = None
-
     @classmethod
     def setUpClass(cls) -> None:
         if callable(getattr(cls, "setUpTestData", None)):
@@ -114,69 +102,29 @@ class CommittingTestCase(DatabaseTestCase):
         """
         super().setUpDatabases()
         state = cls._tt_committing_state()
-        emptiers: dict[BindKey, TableEmptier] = {}
-        for key, engine in state.engines.items():
-            with engine.connect() as conn:
-                tables = reflect_tables(conn, model_schemas(cls.db, key), cls.keep_tables)
-                emptiers[key] = state.backends[key].table_emptier(conn, tables, cls.lock_timeout)
-        cls._tt_emptiers = emptiers
-        state.stack.callback(cls._tt_forget_emptiers)
+        state.emptiers = state.plan_emptiers(cls.keep_tables, cls.lock_timeout)
         # Its tests may commit DDL: later classes plan from the schema afresh.
-        state.stack.callback(provisioner.forget_plans, [e.url for e in state.engines.values()])
-        cls._tt_empty_tables(state, f"{cls.__qualname__}.setUpClass")
+        state.schema_may_change = True
+        state.empty_tables(state.emptiers, f"{cls.__qualname__}.setUpClass")
 
     @classmethod
-    def _tt_forget_emptiers(cls) -> None:
-        cls._tt_emptiers = None
-
-    @classmethod
-    def _tt_committing_state(cls) -> _ClassState:
+    def _tt_committing_state(cls) -> ClassState:
         state = cls._tt_state
         assert state is not None, "setUpDatabases runs inside setUpClass"
         return state
 
-    def _tt_end_test(self, state: _ClassState) -> None:
+    def _tt_end_test(self, state: ClassState) -> None:
         """Remove the session and empty what the test wrote (before the app context is popped)."""
         try:
             self.db.session.remove()
         finally:
             try:
                 if state.monitor.wrote or self.always_empty_tables:
-                    self._tt_empty_tables(state, self.id())
+                    state.empty_tables(state.emptiers, self.id())
             finally:
                 if state.log is not None:
                     # Diagnostics: commits are the point here, no test transaction to escape.
                     state.log.escaped.clear()
-
-    @classmethod
-    def _tt_empty_tables(cls, state: _ClassState, when: str) -> None:
-        emptiers = cls._tt_emptiers
-        assert emptiers is not None
-        # The cleanup's own TRUNCATEs are not the test's implicit commits.
-        implicit = list(state.monitor.implicit_commits)
-        failure: IsolationError | None = None
-        try:
-            for key, empty in emptiers.items():
-                engine = state.engines[key]
-                # The SQLite emptier works on the DBAPI connection: its errors come raw.
-                errors = (sa.exc.DBAPIError, engine.dialect.loaded_dbapi.Error)
-                try:
-                    with engine.connect() as conn:
-                        emptied = empty(conn)
-                except errors as exc:
-                    # Go on with the other engines: the next test needs them empty too.
-                    if failure is None:
-                        failure = _cleanup_failure(key, engine, when, exc)
-                        failure.__cause__ = exc
-                    continue
-                if emptied:
-                    logger.debug(
-                        "%s: emptied %s of the %s database", when, ", ".join(emptied), _bind_name(key)
-                    )
-        finally:
-            state.monitor.implicit_commits = implicit
-        if failure is not None:
-            raise failure
 
 
 class LiveServerTestCase(CommittingTestCase):
@@ -215,8 +163,13 @@ class LiveServerTestCase(CommittingTestCase):
         """Start the server once the databases are ready (stopped after the class)."""
         super().setUpDatabases()
         state = cls._tt_committing_state()
-        server, thread = _start_server(cls.app, cls.live_server_host, cls.live_server_port, cls.__qualname__)
-        state.stack.callback(_stop_server, server, thread, cls.live_server_stop_timeout)
+        server = state.live_server = _LiveServer.start(
+            cls.app,
+            cls.live_server_host,
+            cls.live_server_port,
+            cls.__qualname__,
+            cls.live_server_stop_timeout,
+        )
         cls.live_server_url = f"http://{cls.live_server_host}:{server.port}"
 
 
@@ -230,50 +183,39 @@ class _QuietRequestHandler(WSGIRequestHandler):
         return None
 
 
-def _start_server(app: t.Any, host: str, port: int, owner: str) -> tuple[BaseWSGIServer, threading.Thread]:
-    try:
-        server = make_server(host, port, app, threaded=True, request_handler=_QuietRequestHandler)
-    except SystemExit:  # werkzeug reports a port in use and exits
-        raise ConfigurationError(
-            f"{owner}: the live server cannot listen on {host}:{port}; set "
-            "live_server_port = 0 to let the system choose a free port."
-        ) from None
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.05},  # shutdown() waits up to one poll interval
-        name=f"live-server-{owner}",
-        daemon=True,
-    )
-    thread.start()
-    return server, thread
+class _LiveServer:
+    """werkzeug's threaded server on a thread of its own, for one class."""
 
+    def __init__(self, server: BaseWSGIServer, thread: threading.Thread, stop_timeout: float) -> None:
+        self.server, self.thread, self.stop_timeout = server, thread, stop_timeout
+        self.port: int = server.port
 
-def _stop_server(server: BaseWSGIServer, thread: threading.Thread, timeout: float) -> None:
-    try:
-        if thread.is_alive():
-            server.shutdown()
-        thread.join(timeout)
-    finally:
-        server.server_close()
-    if thread.is_alive():
-        raise RuntimeError(f"the live server's thread {thread.name} did not stop within {timeout} s")
+    @classmethod
+    def start(cls, app: t.Any, host: str, port: int, owner: str, stop_timeout: float) -> _LiveServer:
+        try:
+            server = make_server(host, port, app, threaded=True, request_handler=_QuietRequestHandler)
+        except SystemExit:  # werkzeug reports a port in use and exits
+            raise ConfigurationError(
+                f"{owner}: the live server cannot listen on {host}:{port}; set "
+                "live_server_port = 0 to let the system choose a free port."
+            ) from None
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # shutdown() waits up to one poll interval
+            name=f"live-server-{owner}",
+            daemon=True,
+        )
+        thread.start()
+        return cls(server, thread, stop_timeout)
 
-
-# -- emptying tables (per backend) -------------------------------------------------------
-
-
-def _bind_name(key: BindKey) -> str:
-    return "default" if key is None else repr(key)
-
-
-def _cleanup_failure(key: BindKey, engine: Engine, when: str, exc: Exception) -> IsolationError:
-    checkedout = getattr(engine.pool, "checkedout", None)
-    held = f" ({checkedout()} connection(s) of this engine are still checked out)" if checkedout else ""
-    return IsolationError(
-        f"emptying the tables of the {_bind_name(key)} database {mask_url(engine.url)} "
-        f"after {when} failed: {first_line(exc)}. If it timed out "
-        "waiting for a lock, a connection is still inside a transaction on those tables"
-        f"{held}: a session or connection the test, a thread or a request it started did "
-        "not close. Close connections, remove sessions and join threads before the test "
-        "ends (or in a cleanup registered with addCleanup in the test)."
-    )
+    def stop(self) -> None:
+        try:
+            if self.thread.is_alive():
+                self.server.shutdown()
+            self.thread.join(self.stop_timeout)
+        finally:
+            self.server.server_close()
+        if self.thread.is_alive():
+            raise RuntimeError(
+                f"the live server's thread {self.thread.name} did not stop within {self.stop_timeout} s"
+            )

@@ -33,91 +33,43 @@ from __future__ import annotations
 
 import contextlib
 import os
-import types
 import typing as t
 import unittest
 
 import sqlalchemy as sa
-from flask import Flask
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
-from . import environment
-from ._compat import revision_steps
 from ._types import BindKey
+from .alembic_runner import AlembicProject, AlembicSetting, MigrationFailure, alembic_project
+from .app_testcase import AppTestCase
 from .backends import backend_for, check_driver, check_safe
-from .errors import (
-    ConfigurationError,
-    MissingDriverError,
-    TransactionalTestCaseError,
-    mask_url,
-    scrub,
-)
-from .migrations import (
-    AlembicSetting,
-    find_alembic_ini,
-    load_alembic_config,
-    preserved_logging,
-    quiet_migrations,
-    register_flask_migrate,
-)
+from .errors import ConfigurationError, mask_url
 from .provisioning import provisioner, worker_url
+from .state import ClassState
 
 if t.TYPE_CHECKING:
-    from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import Script, ScriptDirectory
+    from flask import Flask
     from flask_sqlalchemy import SQLAlchemy
 
     _TestCaseBase = unittest.TestCase
 else:
     _TestCaseBase = object
 
-
 #: Appended to each database's name to name its migrations database.
 MIGRATIONS_SUFFIX = "_migrations"
 
 
-class Migrations:
-    """An app's Alembic configuration and revisions, loaded once per test case class.
-
-    Unlike the schema source of :class:`~transactional_testcase.TransactionalTestCase`,
-    loading it does not refuse several heads: :meth:`assertSingleHead
-    <MigrationAssertionsMixin.assertSingleHead>` reports them.
-    """
-
-    def __init__(self, config: Config, uses_flask_migrate: bool) -> None:
-        from alembic.script import ScriptDirectory
-
-        self.config = config
-        self.uses_flask_migrate = uses_flask_migrate
-        self.script: ScriptDirectory = ScriptDirectory.from_config(config)
-        self.location: str = os.path.abspath(self.script.dir)
-
-    def revisions(self) -> list[Script]:
-        """Every revision, each after the revisions it depends on (base to head)."""
-        return list(reversed(list(self.script.walk_revisions("base", "heads"))))
-
-    def where(self, script: Script) -> str:
-        """``script``'s file, relative to the migrations folder when it is inside it."""
-        path = os.path.abspath(script.path)
-        if path.startswith(self.location + os.sep):
-            return os.path.relpath(path, self.location)
-        return path
-
-    def revision_frame(self, tb: types.TracebackType | None) -> tuple[Script, int] | None:
-        """The innermost frame of ``tb`` inside a revision file, as (revision, line)."""
-        by_path = {os.path.abspath(s.path): s for s in self.script.walk_revisions("base", "heads")}
-        found: tuple[Script, int] | None = None
-        while tb is not None:
-            script = by_path.get(os.path.abspath(tb.tb_frame.f_code.co_filename))
-            if script is not None:
-                found = (script, tb.tb_lineno)
-            tb = tb.tb_next
-        return found
+#: The app's Alembic project, as :meth:`MigrationAssertionsMixin.get_migrations` returns it.
+#:
+#: .. versionchanged:: 0.4
+#:    The same object provisioning migrates with
+#:    (:class:`~transactional_testcase.alembic_runner.AlembicProject`), loaded
+#:    once per process.
+Migrations = AlembicProject
 
 
-def load_migrations(setting: AlembicSetting, app: Flask) -> Migrations:
+def load_migrations(setting: AlembicSetting, app: Flask) -> AlembicProject:
     """Resolve an ``alembic_config`` setting the way TransactionalTestCase does."""
     if setting is False:
         raise ConfigurationError(
@@ -125,9 +77,7 @@ def load_migrations(setting: AlembicSetting, app: Flask) -> Migrations:
             "no migrations to check. Point alembic_config at alembic.ini or the "
             "migrations folder (or leave it None to find Flask-Migrate's)."
         )
-    ini = find_alembic_ini(None if setting is True else setting, app)
-    config, uses_flask_migrate = load_alembic_config(ini)
-    return Migrations(config, uses_flask_migrate)
+    return alembic_project(None if setting is True else setting, app)
 
 
 def migrations_url(url: str | URL, key: BindKey = None, suffix: str = MIGRATIONS_SUFFIX) -> URL:
@@ -267,8 +217,6 @@ class MigrationAssertionsMixin(_TestCaseBase):
     db: t.ClassVar[SQLAlchemy]
     alembic_config: t.ClassVar[AlembicSetting]
 
-    _tt_migrations: t.ClassVar[tuple[Flask, Migrations] | None] = None
-
     # -- hooks -----------------------------------------------------------------
 
     @classmethod
@@ -278,15 +226,10 @@ class MigrationAssertionsMixin(_TestCaseBase):
             return {key: migrations_url(e.url, key) for key, e in cls.db.engines.items()}
 
     @classmethod
-    def get_migrations(cls) -> Migrations:
-        """The class's Alembic configuration, loaded once per class and app."""
-        cached: tuple[Flask, Migrations] | None = cls.__dict__.get("_tt_migrations")
-        if cached is not None and cached[0] is cls.app:
-            return cached[1]
+    def get_migrations(cls) -> AlembicProject:
+        """The class's Alembic project (loaded once per process and ``alembic.ini``)."""
         with cls.app.app_context():
-            migrations = load_migrations(getattr(cls, "alembic_config", None), cls.app)
-        cls._tt_migrations = (cls.app, migrations)
-        return migrations
+            return load_migrations(getattr(cls, "alembic_config", None), cls.app)
 
     # -- assertions --------------------------------------------------------------
 
@@ -379,73 +322,21 @@ class MigrationAssertionsMixin(_TestCaseBase):
             raise
         databases.drop()
 
-    def _tt_migrate(
-        self, migrations: Migrations, databases: _MigrationsDatabases, destination: str, upgrade: bool
-    ) -> None:
-        """``alembic upgrade/downgrade destination`` on the migrations databases."""
-        from alembic.runtime.environment import EnvironmentContext
-
-        script = migrations.script
-        config = migrations.config
-        app, db = self.app, self.db
-
-        def steps(rev: t.Any, context: MigrationContext) -> t.Any:
-            return revision_steps(script, destination, rev, upgrade)
-
-        url = databases.urls[None]
-        with app.app_context():
-            if migrations.uses_flask_migrate and "migrate" not in app.extensions:
-                register_flask_migrate(app, db, migrations.location)
-            config.set_main_option(
-                "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%")
-            )
-            live = t.cast(dict[BindKey, Engine], db.engines)
-            saved = dict(live)
-            # Flask-Migrate's env.py migrates current_app's db.engine(s): point
-            # them at the migrations databases while Alembic runs.
-            live.update(databases.engines)
-            try:
-                with preserved_logging(), quiet_migrations(), databases.engines[None].begin() as connection:
-                    config.attributes["connection"] = connection
-                    with EnvironmentContext(config, script, fn=steps, destination_rev=destination):
-                        script.run_env()
-            finally:
-                config.attributes.pop("connection", None)
-                live.clear()
-                live.update(saved)
-
-    def _tt_error(self, migrations: Migrations, exc: BaseException, urls: t.Iterable[URL]) -> str:
-        """``ErrorType: first line (revision file, line N)`` for an error Alembic raised."""
-        if isinstance(exc, SystemExit):
-            what = f"env.py or a migration called sys.exit({exc.code})"
-        else:
-            lines = str(exc).strip().splitlines()
-            what = f"{type(exc).__name__}: {lines[0] if lines else ''}"
-        what = scrub(what, *urls)
-        frame = migrations.revision_frame(exc.__traceback__)
-        if frame is not None:
-            script, line = frame
-            what += f" (revision {script.revision}, {migrations.where(script)}, line {line})"
-        return what
-
     def _tt_run(
         self,
-        migrations: Migrations,
+        migrations: AlembicProject,
         databases: _MigrationsDatabases,
         destination: str,
         upgrade: bool,
         doing: str,
     ) -> None:
+        """``alembic upgrade/downgrade destination`` on the migrations databases; a failure if it fails."""
         try:
-            self._tt_migrate(migrations, databases, destination, upgrade)
-        except TransactionalTestCaseError:
-            raise
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported as the check's failure
-            raise _Failure(
-                f"{doing} failed: {self._tt_error(migrations, exc, databases.urls.values())}"
-            ) from None
+            migrations.migrate(self.app, self.db, databases.engines, destination, upgrade)
+        except MigrationFailure as failure:
+            raise _Failure(f"{doing} failed: {failure}") from None
 
-    def _tt_upgrade_from_base(self, migrations: Migrations, databases: _MigrationsDatabases) -> None:
+    def _tt_upgrade_from_base(self, migrations: AlembicProject, databases: _MigrationsDatabases) -> None:
         self._tt_run(
             migrations,
             databases,
@@ -463,7 +354,7 @@ class MigrationAssertionsMixin(_TestCaseBase):
                 "connection' recipe) or current_app's db.engine."
             )
 
-    def _tt_compare(self, migrations: Migrations, databases: _MigrationsDatabases) -> None:
+    def _tt_compare(self, migrations: AlembicProject, databases: _MigrationsDatabases) -> None:
         from alembic.autogenerate import compare_metadata
         from alembic.runtime.migration import MigrationContext
 
@@ -495,7 +386,7 @@ class MigrationAssertionsMixin(_TestCaseBase):
                 "one):\n" + "\n".join("  " + line for line in lines)
             )
 
-    def _tt_round_trip(self, migrations: Migrations, databases: _MigrationsDatabases) -> None:
+    def _tt_round_trip(self, migrations: AlembicProject, databases: _MigrationsDatabases) -> None:
         for script in migrations.revisions():
             name = f"revision {script.revision} ({migrations.where(script)})"
             parent = script.down_revision
@@ -521,7 +412,7 @@ class MigrationAssertionsMixin(_TestCaseBase):
             )
 
 
-class MigrationsTestCase(MigrationAssertionsMixin, unittest.TestCase):
+class MigrationsTestCase(MigrationAssertionsMixin, AppTestCase):
     """The migration checks as four ordinary tests.
 
     Subclass it with the same ``create_app`` and ``alembic_config`` as the
@@ -536,108 +427,47 @@ class MigrationsTestCase(MigrationAssertionsMixin, unittest.TestCase):
     migrations databases (the configured names plus ``_migrations``), which
     each test creates empty and drops; ``tearDownClass`` drops them again in
     case a test was interrupted.
+
+    .. versionchanged:: 0.4
+       Built by the same class setup as the other test cases
+       (:class:`~transactional_testcase.app_testcase.AppTestCase`): the same
+       errors with the same masked URLs, the same cleanup when a subclass's
+       ``setUpClass`` fails, and the app released after the class.
     """
-
-    #: URL of the test database whose ``_migrations`` copy the checks use.
-    #: ``None``: ``TEST_DATABASE_URL``, else a SQLite file in a temporary folder.
-    database_url: t.ClassVar[str | None] = None
-
-    #: Path of ``alembic.ini`` or of its folder; ``None`` finds Flask-Migrate's
-    #: directory, ``./alembic.ini`` or ``./migrations/alembic.ini``.
-    alembic_config: t.ClassVar[AlembicSetting] = None
-
-    #: ``{bind_key: url}``: more databases, passed as ``SQLALCHEMY_BINDS``
-    #: (each with ``_migrations`` appended to its name).
-    binds: t.ClassVar[t.Mapping[str, str]] = {}
-
-    _tt_urls: t.ClassVar[dict[BindKey, URL] | None] = None
-
-    @classmethod
-    def create_app(cls, config: dict[str, t.Any]) -> Flask:
-        """Build the app under test from ``config`` (called once per class)."""
-        raise ConfigurationError(
-            f"{cls.__qualname__} must define the classmethod create_app(cls, config) "
-            "that returns the Flask app built from config, e.g. "
-            "'return myapp.create_app(config)'."
-        )
-
-    @classmethod
-    def get_database_url(cls) -> str:
-        """:attr:`database_url`, ``TEST_DATABASE_URL`` or a temporary SQLite file."""
-        return (
-            cls.database_url or os.environ.get(environment.DATABASE_URL) or provisioner.default_sqlite_url()
-        )
-
-    @classmethod
-    def get_app_config(cls) -> dict[str, t.Any]:
-        """The ``config`` handed to :meth:`create_app`: URLs of the migrations databases."""
-
-        def url(value: str, key: BindKey) -> str:
-            return migrations_url(worker_url(value), key).render_as_string(hide_password=False)
-
-        config: dict[str, t.Any] = {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": url(cls.get_database_url(), None),
-        }
-        if cls.binds:
-            config["SQLALCHEMY_BINDS"] = {k: url(v, k) for k, v in cls.binds.items()}
-        return config
 
     @classmethod
     def setUpClass(cls) -> None:
-        super().setUpClass()
         if cls is MigrationsTestCase:
             raise unittest.SkipTest(
                 "MigrationsTestCase is a base class: subclass it and define create_app "
                 "to check an app's migrations."
             )
-        config = cls.get_app_config()
-        requested = {None: config["SQLALCHEMY_DATABASE_URI"], **config.get("SQLALCHEMY_BINDS", {})}
+        super().setUpClass()
+
+    @classmethod
+    def _tt_database_url(cls, url: str | URL, key: BindKey) -> URL:
+        """The migrations database of ``url``: the checks' own copy, named after it."""
+        return migrations_url(worker_url(url), key)
+
+    @classmethod
+    def _tt_check_urls(cls, requested: t.Mapping[BindKey, t.Any]) -> None:
+        """Drivers installed, and names safe to drop: each test recreates the databases."""
+        super()._tt_check_urls(requested)
         for key, value in requested.items():
-            url = sa.make_url(value)
-            check_driver(url)
             check_safe(
-                url,
+                sa.make_url(value if isinstance(value, str | URL) else value["url"]),
                 "database_url (or the TEST_DATABASE_URL environment variable)"
                 if key is None
                 else f"binds[{key!r}]",
             )
-        try:
-            app = cls.create_app(config)
-        except TransactionalTestCaseError:
-            raise
-        except ImportError as exc:
-            raise MissingDriverError(f"{cls.__qualname__}.create_app() raised ImportError: {exc}") from exc
-        except Exception as exc:
-            raise ConfigurationError(
-                f"{cls.__qualname__}.create_app(config) raised {type(exc).__name__}: {exc}"
-            ) from exc
-        if not isinstance(app, Flask):
-            raise ConfigurationError(
-                f"{cls.__qualname__}.create_app(config) returned {app!r}, not a Flask app."
-            )
-        db = app.extensions.get("sqlalchemy")
-        if db is None:
-            raise ConfigurationError(
-                f"the app built by {cls.__qualname__}.create_app() has no Flask-SQLAlchemy "
-                "extension: create_app must call db.init_app(app) (or SQLAlchemy(app))."
-            )
-        cls.app, cls.db = app, db
-        cls._tt_urls = cls.migrations_database_urls()
-        cls.get_migrations()
 
     @classmethod
-    def tearDownClass(cls) -> None:
-        urls, cls._tt_urls = cls._tt_urls, None
-        try:
-            if urls is not None:
-                with cls.app.app_context():
-                    for engine in cls.db.engines.values():
-                        engine.dispose()
-                for url in urls.values():
-                    backend_for(url).drop(url)
-        finally:
-            super().tearDownClass()
+    def _tt_set_up_class(cls, state: ClassState, config: t.Mapping[str, t.Any]) -> None:
+        with cls.app.app_context():
+            state.own_engines = dict(cls.db.engines)
+        # Disposed of and dropped after the class, in case a test was interrupted.
+        state.databases_to_drop = list(cls.migrations_database_urls().values())
+        cls.get_migrations()
 
     def test_single_head(self) -> None:
         self.assertSingleHead()

@@ -42,7 +42,7 @@ from .errors import MigrationError, first_line, mask_url
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-    from .migrations import SchemaSource
+    from .schema import SchemaSource
 
 #: Environment variable that turns ``keepdb`` on for every class.
 KEEPDB_ENV = environment.KEEPDB

@@ -1,8 +1,9 @@
 """The test case classes and their lifecycle.
 
-``setUpClass``
+``setUpClass`` (see :class:`~transactional_testcase.app_testcase.AppTestCase`)
     :meth:`~DatabaseTestCase.get_app_config` → :meth:`~DatabaseTestCase.create_app`
-    → provision every engine of ``db.engines`` (migrated once per fingerprint)
+    → push the class's app context → provision every engine of ``db.engines``
+    (migrated once per fingerprint) → plan what each test needs
     → :meth:`~DatabaseTestCase.setUpDatabases`: for :class:`TransactionalTestCase`,
     redirect ``db.session`` and ``db.engines`` and run
     :meth:`~TransactionalTestCase.setUpTestData` in a class transaction.
@@ -13,85 +14,43 @@
 cleanup (after ``tearDown``, whatever happened)
     check constraints, remove the sessions, roll back, close, pop the context.
 ``tearDownClass``
-    roll back the class data, restore ``db``, dispose the app's engines.
+    :meth:`ClassState.close <transactional_testcase.state.ClassState.close>`:
+    roll back the class data, restore ``db``, hand on or dispose of the engines.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import typing as t
-import unittest
 
 import sqlalchemy as sa
-from flask import Flask
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.state import InstanceState
 
-from . import diagnostics, environment
+from . import diagnostics
+from ._compat import live_engines
 from ._types import BindKey
-from .assertions import RequestAssertionsMixin
-from .backends import (
-    DRIVER_MODULES,
-    Backend,
-    ConstraintChecker,
-    backend_for,
-    check_driver,
-    install_hint,
-    model_schemas,
-    reflect_tables,
-)
+from .app_testcase import AppTestCase, requested_urls
+from .assertions import RequestAssertionsMixin, RequestRecorder
+from .backends import backend_for
 from .connections import keeper
-from .errors import (
-    ConfigurationError,
-    IsolationError,
-    MissingDriverError,
-    TransactionalTestCaseError,
-    scrub,
-)
-from .isolation import SessionRedirect
-from .migrations import AlembicSetting, schema_source
-from .provisioning import keepdb_from_env, provisioner, worker_url
-from .queries import StatementMonitor, describe
-from .transaction import TestTransaction
+from .errors import ConfigurationError, IsolationError
+from .monitor import describe
+from .provisioning import keepdb_from_env, provisioner
+from .redirect import SessionRedirect
+from .schema import schema_source
+from .state import ClassState
+from .transaction import TransactionSet
 
 if t.TYPE_CHECKING:
     from flask.ctx import AppContext
     from flask.testing import FlaskClient
-    from flask_sqlalchemy import SQLAlchemy
 
 _T = t.TypeVar("_T")
 
 
-class _ClassState:
-    """Everything a test case class holds between ``setUpClass`` and ``tearDownClass``."""
-
-    def __init__(self) -> None:
-        self.stack = contextlib.ExitStack()
-        #: The engines the class uses: its app's own, or kept ones of an earlier class.
-        self.engines: dict[BindKey, Engine] = {}
-        #: The engines its app made.
-        self.own_engines: dict[BindKey, Engine] = {}
-        self.backends: dict[BindKey, Backend] = {}
-        self.monitor = StatementMonitor()
-        self.log: diagnostics.TransactionLog | None = None
-        self.redirect: SessionRedirect | None = None
-        self.class_transaction: TestTransaction | None = None
-        self.class_data: dict[str, t.Any] = {}
-        self.resetters: list[tuple[BindKey, t.Callable[[Connection], None]]] = []
-        self.checkers: list[tuple[BindKey, ConstraintChecker]] = []
-        #: The app factory and config (see ``_tt_connection_key``).
-        self.app_key: t.Hashable = None
-        #: The app built for the class (dropped from the class after it).
-        self.app: Flask | None = None
-
-    def begin(self) -> TestTransaction:
-        """A connection per engine, each in a transaction of its own (the class's or a test's)."""
-        return TestTransaction.begin(self.engines, self.backends, self.monitor.listens_on)
-
-
-class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
+class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
     """Builds the app and its fresh, migrated test databases once per class.
 
     The base of :class:`TransactionalTestCase` (each test rolled back) and of
@@ -99,70 +58,21 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
     emptied). Tests get an app context pushed, :attr:`client`,
     :attr:`session`, :meth:`assertNumQueries` and the request assertions of
     :class:`~transactional_testcase.assertions.RequestAssertionsMixin`.
+
+    .. versionchanged:: 0.4
+       The class settings (``database_url``, ``alembic_config``, ``binds``)
+       and the hooks ``create_app``, ``get_database_url`` and
+       ``get_app_config`` come from
+       :class:`~transactional_testcase.app_testcase.AppTestCase`, shared with
+       :class:`~transactional_testcase.MigrationsTestCase`.
     """
-
-    #: URL of the test database. ``None``: the ``TEST_DATABASE_URL`` environment
-    #: variable, else a SQLite file in a temporary folder.
-    database_url: t.ClassVar[str | None] = None
-
-    #: Path of ``alembic.ini`` or of the folder holding it (Flask-Migrate's
-    #: layout). ``None``: Flask-Migrate's registered directory, ``./alembic.ini``
-    #: or ``./migrations/alembic.ini``. ``False``: ``db.create_all()``.
-    alembic_config: t.ClassVar[AlembicSetting] = None
-
-    #: ``{bind_key: url}``: more test databases, passed as ``SQLALCHEMY_BINDS``.
-    binds: t.ClassVar[t.Mapping[str, str]] = {}
 
     #: Keep the test databases after the run and reuse them next time while
     #: their schema fingerprint still matches (Django's ``--keepdb``). Also on
     #: for every class when ``TRANSACTIONAL_TESTCASE_KEEPDB=1``.
     keepdb: t.ClassVar[bool] = False
 
-    #: The app built by :meth:`create_app`, with an app context pushed per test.
-    app: t.ClassVar[Flask]
-    #: The app's Flask-SQLAlchemy extension.
-    db: t.ClassVar[SQLAlchemy]
-
-    _tt_state: t.ClassVar[_ClassState | None] = None
-
     # -- hooks ---------------------------------------------------------------------
-
-    @classmethod
-    def create_app(cls, config: dict[str, t.Any]) -> Flask:
-        """Build the app under test from ``config`` (called once per class).
-
-        ``config`` holds ``TESTING``, ``SQLALCHEMY_DATABASE_URI`` and, when
-        :attr:`binds` is set, ``SQLALCHEMY_BINDS``.
-        """
-        raise ConfigurationError(
-            f"{cls.__qualname__} must define the classmethod create_app(cls, config) "
-            "that returns the Flask app built from config, e.g. "
-            "'return myapp.create_app(config)'."
-        )
-
-    @classmethod
-    def get_database_url(cls) -> str:
-        """The default database's URL: :attr:`database_url`, ``TEST_DATABASE_URL`` or SQLite."""
-        return (
-            cls.database_url
-            or os.environ.get(environment.DATABASE_URL)
-            or provisioner.default_sqlite_url(keepdb=cls._tt_keepdb())
-        )
-
-    @classmethod
-    def get_app_config(cls) -> dict[str, t.Any]:
-        """The ``config`` handed to :meth:`create_app`; override to add keys.
-
-        Under a parallel runner each worker's database names get the worker's
-        suffix (``myapp_test_gw0``), so workers never share a database.
-        """
-        config: dict[str, t.Any] = {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": _for_worker(cls.get_database_url()),
-        }
-        if cls.binds:
-            config["SQLALCHEMY_BINDS"] = {k: _for_worker(v) for k, v in cls.binds.items()}
-        return config
 
     @classmethod
     def setUpDatabases(cls) -> None:
@@ -171,85 +81,29 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
     # -- class lifecycle -------------------------------------------------------------
 
     @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        state = _ClassState()
-        cls._tt_state = state
-        # Also undone when a subclass's setUpClass fails after this returns:
-        # unittest then runs class cleanups, but not tearDownClass.
-        cls.addClassCleanup(cls._tt_release, state)
-        try:
-            cls._tt_setup_app(state)
-            cls._tt_plan_class(state)
-            cls.setUpDatabases()
-        except BaseException:
-            cls._tt_release(state)
-            raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        try:
-            if cls._tt_state is not None:
-                cls._tt_release(cls._tt_state)
-        finally:
-            super().tearDownClass()
-
-    @classmethod
-    def _tt_release(cls, state: _ClassState) -> None:
-        """Undo everything ``setUpClass`` did (once; later calls do nothing).
-
-        .. versionchanged:: 0.2
-           Also drops :attr:`app`: test case classes live as long as the run,
-           and each would otherwise keep its app (routes, templates, config)
-           alive to the end.
-        """
-        if cls._tt_state is state:
-            cls._tt_state = None
-        try:
-            state.stack.close()
-        finally:
-            if state.app is not None and cls.__dict__.get("app") is state.app:
-                del cls.app
-            state.app = None
-
-    @classmethod
     def _tt_keepdb(cls) -> bool:
         return cls.keepdb or keepdb_from_env()
 
     @classmethod
-    def _tt_setup_app(cls, state: _ClassState) -> None:
-        config = cls.get_app_config()
-        requested: dict[BindKey, t.Any] = {
-            None: config["SQLALCHEMY_DATABASE_URI"],
-            **config.get("SQLALCHEMY_BINDS", {}),
-        }
-        for value in requested.values():
-            check_driver(make_url(value if isinstance(value, (str, URL)) else value["url"]))
-        app = cls._tt_build_app(config)
-        db = app.extensions.get("sqlalchemy")
-        if db is None:
-            raise ConfigurationError(
-                f"the app built by {cls.__qualname__}.create_app() has no Flask-SQLAlchemy "
-                "extension: create_app must call db.init_app(app) (or SQLAlchemy(app))."
-            )
-        cls.app, cls.db = app, db
-        state.app = app
-        stack = state.stack
-        stack.enter_context(app.app_context())
-        cls._ra_setup_class()
-        stack.callback(cls._ra_teardown_class)
+    def _tt_set_up_class(cls, state: ClassState, config: t.Mapping[str, t.Any]) -> None:
+        cls._tt_provision(state, config)
+        cls._tt_plan_class(state)
+        cls.setUpDatabases()
+
+    @classmethod
+    def _tt_provision(cls, state: ClassState, config: t.Mapping[str, t.Any]) -> None:
+        """Push the class's app context, choose its engines and provision their databases."""
+        app, db = cls.app, cls.db
+        state.app_context = app.app_context()
+        state.app_context.push()
+        state.recorder = RequestRecorder.start(app, cls.render_templates)
         own = state.own_engines = dict(db.engines)
-        # The engines are the app's: kept for the next class or disposed of
-        # last, whatever happens.
-        stack.callback(cls._tt_release_engines, state)
         # An earlier class of the same factory and config hands its engines
         # (or their connections) on, and this class's are kept for the next.
         state.app_key = cls._tt_connection_key(config)
         engines = state.engines = keeper.adopt(own, state.app_key)
         if engines != own:
-            live = t.cast(dict[BindKey, Engine], db.engines)
-            live.update(engines)
-            stack.callback(live.update, own)
+            live_engines(db).update(engines)
         missing = sorted(set(cls.binds) - {k for k in engines if k is not None})
         if missing:
             raise ConfigurationError(
@@ -259,21 +113,14 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
             )
         state.backends = {key: backend_for(e.url) for key, e in engines.items()}
         schema = schema_source(cls.alembic_config, app, db, engines)
-        settings = cls._tt_settings(engines, requested)
+        settings = cls._tt_settings(engines, requested_urls(config))
         provisioner.ensure(app, db, engines, schema, settings, keepdb=cls._tt_keepdb())
-        stack.callback(state.monitor.remove)
         if diagnostics.enabled():
             state.log = diagnostics.TransactionLog()
             state.log.listen(engines.values())
-            stack.callback(state.log.remove)
 
     @classmethod
-    def _tt_release_engines(cls, state: _ClassState) -> None:
-        # A class whose setUpClass failed before it knew its key keeps nothing.
-        keeper.release(state.engines, state.own_engines.values(), state.app_key)
-
-    @classmethod
-    def _tt_plan_class(cls, state: _ClassState) -> None:
+    def _tt_plan_class(cls, state: ClassState) -> None:
         """Work out, once per class, what each test needs: here, every statement watched.
 
         Tests of this class may write on any connection, from any thread: the
@@ -284,7 +131,7 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
         cls._tt_listen(state, {k: e for k, e in state.own_engines.items() if e is not state.engines.get(k)})
 
     @classmethod
-    def _tt_listen(cls, state: _ClassState, engines: t.Mapping[BindKey, Engine]) -> None:
+    def _tt_listen(cls, state: ClassState, engines: t.Mapping[BindKey, Engine]) -> None:
         state.monitor.listen(
             engines.values(),
             {
@@ -307,32 +154,6 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
         factory = getattr(cls.create_app, "__func__", cls.create_app)
         applied = {k: cls.app.config.get(k) for k in _ENGINE_SETTINGS}
         return (factory, repr(sorted(config.items())), repr(applied))
-
-    @classmethod
-    def _tt_build_app(cls, config: dict[str, t.Any]) -> Flask:
-        try:
-            app = cls.create_app(config)
-        except TransactionalTestCaseError:
-            raise
-        except ImportError as exc:
-            driver = DRIVER_MODULES.get((exc.name or "").split(".")[0])
-            if driver is None:
-                raise
-            raise MissingDriverError(
-                f"{cls.__qualname__}.create_app() needs the {driver!r} database driver, "
-                f"which is not installed: {install_hint(driver)}."
-            ) from None
-        except Exception as exc:
-            message = scrub(str(exc), *_urls(config))
-            raise ConfigurationError(
-                f"{cls.__qualname__}.create_app(config) raised {type(exc).__name__}: {message}"
-            ) from exc
-        if not isinstance(app, Flask):
-            raise ConfigurationError(
-                f"{cls.__qualname__}.create_app(config) returned {app!r}, not a Flask app: "
-                "it must return the application it built."
-            )
-        return app
 
     @classmethod
     def _tt_settings(
@@ -369,19 +190,25 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
         # test's own cleanups, whatever happened.
         self.addCleanup(self._tt_after_test, state, ctx)
         state.monitor.reset()
-        self._ra_reset()
+        if state.recorder is not None:
+            state.recorder.clear()
         self._tt_before_test(state)
 
-    def _tt_before_test(self, state: _ClassState) -> None:
+    def _tt_before_test(self, state: ClassState) -> None:
         """Per-test database setup, inside the test's app context (a subclass hook)."""
 
-    def _tt_end_test(self, state: _ClassState) -> None:
+    def _tt_end_test(self, state: ClassState) -> None:
         """Per-test database teardown, before the app context is popped (a subclass hook).
 
         Runs even when :meth:`_tt_before_test` failed half way.
         """
 
-    def _tt_class_state(self) -> _ClassState:
+    def _ra_recording(self) -> RequestRecorder:
+        recorder = self._tt_class_state().recorder
+        assert recorder is not None, "recording starts with the class's app context"
+        return recorder
+
+    def _tt_class_state(self) -> ClassState:
         state = type(self)._tt_state
         if state is None:
             raise ConfigurationError(
@@ -390,7 +217,7 @@ class DatabaseTestCase(RequestAssertionsMixin, unittest.TestCase):
             )
         return state
 
-    def _tt_after_test(self, state: _ClassState, ctx: AppContext) -> None:
+    def _tt_after_test(self, state: ClassState, ctx: AppContext) -> None:
         try:
             self._tt_end_test(state)
         finally:
@@ -478,7 +305,7 @@ class TransactionalTestCase(DatabaseTestCase):
         """
 
     @classmethod
-    def _tt_plan_class(cls, state: _ClassState) -> None:
+    def _tt_plan_class(cls, state: ClassState) -> None:
         """Plan sequence resets and constraint checks; watch only what must be.
 
         Every statement is watched on the engines whose backend commits
@@ -513,12 +340,11 @@ class TransactionalTestCase(DatabaseTestCase):
         assert state is not None
         redirect = state.redirect = SessionRedirect(cls.db, watch=state.monitor.watch)
         redirect.apply()
-        state.stack.callback(redirect.restore)
         if _has_class_data(cls):
             cls._tt_run_setup_test_data(state, redirect)
 
     @classmethod
-    def _tt_plan(cls, state: _ClassState, key: BindKey, name: str, make: t.Callable[[Connection], _T]) -> _T:
+    def _tt_plan(cls, state: ClassState, key: BindKey, name: str, make: t.Callable[[Connection], _T]) -> _T:
         """``make(connection)``, asked of the server once per database, app and schema.
 
         What ``make`` finds may depend on the app's connect listeners (SQLite's
@@ -533,9 +359,8 @@ class TransactionalTestCase(DatabaseTestCase):
         return provisioner.plan(engine.url, (name, state.app_key), ask)
 
     @classmethod
-    def _tt_run_setup_test_data(cls, state: _ClassState, redirect: SessionRedirect) -> None:
+    def _tt_run_setup_test_data(cls, state: ClassState, redirect: SessionRedirect) -> None:
         transaction = state.class_transaction = state.begin()
-        state.stack.callback(transaction.end)
         redirect.attach(transaction.connections)
         before = dict(vars(cls))
         try:
@@ -555,7 +380,7 @@ class TransactionalTestCase(DatabaseTestCase):
             cls.db.session.remove()
             redirect.attach(None)
 
-    def _tt_before_test(self, state: _ClassState) -> None:
+    def _tt_before_test(self, state: ClassState) -> None:
         """Open the test's transaction (a SAVEPOINT of the class's, with class data) and route ``db`` into it."""
         redirect = state.redirect
         assert redirect is not None
@@ -572,12 +397,12 @@ class TransactionalTestCase(DatabaseTestCase):
                 setattr(self, name, _merge(session, value))
 
     def _tt_test_connections(self) -> t.Iterable[Connection]:
-        transaction: TestTransaction | None = self.__dict__.get("_tt_transaction")
+        transaction: TransactionSet | None = self.__dict__.get("_tt_transaction")
         return transaction.connections.values() if transaction is not None else ()
 
-    def _tt_end_test(self, state: _ClassState) -> None:
+    def _tt_end_test(self, state: ClassState) -> None:
         """Check constraints, roll everything back, and fail the test if it escaped its transaction."""
-        transaction: TestTransaction | None = self.__dict__.pop("_tt_transaction", None)
+        transaction: TransactionSet | None = self.__dict__.pop("_tt_transaction", None)
         if transaction is None:
             return  # setUp failed before the transaction began
         assert state.redirect is not None
@@ -618,7 +443,7 @@ class TransactionalTestCase(DatabaseTestCase):
         if violations:
             self.fail("the test left data that a real COMMIT would have refused: " + "; ".join(violations))
 
-    def _tt_recover(self, state: _ClassState) -> None:
+    def _tt_recover(self, state: ClassState) -> None:
         """Undo what escaped the test's transaction, so later tests stay isolated.
 
         Empties every table (as CommittingTestCase does) and, with class data,
@@ -634,23 +459,17 @@ class TransactionalTestCase(DatabaseTestCase):
             state.class_transaction = None
         provisioner.invalidate(e.url for e in state.engines.values())
         escaped = len(state.log.escaped) if state.log is not None else 0
-        implicit = list(state.monitor.implicit_commits)
         try:
-            for key, engine in state.engines.items():
-                with engine.connect() as conn:
-                    tables = reflect_tables(conn, model_schemas(cls.db, key), {"alembic_version"})
-                    empty = state.backends[key].table_emptier(conn, tables, _RECOVERY_LOCK_TIMEOUT)
-                    conn.rollback()
-                    empty(conn)
+            emptiers = state.plan_emptiers({"alembic_version"}, _RECOVERY_LOCK_TIMEOUT)
+            state.empty_tables(emptiers, f"recovering from {self.id()}")
         finally:
             # The recovery's own TRUNCATEs and COMMITs escape nothing.
-            state.monitor.implicit_commits = implicit
             if state.log is not None:
                 del state.log.escaped[escaped:]
         if _has_class_data(cls):
             cls._tt_run_setup_test_data(state, state.redirect)
 
-    def _tt_check_constraints(self, state: _ClassState, transaction: TestTransaction) -> list[str]:
+    def _tt_check_constraints(self, state: ClassState, transaction: TransactionSet) -> list[str]:
         found = []
         for key, check in state.checkers:
             try:
@@ -676,19 +495,6 @@ def _has_class_data(cls: type[TransactionalTestCase]) -> bool:
 _MISSING = object()
 #: The app settings that shape its engines' connections.
 _ENGINE_SETTINGS = ("SQLALCHEMY_ENGINE_OPTIONS", "SQLALCHEMY_BINDS", "SQLALCHEMY_DATABASE_URI")
-
-
-def _for_worker(url: t.Any) -> t.Any:
-    if isinstance(url, (str, URL)):
-        return worker_url(url).render_as_string(hide_password=False)
-    return url  # a dict of engine options: left as the user wrote it
-
-
-def _urls(config: t.Mapping[str, t.Any]) -> list[t.Any]:
-    urls = [config.get("SQLALCHEMY_DATABASE_URI")]
-    for value in (config.get("SQLALCHEMY_BINDS") or {}).values():
-        urls.append(value.get("url") if isinstance(value, dict) else value)
-    return [u for u in urls if isinstance(u, (str, URL))]
 
 
 def _same_database(url: URL, requested: t.Any) -> bool:

@@ -1,4 +1,9 @@
-"""The outer transactions a test (or a class's ``setUpTestData``) runs inside."""
+"""The outer transactions a test (or a class's ``setUpTestData``) runs inside.
+
+.. versionchanged:: 0.4
+   ``TestConnection`` is now :class:`OuterConnection` and ``TestTransaction``
+   :class:`TransactionSet`.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ._compat import SavepointSparingConnection, rewind
 from ._types import BindKey
-from .queries import STATEMENTS_KEY
+from .monitor import STATEMENTS_KEY
 
 if t.TYPE_CHECKING:
     from .backends import Backend
 
 
-class TestConnection(SavepointSparingConnection):
-    """A test's own connection: its first savepoint is free while nothing was sent.
+class OuterConnection(SavepointSparingConnection):
+    """The connection holding a test's outer transaction: its first savepoint is free while nothing was sent.
 
     The session begins its savepoint (``join_transaction_mode=
     "create_savepoint"``) when it is first used, usually before anything
@@ -33,8 +38,6 @@ class TestConnection(SavepointSparingConnection):
 
     .. versionadded:: 0.3
     """
-
-    __test__ = False
 
     def __init__(self, engine: Engine, backend: Backend, counted: bool) -> None:
         """``counted``: whether a monitor counts every statement of ``engine`` (see ``_tt_untouched``)."""
@@ -53,7 +56,7 @@ class TestConnection(SavepointSparingConnection):
         self.info[STATEMENTS_KEY] = 0
 
 
-class TestTransaction:
+class TransactionSet:
     """One connection and one transaction per engine, rolled back by :meth:`end`.
 
     A top-level one owns its connections and ends by closing them (closing
@@ -63,20 +66,18 @@ class TestTransaction:
     open: the next test takes it again (see :meth:`begin_nested`).
     """
 
-    __test__ = False
-
     def __init__(
         self,
         connections: dict[BindKey, Connection],
         transactions: dict[BindKey, Transaction],
-        parent: TestTransaction | None = None,
+        parent: TransactionSet | None = None,
     ) -> None:
         self.connections = connections
         self.transactions = transactions
         self.parent = parent
         #: A nested transaction that ended by rolling back to its savepoints,
         #: still open: the next :meth:`begin_nested` returns it.
-        self._rewound: TestTransaction | None = None
+        self._rewound: TransactionSet | None = None
 
     @classmethod
     def begin(
@@ -84,7 +85,7 @@ class TestTransaction:
         engines: t.Mapping[BindKey, Engine],
         backends: t.Mapping[BindKey, Backend],
         counted: t.Callable[[Engine], bool] = lambda engine: False,
-    ) -> TestTransaction:
+    ) -> TransactionSet:
         """Connect to every engine and begin; ``counted(engine)``: its statements are counted."""
         connections: dict[BindKey, Connection] = {}
         transactions: dict[BindKey, Transaction] = {}
@@ -92,7 +93,7 @@ class TestTransaction:
             for key, engine in engines.items():
                 backend = backends[key]
                 connections[key] = conn = (
-                    TestConnection(engine, backend, counted(engine))
+                    OuterConnection(engine, backend, counted(engine))
                     if backend.spares_savepoints
                     else engine.connect()
                 )
@@ -103,7 +104,7 @@ class TestTransaction:
             raise
         return cls(connections, transactions)
 
-    def begin_nested(self) -> TestTransaction:
+    def begin_nested(self) -> TransactionSet:
         """A SAVEPOINT on every connection: the one the last nested transaction rolled back to, if open.
 
         Rolled back to, a savepoint marks again the state it was begun in,
@@ -123,7 +124,7 @@ class TestTransaction:
         transactions: dict[BindKey, Transaction] = {}
         for key, conn in self.connections.items():
             transactions[key] = conn.begin_nested()
-        return TestTransaction(self.connections, transactions, parent=self)
+        return TransactionSet(self.connections, transactions, parent=self)
 
     def end(self) -> list[BindKey]:
         """Roll everything back; return the bind keys whose transaction was ended early."""

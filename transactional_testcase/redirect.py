@@ -1,7 +1,7 @@
 """Routing ``db.session`` and ``db.engine`` onto the test's transaction.
 
 While a test case class runs, every engine in ``db.engines`` is replaced by a
-:class:`TestEngine` and the scoped session's factory produces a
+:class:`RedirectedEngine` and the scoped session's factory produces a
 :class:`~sqlalchemy.orm.Session` subclass whose ``get_bind`` returns the test's
 :class:`~sqlalchemy.engine.Connection` instead of an engine. The Session thus
 always sees a Connection as its bind and, with
@@ -12,6 +12,10 @@ bound to an Engine would take over the outer transaction instead).
 Nothing is replaced on the ``db`` object itself, so references to
 ``db.session`` taken at import time, ``Model.query``, factory_boy factories and
 session event listeners all keep working.
+
+.. versionchanged:: 0.4
+   Was ``isolation``; ``TestEngine`` is now :class:`RedirectedEngine` and
+   ``SavepointConnection`` :class:`NestedConnection`.
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, NestedTransaction
 from sqlalchemy.orm import Session, sessionmaker
 
-from ._compat import OptionEngine, savepoint_counter
+from ._compat import ConnectionFacade, OptionEngine, live_engines, savepoint_counter
 from ._types import BindKey
 from .errors import IsolationError
-from .queries import WRITES_KEY
+from .monitor import WRITES_KEY
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -37,16 +41,14 @@ def _ignore(connection: Connection) -> None:
     return None
 
 
-class TestEngine(OptionEngine):
+class RedirectedEngine(OptionEngine):
     """Stands in for one of ``db.engines`` while a test case class runs.
 
     ``url``, ``dialect``, ``pool``, events and reflection are the real
     engine's. ``connect()`` and ``begin()`` hand out a
-    :class:`SavepointConnection` on the test's connection, so app code that uses
+    :class:`NestedConnection` on the test's connection, so app code that uses
     the engine directly stays inside the test's transaction.
     """
-
-    __test__ = False  # not a test, whatever pytest thinks of the name
 
     def __init__(
         self, proxied: Engine, bind_key: BindKey, watch: t.Callable[[Connection], t.Any] = _ignore
@@ -83,14 +85,14 @@ class TestEngine(OptionEngine):
             )
         return connection
 
-    def connect(self) -> SavepointConnection:
+    def connect(self) -> NestedConnection:
         connection = self.test_connection()
         # Its writes and the session's must be told apart (see _tt_interleaved).
         self._watch(connection)
-        return SavepointConnection(self, connection)
+        return NestedConnection(self, connection)
 
     @contextlib.contextmanager
-    def begin(self) -> t.Iterator[SavepointConnection]:
+    def begin(self) -> t.Iterator[NestedConnection]:
         with self.connect() as conn, conn.begin():
             yield conn
 
@@ -106,8 +108,8 @@ class TestEngine(OptionEngine):
         return None
 
 
-class SavepointConnection(Connection):
-    """What ``engine.connect()`` returns inside a test.
+class NestedConnection(ConnectionFacade):
+    """What ``engine.connect()`` returns inside a test: a connection nested in the test's.
 
     A real :class:`~sqlalchemy.engine.Connection` to SQLAlchemy (so
     ``inspect()``, ``has_table()`` and reflection accept it) whose transaction
@@ -115,16 +117,11 @@ class SavepointConnection(Connection):
     ``rollback()`` and ``close()`` roll back to it, and the next statement opens
     a new one (SQLAlchemy 2.x "autobegin"). Statements run on the test's
     connection itself.
-
-    ``Connection.__init__`` is deliberately not called: every attribute this
-    class does not set (``dialect``, the DBAPI connection, execution state...)
-    is read from the test's connection, so the two never diverge.
     """
 
-    def __init__(self, engine: TestEngine, connection: Connection) -> None:
+    def __init__(self, engine: RedirectedEngine, connection: Connection) -> None:
+        super().__init__(engine, connection)
         self.__dict__.update(
-            engine=engine,
-            _tt_connection=connection,
             _tt_savepoint=None,
             _tt_closed=False,
             _tt_options={},
@@ -133,19 +130,16 @@ class SavepointConnection(Connection):
             _tt_expected_seq=0,
         )
 
-    def __getattr__(self, name: str) -> t.Any:
-        return getattr(self.__dict__["_tt_connection"], name)
-
     # -- transactions -----------------------------------------------------------
 
     def _tt_active(self) -> NestedTransaction | None:
         sp: NestedTransaction | None = self.__dict__["_tt_savepoint"]
         return sp if sp is not None and sp.is_active else None
 
-    def _tt_autobegin(self) -> Connection:
+    def _facade_begin(self) -> Connection:
         if self.__dict__["_tt_closed"]:
             raise sa_exc.ResourceClosedError("This Connection is closed")
-        connection: Connection = self.__dict__["_tt_connection"]
+        connection: Connection = self.__dict__["_facade_target"]
         if self._tt_active() is None:
             self.__dict__["_tt_savepoint"] = connection.begin_nested()
             self.__dict__["_tt_own_writes"] = 0
@@ -154,7 +148,7 @@ class SavepointConnection(Connection):
         return connection
 
     def _tt_run(self, method: str, statement: t.Any, parameters: t.Any, kw: dict[str, t.Any]) -> t.Any:
-        connection = self._tt_autobegin()
+        connection = self._facade_begin()
         before = _writes(connection)
         try:
             return getattr(connection, method)(statement, parameters, **self._tt_options_for(kw))
@@ -168,7 +162,7 @@ class SavepointConnection(Connection):
         one shared connection, undoing ours would undo that work too, which
         in production would be an independent transaction.
         """
-        connection: Connection = self.__dict__["_tt_connection"]
+        connection: Connection = self.__dict__["_facade_target"]
         foreign_writes = (
             _writes(connection) - self.__dict__["_tt_writes_at_begin"] - self.__dict__["_tt_own_writes"]
         )
@@ -207,12 +201,12 @@ class SavepointConnection(Connection):
                 "object via begin() or autobegin; can't call begin() here unless "
                 "rollback() or commit() is called first."
             )
-        self._tt_autobegin()
+        self._facade_begin()
         savepoint: NestedTransaction = self.__dict__["_tt_savepoint"]
         return savepoint
 
     def begin_nested(self) -> NestedTransaction:
-        connection = self._tt_autobegin()
+        connection = self._facade_begin()
         self.__dict__["_tt_expected_seq"] += 1  # our own savepoint, not interleaved work
         return connection.begin_nested()
 
@@ -231,7 +225,7 @@ class SavepointConnection(Connection):
         return self._tt_active() is not None
 
     def in_nested_transaction(self) -> bool:
-        connection: Connection = self.__dict__["_tt_connection"]
+        connection: Connection = self.__dict__["_facade_target"]
         return (
             self._tt_active() is not None
             and connection.get_nested_transaction() is not (self.__dict__["_tt_savepoint"])
@@ -277,11 +271,6 @@ class SavepointConnection(Connection):
     def scalars(self, statement: t.Any, parameters: t.Any = None, **kw: t.Any) -> t.Any:
         return self._tt_run("scalars", statement, parameters, kw)
 
-    def _run_ddl_visitor(self, visitorcallable: t.Any, element: t.Any, **kwargs: t.Any) -> None:
-        # The visitor's statements come back through self.execute().
-        self._tt_autobegin()
-        visitorcallable(dialect=self.dialect, connection=self, **kwargs).traverse_single(element)
-
 
 def _writes(connection: Connection) -> int:
     """Write statements sent on ``connection`` so far (counted by the StatementMonitor)."""
@@ -299,7 +288,7 @@ def routed_session_class(base: type[Session]) -> type[Session]:
 
         def get_bind(self: Session, *args: t.Any, **kwargs: t.Any) -> t.Any:
             bind = super(routed, self).get_bind(*args, **kwargs)  # type: ignore[arg-type]
-            if isinstance(bind, TestEngine):
+            if isinstance(bind, RedirectedEngine):
                 return bind.test_connection()
             return bind
 
@@ -319,7 +308,7 @@ class SessionRedirect:
         self.db = db
         self.factory: sessionmaker[t.Any] = db.session.session_factory
         self.engines: dict[BindKey, Engine] = dict(db.engines)
-        self.test_engines = {key: TestEngine(e, key, watch) for key, e in self.engines.items()}
+        self.test_engines = {key: RedirectedEngine(e, key, watch) for key, e in self.engines.items()}
         self._saved_class: type[Session] | None = None
         self._saved_kw: dict[str, t.Any] | None = None
 
@@ -329,14 +318,12 @@ class SessionRedirect:
         self._saved_kw = dict(self.factory.kw)
         self.factory.class_ = routed_session_class(self.factory.class_)
         self.factory.configure(join_transaction_mode="create_savepoint")
-        live = t.cast(dict[BindKey, Engine], self.db.engines)
-        live.update(self.test_engines)
+        live_engines(self.db).update(self.test_engines)
 
     def restore(self) -> None:
         with contextlib.suppress(Exception):
             self.db.session.remove()
-        live = t.cast(dict[BindKey, Engine], self.db.engines)
-        live.update(self.engines)
+        live_engines(self.db).update(self.engines)
         if self._saved_class is not None and self._saved_kw is not None:
             self.factory.class_ = self._saved_class
             self.factory.kw.clear()

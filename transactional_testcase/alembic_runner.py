@@ -1,0 +1,310 @@
+"""Running an app's Alembic migrations in-process: the one runner.
+
+Provisioning migrates fresh test databases to head with it, and the
+migration checks upgrade and downgrade their own databases step by step with
+it: both go through :meth:`AlembicProject.migrate`, which
+
+* runs the project's own ``env.py`` inside an app context of the app, with
+  ``db.engines`` pointed at the databases to migrate (Flask-Migrate's
+  ``env.py`` takes ``current_app``'s ``db.engine``) and the connection shared
+  in ``config.attributes['connection']`` (Alembic's "sharing a connection"
+  recipe, for a plain ``env.py``);
+* keeps the test run's logging as it was (``env.py`` calls ``fileConfig``) and
+  its output free of Alembic's INFO lines;
+* turns whatever the migrations raise, ``SystemExit`` included, into a
+  :class:`MigrationFailure` that names the revision, its file and line, with
+  every password scrubbed.
+
+.. versionadded:: 0.4
+   Replaces the two runners of ``migrations`` and ``migration_checks``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import types
+import typing as t
+import warnings
+
+from flask import Flask
+from sqlalchemy.engine import URL, Engine
+
+from ._compat import handlers_out_of_reach_of_fileconfig, live_engines, revision_steps, version_locations
+from ._types import BindKey
+from .errors import ConfigurationError, TransactionalTestCaseError, first_line, scrub
+
+if t.TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import Script, ScriptDirectory
+    from flask_sqlalchemy import SQLAlchemy
+
+AlembicSetting = t.Union[str, "os.PathLike[str]", bool, None]
+
+#: Where ``alembic_config = None`` looks, relative to the current directory,
+#: after Flask-Migrate's registered directory.
+DEFAULT_LOCATIONS = ("alembic.ini", os.path.join("migrations", "alembic.ini"))
+
+
+class MigrationFailure(Exception):
+    """Alembic failed; ``str()`` is ``ErrorType: first line (revision R, file, line N)``."""
+
+
+class AlembicProject:
+    """An Alembic configuration and its script directory, loaded once per process.
+
+    Loading reads no revision: Alembic imports them on first use, so a run
+    that reuses its databases never imports one.
+    """
+
+    def __init__(self, config: Config, uses_flask_migrate: bool) -> None:
+        from alembic.script import ScriptDirectory
+
+        self.config = config
+        #: Whether ``env.py`` takes the engine from ``current_app`` (Flask-Migrate's).
+        self.uses_flask_migrate = uses_flask_migrate
+        self.script: ScriptDirectory = ScriptDirectory.from_config(config)
+        self.location: str = os.path.abspath(self.script.dir)
+
+    @classmethod
+    def from_ini(cls, ini: str) -> AlembicProject:
+        """The project of ``ini`` (an ``alembic.ini``).
+
+        A relative ``script_location`` is taken relative to the ini file when it
+        does not exist from the current directory; Flask-Migrate's layout (no
+        ``script_location``: the ini sits in the script folder) works as is.
+        """
+        from alembic.config import Config
+
+        folder = os.path.dirname(ini)
+        config = Config(ini)
+        location = config.get_main_option("script_location")
+        if not location:
+            location = folder
+        elif not os.path.isabs(location) and not os.path.isdir(location):
+            location = os.path.join(folder, location)
+        config.set_main_option("script_location", os.path.abspath(location))
+        env_py = os.path.join(location, "env.py")
+        try:
+            with open(env_py, encoding="utf-8") as f:
+                uses_flask_migrate = "current_app" in f.read()
+        except OSError:
+            raise ConfigurationError(
+                f"alembic_config: {env_py} does not exist; point alembic_config at a "
+                "folder holding alembic.ini and env.py, or at alembic.ini itself."
+            ) from None
+        return cls(config, uses_flask_migrate)
+
+    # -- revisions -------------------------------------------------------------------
+
+    def revisions(self) -> list[Script]:
+        """Every revision, each after the revisions it depends on (base to head)."""
+        return list(reversed(list(self.script.walk_revisions("base", "heads"))))
+
+    def revision_files(self) -> list[str]:
+        """Every file Alembic may load a revision from, found without importing one.
+
+        The files of each version location (recursively if the config says so),
+        ``.pyc`` ones included for a ``sourceless`` script directory. Extra files
+        (``__init__.py``, helpers) only make a fingerprint stricter.
+        """
+        script = self.script
+        suffixes = (".py", ".pyc", ".pyo") if script.sourceless else (".py",)
+        found: list[str] = []
+        for location in version_locations(script):
+            for root, dirs, files in os.walk(location):
+                dirs.sort()
+                if os.path.basename(root) == "__pycache__" and not script.sourceless:
+                    continue
+                found.extend(os.path.join(root, name) for name in files if name.endswith(suffixes))
+                if not script.recursive_version_locations:
+                    dirs[:] = ["__pycache__"] if script.sourceless and "__pycache__" in dirs else []
+        return found
+
+    def where(self, script: Script) -> str:
+        """``script``'s file, relative to the migrations folder when it is inside it."""
+        path = os.path.abspath(script.path)
+        if path.startswith(self.location + os.sep):
+            return os.path.relpath(path, self.location)
+        return path
+
+    def revision_frame(self, tb: types.TracebackType | None) -> tuple[Script, int] | None:
+        """The innermost frame of ``tb`` inside a revision file, as (revision, line)."""
+        by_path = {os.path.abspath(s.path): s for s in self.script.walk_revisions("base", "heads")}
+        found: tuple[Script, int] | None = None
+        while tb is not None:
+            script = by_path.get(os.path.abspath(tb.tb_frame.f_code.co_filename))
+            if script is not None:
+                found = (script, tb.tb_lineno)
+            tb = tb.tb_next
+        return found
+
+    # -- running -----------------------------------------------------------------------
+
+    def migrate(
+        self,
+        app: Flask,
+        db: SQLAlchemy,
+        engines: t.Mapping[BindKey, Engine],
+        destination: str = "heads",
+        upgrade: bool = True,
+    ) -> None:
+        """``alembic upgrade destination`` (or ``downgrade``) on ``engines``, in-process.
+
+        Raises :class:`MigrationFailure` for anything the migrations raise.
+        """
+        from alembic.runtime.environment import EnvironmentContext
+
+        script, config = self.script, self.config
+
+        def steps(rev: t.Any, context: MigrationContext) -> t.Any:
+            return revision_steps(script, destination, rev, upgrade)
+
+        engine = engines[None]
+        with app.app_context():
+            if self.uses_flask_migrate and "migrate" not in app.extensions:
+                register_flask_migrate(app, db, self.location)
+            config.set_main_option(
+                "sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%")
+            )
+            live = live_engines(db)
+            saved = dict(live)
+            live.update(engines)
+            try:
+                with preserved_logging(), quiet_migrations(), engine.begin() as connection:
+                    config.attributes["connection"] = connection
+                    with EnvironmentContext(config, script, fn=steps, destination_rev=destination):
+                        script.run_env()
+            except TransactionalTestCaseError:
+                raise  # already said as the library says things
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported as MigrationFailure
+                raise MigrationFailure(self.describe(exc, [e.url for e in engines.values()])) from None
+            finally:
+                config.attributes.pop("connection", None)
+                live.clear()
+                live.update(saved)
+
+    def describe(self, exc: BaseException, urls: t.Iterable[URL | str]) -> str:
+        """``ErrorType: first line (revision R, file, line N)`` for an error the migrations raised."""
+        if isinstance(exc, SystemExit):
+            what = f"env.py or a migration called sys.exit({exc.code})"
+        else:
+            what = f"{type(exc).__name__}: {first_line(exc)}"
+        what = scrub(what, *urls)
+        frame = self.revision_frame(exc.__traceback__)
+        if frame is not None:
+            script, line = frame
+            what += f" (revision {script.revision}, {self.where(script)}, line {line})"
+        return what
+
+
+#: Loading a script directory's revisions imports each: once per process is enough.
+_projects: dict[str, AlembicProject] = {}
+
+
+def alembic_project(setting: str | os.PathLike[str] | None, app: Flask) -> AlembicProject:
+    """The project an ``alembic_config`` setting means (see :func:`find_alembic_ini`), loaded once."""
+    ini = find_alembic_ini(setting, app)
+    project = _projects.get(ini)
+    if project is None:
+        project = _projects[ini] = AlembicProject.from_ini(ini)
+    return project
+
+
+def find_alembic_ini(setting: str | os.PathLike[str] | None, app: Flask) -> str:
+    """The absolute path of the ``alembic.ini`` an ``alembic_config`` setting means."""
+    if setting is not None:
+        path = os.fspath(setting)
+        ini = os.path.join(path, "alembic.ini") if os.path.isdir(path) else path
+        if not os.path.isfile(ini):
+            raise ConfigurationError(
+                f"alembic_config = {path!r}: no alembic.ini found there. Give the path "
+                "of alembic.ini or of the folder that holds it, or set "
+                "alembic_config = False to build the schema with db.create_all()."
+            )
+        return os.path.abspath(ini)
+    candidates: list[str] = []
+    migrate = app.extensions.get("migrate")
+    if migrate is not None and getattr(migrate, "directory", None):
+        candidates.append(os.path.join(str(migrate.directory), "alembic.ini"))
+    candidates.extend(DEFAULT_LOCATIONS)
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return os.path.abspath(candidate)
+    raise ConfigurationError(
+        "no Alembic configuration found (looked for "
+        + ", ".join(candidates)
+        + f" from {os.getcwd()}). Set alembic_config to the path of alembic.ini or "
+        "of the migrations folder, or alembic_config = False to build the schema "
+        "with db.create_all()."
+    )
+
+
+def register_flask_migrate(app: Flask, db: SQLAlchemy, directory: str) -> None:
+    """Register Flask-Migrate on ``app``, which its ``env.py`` needs and the app did not do."""
+    try:
+        from flask_migrate import Migrate
+    except ImportError:
+        raise ConfigurationError(
+            f"the migrations in {directory} use Flask-Migrate's env.py, but Flask-Migrate "
+            "is not installed: pip install Flask-Migrate."
+        ) from None
+    Migrate(app, db, directory=directory)
+
+
+@contextlib.contextmanager
+def quiet_migrations() -> t.Iterator[None]:
+    """Keep a test run's output clean while migrations run.
+
+    Alembic logs every revision at INFO, and Flask-Migrate's stock env.py calls
+    Flask-SQLAlchemy 3's deprecated ``db.get_engine()`` before falling back.
+    """
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*get_engine.*", category=DeprecationWarning)
+            yield
+    finally:
+        logging.disable(previous)
+
+
+class _LoggerState(t.NamedTuple):
+    disabled: bool
+    level: int
+    propagate: bool
+    handlers: list[logging.Handler]
+
+
+@contextlib.contextmanager
+def preserved_logging() -> t.Iterator[None]:
+    """Undo what an ``env.py``'s ``logging.config.fileConfig()`` does to logging.
+
+    ``fileConfig`` disables every logger that already exists and replaces the
+    root logger's handlers; a test suite's own logging must survive migrations.
+    """
+    manager = logging.Logger.manager
+    saved: dict[str, _LoggerState] = {}
+    for name, logger in list(manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger):
+            saved[name] = _LoggerState(logger.disabled, logger.level, logger.propagate, list(logger.handlers))
+    root = logging.getLogger()
+    root_state = _LoggerState(root.disabled, root.level, root.propagate, list(root.handlers))
+    try:
+        with handlers_out_of_reach_of_fileconfig():
+            yield
+    finally:
+        for name, logger in list(manager.loggerDict.items()):
+            if not isinstance(logger, logging.Logger):
+                continue
+            state = saved.get(name)
+            if state is None:
+                continue
+            logger.disabled, logger.propagate = state.disabled, state.propagate
+            logger.setLevel(state.level)
+            logger.handlers[:] = state.handlers
+        root.disabled = root_state.disabled
+        root.setLevel(root_state.level)
+        root.handlers[:] = root_state.handlers

@@ -1,0 +1,129 @@
+"""Where a test database's schema comes from: Alembic migrations or ``create_all()``.
+
+Both are a :class:`SchemaSource`: something with a fingerprint (so a database
+already built from the same source is reused) and a way to build the schema
+into the app's engines.
+
+.. versionchanged:: 0.4
+   Was ``migrations``; running Alembic moved to
+   :mod:`~transactional_testcase.alembic_runner`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import typing as t
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.engine import Engine
+
+from ._types import BindKey
+from .alembic_runner import AlembicProject, AlembicSetting, MigrationFailure, alembic_project
+from .errors import MigrationError, mask_url
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+
+class SchemaSource:
+    """Builds the schema of a freshly created set of test databases."""
+
+    def fingerprint(self) -> str:
+        """Changes whenever the schema this source builds changes."""
+        raise NotImplementedError
+
+    def build(self, app: Flask, db: SQLAlchemy, engines: t.Mapping[BindKey, Engine]) -> None:
+        """Create the schema in ``engines`` (inside an app context of ``app``)."""
+        raise NotImplementedError
+
+
+class CreateAllSchema(SchemaSource):
+    """``alembic_config = False``: ``db.create_all()`` for every bind."""
+
+    def __init__(self, db: SQLAlchemy) -> None:
+        self.db = db
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(b"create_all")
+        for key, metadata in sorted(self.db.metadatas.items(), key=lambda kv: str(kv[0])):
+            digest.update(repr(key).encode())
+            for table in metadata.sorted_tables:
+                digest.update(repr(table).encode())
+        return digest.hexdigest()
+
+    def build(self, app: Flask, db: SQLAlchemy, engines: t.Mapping[BindKey, Engine]) -> None:
+        db.create_all()
+
+
+class AlembicSchema(SchemaSource):
+    """Alembic migrations, run in-process inside the app context.
+
+    The fingerprint hashes the revision files without importing them; the
+    revisions are loaded (and checked for a single head) only when a database
+    is actually migrated, so a warm run never imports them.
+    """
+
+    def __init__(self, project: AlembicProject) -> None:
+        self.project = project
+        self._fingerprint: str | None = None
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            # File contents, not mtimes: a fresh checkout of the same
+            # migrations is the same schema.
+            location = self.project.location
+            digest = hashlib.sha256(b"alembic")
+            paths = sorted(self.project.revision_files())
+            paths.append(os.path.join(location, "env.py"))
+            for path in paths:
+                digest.update(os.path.relpath(path, location).encode())
+                with open(path, "rb") as f:
+                    digest.update(hashlib.sha256(f.read()).digest())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    def heads(self) -> tuple[str, ...]:
+        """The head revisions (loads every revision): refused unless there is one."""
+        heads = self.project.script.get_heads()
+        if len(heads) > 1:
+            raise MigrationError(
+                f"the migrations in {self.project.location} have several heads "
+                f"({', '.join(sorted(heads))}): merge them first with "
+                "'flask db merge heads' or 'alembic merge heads'."
+            )
+        return tuple(heads)
+
+    def build(self, app: Flask, db: SQLAlchemy, engines: t.Mapping[BindKey, Engine]) -> None:
+        heads = self.heads()
+        url = engines[None].url
+        try:
+            self.project.migrate(app, db, engines)
+        except MigrationFailure as failure:
+            raise MigrationError(f"migrating {mask_url(url)} to head failed: {failure}") from None
+        if heads and not sa.inspect(engines[None]).has_table("alembic_version"):
+            # An env.py that builds its own engine from sqlalchemy.url migrates
+            # a second, empty in-memory database instead of the app's.
+            raise MigrationError(
+                f"the migrations in {self.project.location} did not reach {mask_url(url)}: "
+                "for in-memory SQLite, env.py must use config.attributes['connection'] "
+                "(Alembic's 'sharing a connection' recipe) or current_app's db.engine."
+            )
+
+
+#: One schema per Alembic project: its fingerprint is computed once per process.
+_alembic_schemas: dict[AlembicProject, AlembicSchema] = {}
+
+
+def schema_source(
+    setting: AlembicSetting, app: Flask, db: SQLAlchemy, engines: t.Mapping[BindKey, Engine]
+) -> SchemaSource:
+    """Turn the ``alembic_config`` class attribute into a :class:`SchemaSource`."""
+    if setting is False:
+        return CreateAllSchema(db)
+    project = alembic_project(None if setting is True else setting, app)
+    schema = _alembic_schemas.get(project)
+    if schema is None:
+        schema = _alembic_schemas[project] = AlembicSchema(project)
+    return schema
