@@ -28,7 +28,6 @@ import unittest
 from unittest import mock
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from flask import Flask
@@ -118,8 +117,10 @@ def forced_build() -> t.Iterator[None]:
 
 @contextlib.contextmanager
 def counting_upgrades() -> t.Iterator[mock.MagicMock]:
-    """Wrap ``alembic.command.upgrade``: ``.call_count`` is how often migrations ran."""
-    with mock.patch("alembic.command.upgrade", wraps=command.upgrade) as upgrade:
+    """Wrap ``AlembicProject.migrate``: ``.call_count`` is how often migrations ran."""
+    with mock.patch.object(
+        AlembicProject, "migrate", autospec=True, side_effect=AlembicProject.migrate
+    ) as upgrade:
         yield upgrade
 
 
@@ -419,8 +420,8 @@ class AlembicConfigLookup(PerBackend):
         # The first migrated LIBRARY_INI's scripts; the others found the same
         # schema (anything else would have migrated the database again).
         self.assertEqual(upgrade.call_count, 1)
-        config = upgrade.call_args.args[0]
-        self.assertEqual(os.path.abspath(config.config_file_name), LIBRARY_INI)
+        project = upgrade.call_args.args[0]
+        self.assertEqual(os.path.abspath(project.config.config_file_name), LIBRARY_INI)
 
     def test_config_not_found(self) -> None:
         cases = {

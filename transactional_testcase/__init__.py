@@ -15,7 +15,7 @@ from .errors import (
 from .migration_checks import MigrationAssertionsMixin, MigrationsTestCase
 from .testcase import DatabaseTestCase, TransactionalTestCase
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "CommittingTestCase",
