@@ -1,0 +1,180 @@
+"""The texts of the modules the benchmark writes and runs in subprocesses.
+
+``WARM_MODULE`` (section 3c) is one TransactionalTestCase class run as a script;
+``SUITE_MODULE`` and ``CONTROL_MODULE`` (section 4) are the 400-test suites run
+under pytest, each process recording its test phase in ``$BENCH_OUT``.
+"""
+
+WARM_MODULE = '''\
+"""One TransactionalTestCase class; reports how long its setUpClass and provisioning took."""
+import json, os, time, unittest
+
+import sqlalchemy as sa
+
+from benchmarks.schema import MIGRATIONS_DIR, create_app
+from transactional_testcase import TransactionalTestCase
+from transactional_testcase.provisioning import provisioner
+
+# Import the dialect and driver now: a one-time cost of any process, not of provisioning.
+sa.make_url(os.environ["BENCH_URL"]).get_dialect().import_dbapi()
+TIMES = {}
+_ensure = provisioner.ensure
+
+
+def timed_ensure(*args, **kwargs):
+    t0 = time.perf_counter()
+    TIMES["how"] = _ensure(*args, **kwargs)
+    TIMES["ensure"] = time.perf_counter() - t0
+    return TIMES["how"]
+
+
+provisioner.ensure = timed_ensure
+
+
+class WarmCase(TransactionalTestCase):
+    database_url = os.environ["BENCH_URL"]
+    alembic_config = str(MIGRATIONS_DIR)
+
+    @classmethod
+    def create_app(cls, config):
+        t0 = time.perf_counter()
+        app = create_app(config)
+        TIMES["create_app"] = time.perf_counter() - t0
+        return app
+
+    @classmethod
+    def setUpClass(cls):
+        t0 = time.perf_counter()
+        super().setUpClass()
+        TIMES["setup_class"] = time.perf_counter() - t0
+
+    def test_empty(self):
+        self.assertIsNotNone(self.db.session.connection())
+
+
+if __name__ == "__main__":
+    program = unittest.main(exit=False, argv=["warm_case"])
+    if not program.result.wasSuccessful() or program.result.testsRun != 1:
+        raise SystemExit(1)
+    with open(os.environ["BENCH_OUT"], "w") as f:
+        json.dump(TIMES, f)
+'''
+
+#: What both generated suites share: each process records its test phase (first
+#: setUpClass to last tearDownClass) in $BENCH_OUT at exit...
+_PHASE_RECORDER = """\
+PHASE = {"start": None, "end": None, "tests": 0, "setup": 0.0, "cpu_start": 0.0, "cpu_end": 0.0}
+
+
+@atexit.register
+def _dump():
+    if PHASE["start"] is not None:
+        path = os.path.join(os.environ["BENCH_OUT"], "phase-%d.json" % os.getpid())
+        with open(path, "w") as f:
+            json.dump(PHASE, f)
+"""
+#: ... and their 400 tests: 20 classes of 20, numbered, each calling ``work(i)``.
+_CLASSES = """\
+def _test(i):
+    def test(self):
+        self.work(i)
+    return test
+
+
+for _c in range(20):
+    _name = "{prefix}%02d" % _c
+    globals()[_name] = type(_name, ({base},), {{
+        "__module__": __name__, **{{"test_%02d" % _t: _test(_c * 20 + _t) for _t in range(20)}}}})
+"""
+
+SUITE_MODULE = (
+    '''\
+"""400 tests (20 classes x 20) doing a little ORM work each; records its test phase per process."""
+import atexit, json, os, time
+
+import sqlalchemy as sa
+
+from benchmarks.schema import MIGRATIONS_DIR, create_app, db, models
+from transactional_testcase import TransactionalTestCase
+
+'''
+    + _PHASE_RECORDER
+    + """
+
+class SuiteBase(TransactionalTestCase):
+    database_url = os.environ["BENCH_URL"]
+    alembic_config = str(MIGRATIONS_DIR)
+
+    @classmethod
+    def create_app(cls, config):
+        return create_app(config)
+
+    @classmethod
+    def setUpClass(cls):
+        now = time.monotonic()
+        if PHASE["start"] is None:
+            PHASE["start"] = now
+            PHASE["cpu_start"] = time.process_time()
+        super().setUpClass()
+        PHASE["setup"] += time.monotonic() - now
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        PHASE["end"] = time.monotonic()
+        PHASE["cpu_end"] = time.process_time()
+
+    def work(self, i):
+        user = models.User(email="user%d@example.com" % i, username="user%d" % i, password_hash="x")
+        post = models.Post(author=user, title="Post %d" % i, slug="post-%d" % i, body="text " * 20,
+                           status="published")
+        post.tags = [models.Tag(name="tag%da" % i), models.Tag(name="tag%db" % i)]
+        post.comments.append(models.Comment(author=user, body="first!"))
+        db.session.add(post)
+        db.session.commit()
+        rows = db.session.execute(
+            sa.select(models.Post.title, sa.func.count(models.Tag.id))
+            .join(models.Post.tags)
+            .group_by(models.Post.id, models.Post.title)
+        ).all()
+        self.assertEqual([tuple(r) for r in rows], [("Post %d" % i, 2)])
+        PHASE["tests"] += 1
+
+
+"""
+    + _CLASSES.format(base="SuiteBase", prefix="TestSuite")
+)
+
+
+CONTROL_MODULE = (
+    '''\
+"""The machine's own ceiling: 400 CPU-bound tests (20 classes x 20) that touch no database."""
+import atexit, json, os, time, unittest
+
+'''
+    + _PHASE_RECORDER
+    + """
+
+class ControlBase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if PHASE["start"] is None:
+            PHASE["start"] = time.monotonic()
+            PHASE["cpu_start"] = time.process_time()
+
+    @classmethod
+    def tearDownClass(cls):
+        PHASE["end"] = time.monotonic()
+        PHASE["cpu_end"] = time.process_time()
+
+    def work(self, i):
+        total = 0
+        for k in range(60000):
+            total += k ^ i
+        self.assertGreater(total, 0)
+        PHASE["tests"] += 1
+
+
+"""
+    + _CLASSES.format(base="ControlBase", prefix="TestControl")
+)
