@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import warnings
-from collections.abc import Iterator
 
 import flask_migrate
 import sqlalchemy as sa
@@ -15,21 +11,10 @@ from sqlalchemy.pool import NullPool
 from benchmarks.fixtures import MIGRATIONS
 from benchmarks.measuring import pc
 from benchmarks.schema import create_app, db
+from benchmarks.schema.check import quiet
 from transactional_testcase import provisioning as tt_provisioning
 from transactional_testcase.backends import backend_for
 from transactional_testcase.schema import schema_source
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Silence Alembic's INFO lines and the deprecation warning of Flask-Migrate's env.py."""
-    logging.disable(logging.INFO)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            yield
-    finally:
-        logging.disable(logging.NOTSET)
 
 
 def template_prefix(url: str) -> str:
