@@ -55,17 +55,40 @@ from .backends import Backend, backend_for, quiet_socket
 #: several workers.
 MAX_KEPT = 8
 
-#: What makes two engines interchangeable: the app factory, the config it was
-#: given, the bind key, and the URL (password included); last, the database
-#: it names, whatever the driver and options.
-Key: t.TypeAlias = tuple[t.Hashable, str | None, str, str]
-#: What an app's factory set up on an engine: its own listeners and execution options.
-Signature: t.TypeAlias = tuple[frozenset[tuple[str, str, t.Hashable]], str]
+
+class Key(t.NamedTuple):
+    """What makes two engines interchangeable (compared whole, as a tuple)."""
+
+    #: The app factory and the config it was given (``_tt_connection_key``).
+    app: t.Hashable
+    bind: BindKey
+    #: The engine's URL, password included.
+    url: str
+    #: The database it names, whatever the driver and options (see ``discard``).
+    database: str
+
+
+class Signature(t.NamedTuple):
+    """What an app's factory set up on an engine (compared whole, as a tuple)."""
+
+    #: Its own listeners: where (engine, dialect or pool), the event, and the listener's identity.
+    listeners: frozenset[tuple[str, str, t.Hashable]]
+    #: Its execution options, rendered.
+    options: str
 
 
 class _Kept(t.NamedTuple):
+    """An engine kept whole for the next class of the same key."""
+
     key: Key
     engine: Engine
+
+
+class _Loose(t.NamedTuple):
+    """A DBAPI connection detached from a kept engine, for the next engine of ``key``."""
+
+    key: Key
+    connection: t.Any
 
 
 class ConnectionKeeper:
@@ -76,7 +99,7 @@ class ConnectionKeeper:
         self._engines: list[_Kept] = []  # oldest first
         #: DBAPI connections detached from a kept engine that could not be
         #: reused, for the engine of the same key to take through ``do_connect``.
-        self._idle: list[tuple[Key, t.Any]] = []
+        self._idle: list[_Loose] = []
         #: Each engine's signature as its app built it (before this library
         #: listened on it), and the key of the engines that take loose connections.
         self._signatures: weakref.WeakKeyDictionary[Engine, Signature] = weakref.WeakKeyDictionary()
@@ -202,7 +225,7 @@ class ConnectionKeeper:
                     _close(dbapi_connection)
                     continue
                 with self._lock:
-                    self._idle.append((key, dbapi_connection))
+                    self._idle.append(_Loose(key, dbapi_connection))
                     self.stats["kept"] += 1
         _dispose(engine)
 
@@ -210,7 +233,7 @@ class ConnectionKeeper:
         """Let ``engine`` take the loose connections of ``key`` instead of connecting."""
         listening = engine in self._keys
         self._keys[engine] = key
-        if not listening and any(k == key for k, _ in self._idle):
+        if not listening and any(loose.key == key for loose in self._idle):
             event.listen(engine, "do_connect", self._listener(engine))
 
     def _listener(self, engine: Engine) -> t.Callable[..., t.Any]:
@@ -240,10 +263,10 @@ class ConnectionKeeper:
 
     def _take(self, key: Key) -> t.Any:
         with self._lock:
-            for i, (kept, connection) in enumerate(self._idle):
-                if kept == key:
+            for i, loose in enumerate(self._idle):
+                if loose.key == key:
                     del self._idle[i]
-                    return connection
+                    return loose.connection
         return None
 
     # -- a class ends ------------------------------------------------------------
@@ -291,7 +314,7 @@ class ConnectionKeeper:
             disposing: list[Engine] = []
             closing: list[t.Any] = []
             while idle > MAX_KEPT and self._idle:
-                closing.append(self._idle.pop(0)[1])
+                closing.append(self._idle.pop(0).connection)
                 idle -= 1
             while idle > MAX_KEPT and len(self._engines) > 1:
                 oldest = self._engines.pop(0).engine
@@ -308,10 +331,10 @@ class ConnectionKeeper:
         """Close what is kept for ``url``'s database (about to be dropped or rebuilt)."""
         name = _database(make_url(url))
         with self._lock:
-            engines = [k.engine for k in self._engines if k.key[3] == name]
-            self._engines = [k for k in self._engines if k.key[3] != name]
-            gone = [c for key, c in self._idle if key[3] == name]
-            self._idle = [(key, c) for key, c in self._idle if key[3] != name]
+            engines = [k.engine for k in self._engines if k.key.database == name]
+            self._engines = [k for k in self._engines if k.key.database != name]
+            gone = [loose.connection for loose in self._idle if loose.key.database == name]
+            self._idle = [loose for loose in self._idle if loose.key.database != name]
         for engine in engines:
             _dispose(engine)
         for connection in gone:
@@ -324,11 +347,11 @@ class ConnectionKeeper:
             idle, self._idle = self._idle, []
         for engine in engines:
             _dispose(engine)
-        for _, connection in idle:
-            _close(connection)
+        for loose in idle:
+            _close(loose.connection)
 
     def _after_fork_in_child(self) -> None:
-        self._inherited.extend(c for _, c in self._idle)
+        self._inherited.extend(loose.connection for loose in self._idle)
         self._inherited.extend(k.engine for k in self._engines)
         self._idle = []
         self._engines = []
@@ -341,7 +364,7 @@ def _keepable(engine: Engine) -> bool:
 
 
 def _signature(engine: Engine) -> Signature:
-    return (
+    return Signature(
         engine_listeners(engine, _is_ours),
         repr(sorted(engine.get_execution_options().items(), key=repr)),
     )
@@ -372,8 +395,8 @@ def _database(url: URL) -> str:
     return f"{url.get_backend_name()}://{url.host}:{url.port}/{url.database}"
 
 
-def _key(app_key: t.Hashable, bind: str | None, engine: Engine) -> Key:
-    return (app_key, bind, _render(engine.url), _database(engine.url))
+def _key(app_key: t.Hashable, bind: BindKey, engine: Engine) -> Key:
+    return Key(app_key, bind, _render(engine.url), _database(engine.url))
 
 
 def _close(connection: t.Any) -> None:

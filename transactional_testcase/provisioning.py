@@ -35,6 +35,7 @@ from flask import Flask
 from sqlalchemy.engine import URL, Engine
 
 from . import environment
+from ._types import BindKey
 from .backends import Backend, backend_for, check_safe, unreachable
 from .connections import keeper
 from .errors import MigrationError, first_line, mask_url
@@ -81,18 +82,44 @@ def worker_url(url: str | URL) -> URL:
     backend = backend_for(parsed)
     if backend.is_memory(parsed):
         return parsed
-    name = parsed.database or ""
-    if parsed.get_backend_name() == "sqlite":
-        root, ext = os.path.splitext(name)
-        return parsed.set(database=f"{root}_{worker}{ext}")
-    return parsed.set(database=f"{name}_{worker}")
+    return backend.with_suffix(parsed, f"_{worker}")
 
 
 def keepdb_from_env() -> bool:
     return environment.flag(KEEPDB_ENV)
 
 
+class _Wanted(t.NamedTuple):
+    """One engine's database as a class wants it built."""
+
+    #: The engine's bind key (None: the default database).
+    key: BindKey
+    url: URL
+    backend: Backend
+    #: Of the schema, the backend, the bind key and this library's version.
+    fingerprint: str
+
+
+class _Template(t.NamedTuple):
+    """A template this process used: dropped at exit when templates are not kept."""
+
+    url: URL
+    backend: Backend
+    #: The database cloned from it, whose name the template's lock is derived from.
+    database: URL
+    key: BindKey
+
+
+class _Pipe(t.NamedTuple):
+    """Both ends of an ``os.pipe()``."""
+
+    read: int
+    write: int
+
+
 class _Database(t.NamedTuple):
+    """A database this process provisioned: reused while its fingerprint matches, dropped at exit."""
+
     url: URL
     backend: Backend
     fingerprint: str
@@ -110,8 +137,8 @@ class Provisioner:
         self._tempdir: str | None = None
         self._registered_in: int | None = None
         self._dropping = False
-        self._sigterm_pipe: tuple[int, int] | None = None  # _watch_sigterm's wakeup fd
-        self._templates: dict[str, tuple[URL, Backend, URL, str | None]] = {}
+        self._sigterm_pipe: _Pipe | None = None  # _watch_sigterm's wakeup fd
+        self._templates: dict[str, _Template] = {}
         #: How many times each way of provisioning ran (reuse, keep, clone, build).
         self.stats: dict[str, int] = {"reuse": 0, "keep": 0, "clone": 0, "build": 0}
 
@@ -144,44 +171,47 @@ class Provisioner:
         """
         from . import __version__
 
-        targets: list[tuple[str | None, URL, Backend, str]] = []
+        targets: list[_Wanted] = []
         for key, engine in engines.items():
             url = engine.url
             check_safe(url, settings.get(key, "the app's SQLALCHEMY_DATABASE_URI"))
             backend = backend_for(url)
             backend.prepare_engine(engine)
             fingerprint = _digest(schema.fingerprint(), url.get_backend_name(), repr(key), __version__)
-            targets.append((key, url, backend, fingerprint))
+            targets.append(_Wanted(key, url, backend, fingerprint))
         with self._lock:
             if all(
-                not backend.is_memory(url)
-                and (known := self._databases.get(_key(url))) is not None
-                and known.fingerprint == fingerprint
-                for _, url, backend, fingerprint in targets
+                not target.backend.is_memory(target.url)
+                and (known := self._databases.get(_key(target.url))) is not None
+                and known.fingerprint == target.fingerprint
+                for target in targets
             ):
                 return self._count("reuse")
-            for (_, url, _, _), engine in zip(targets, engines.values(), strict=False):
-                keeper.discard(url)  # connections into a database about to be replaced
+            for target, engine in zip(targets, engines.values(), strict=False):
+                keeper.discard(target.url)  # connections into a database about to be replaced
                 engine.dispose()
             # Whatever happens next, these databases are no longer what was
             # recorded: a failed build must not be reused by a later class.
-            for _, url, _, _ in targets:
-                self._databases.pop(_key(url), None)
+            for target in targets:
+                self._databases.pop(_key(target.url), None)
             try:
                 how = self._provision(app, db, engines, schema, targets, keepdb)
             except BaseException as exc:
                 # Maybe created, half built: dropped at exit (unless kept), never reused.
-                for _, url, backend, _ in targets:
-                    if not backend.is_memory(url):
-                        self._databases[_key(url)] = _Database(url, backend, _INVALIDATED, keepdb, {})
+                for target in targets:
+                    if not target.backend.is_memory(target.url):
+                        self._databases[_key(target.url)] = _Database(
+                            target.url, target.backend, _INVALIDATED, keepdb, {}
+                        )
                 self._register_atexit()
                 if isinstance(exc, sa.exc.OperationalError):
-                    _, url, backend, _ = targets[0]
-                    raise unreachable(url, exc, backend) from None
+                    raise unreachable(targets[0].url, exc, targets[0].backend) from None
                 raise
-            for _, url, backend, fingerprint in targets:
-                if not backend.is_memory(url):
-                    self._databases[_key(url)] = _Database(url, backend, fingerprint, keepdb, {})
+            for target in targets:
+                if not target.backend.is_memory(target.url):
+                    self._databases[_key(target.url)] = _Database(
+                        target.url, target.backend, target.fingerprint, keepdb, {}
+                    )
                     self._register_atexit()
             return self._count(how)
 
@@ -191,23 +221,27 @@ class Provisioner:
         db: SQLAlchemy,
         engines: t.Mapping[str | None, Engine],
         schema: SchemaSource,
-        targets: list[tuple[str | None, URL, Backend, str]],
+        targets: list[_Wanted],
         keepdb: bool,
     ) -> str:
         if keepdb:
             if all(
-                not backend.is_memory(url) and backend.read_marker(url, engines[key]) == fingerprint
-                for key, url, backend, fingerprint in targets
+                not target.backend.is_memory(target.url)
+                and target.backend.read_marker(target.url, engines[target.key]) == target.fingerprint
+                for target in targets
             ):
                 return "keep"
             for engine in engines.values():
                 engine.dispose()  # its connections point at a database about to be replaced
         templates = {
-            key: backend.template_url(url, _template_name(url, key, fingerprint))
-            for key, url, backend, fingerprint in targets
+            target.key: target.backend.template_url(
+                target.url, _template_name(target.url, target.key, target.fingerprint)
+            )
+            for target in targets
         }
-        for key, url, backend, _ in targets:
-            self._templates[_key(templates[key])] = (templates[key], backend, url, key)
+        for target in targets:
+            template = templates[target.key]
+            self._templates[_key(template)] = _Template(template, target.backend, target.url, target.key)
         self._register_atexit()
         # Complete templates are cloned without the lock: parallel workers
         # clone at the same time (a template is complete or absent, never
@@ -217,24 +251,25 @@ class Provisioner:
         if how is None:
             with contextlib.ExitStack() as locks:
                 # Same order in every process: no deadlock between two of them.
-                for key, url, backend, _ in sorted(targets, key=lambda t: str(t[0])):
-                    locks.enter_context(backend.lock(url, _template_prefix(url, key) + "lock"))
+                for target in sorted(targets, key=lambda target: str(target.key)):
+                    locks.enter_context(target.backend.lock(target.url, _lock_name(target.url, target.key)))
                 how = self._clone(engines, targets, templates, locked=True)
                 if how is None:
                     self._build(app, db, engines, schema, targets)
-                    for key, url, backend, _ in targets:
-                        backend.save_template(url, templates[key], engines[key])
-                        backend.drop_templates(templates[key], _template_prefix(url, key))
+                    for target in targets:
+                        template = templates[target.key]
+                        target.backend.save_template(target.url, template, engines[target.key])
+                        target.backend.drop_templates(template, _template_prefix(target.url, target.key))
                     how = "build"
         if keepdb:
-            for _, url, backend, fingerprint in targets:
-                backend.write_marker(url, fingerprint)
+            for target in targets:
+                target.backend.write_marker(target.url, target.fingerprint)
         return how
 
     def _clone(
         self,
         engines: t.Mapping[str | None, Engine],
-        targets: list[tuple[str | None, URL, Backend, str]],
+        targets: list[_Wanted],
         templates: t.Mapping[str | None, URL],
         locked: bool,
     ) -> str | None:
@@ -243,11 +278,11 @@ class Provisioner:
         Unlocked, a template dropped while it was being copied is no error:
         None, and the caller tries again under the lock.
         """
-        if not all(backend.has_template(templates[key], url) for key, url, backend, _ in targets):
+        if not all(target.backend.has_template(templates[target.key], target.url) for target in targets):
             return None
         try:
-            for key, url, backend, _ in targets:
-                backend.clone(templates[key], url, engines[key])
+            for target in targets:
+                target.backend.clone(templates[target.key], target.url, engines[target.key])
         except (sa.exc.DBAPIError, OSError):
             if locked:
                 raise
@@ -260,17 +295,17 @@ class Provisioner:
         db: SQLAlchemy,
         engines: t.Mapping[str | None, Engine],
         schema: SchemaSource,
-        targets: list[tuple[str | None, URL, Backend, str]],
+        targets: list[_Wanted],
     ) -> None:
-        for _, url, backend, _ in targets:
-            backend.recreate(url)
+        for target in targets:
+            target.backend.recreate(target.url)
         try:
             schema.build(app, db, engines)
         except sa.exc.OperationalError:
             raise
         except sa.exc.SQLAlchemyError as exc:
             raise MigrationError(
-                f"building the schema of {mask_url(targets[0][1])} failed: "
+                f"building the schema of {mask_url(targets[0].url)} failed: "
                 f"{type(exc).__name__}: {first_line(exc)}"
             ) from None
 
@@ -327,10 +362,13 @@ class Provisioner:
                 database.backend.drop(database.url)
         if not environment.flag(KEEP_TEMPLATES_ENV, default=True):
             templates, self._templates = list(self._templates.values()), {}
-            for template, backend, url, key in templates:
+            for template in templates:
                 # Under the lock: another worker may be cloning it right now.
-                with contextlib.suppress(Exception), backend.lock(url, _template_prefix(url, key) + "lock"):
-                    backend.drop(template)
+                with (
+                    contextlib.suppress(Exception),
+                    template.backend.lock(template.database, _lock_name(template.database, template.key)),
+                ):
+                    template.backend.drop(template.url)
         if self._tempdir is not None:
             shutil.rmtree(self._tempdir, ignore_errors=True)
             self._tempdir = None
@@ -391,7 +429,7 @@ class Provisioner:
             os.close(read)
             os.close(write)
             return
-        self._sigterm_pipe = (read, write)
+        self._sigterm_pipe = _Pipe(read, write)
         main = threading.get_ident()
 
         def watch() -> None:
@@ -450,8 +488,8 @@ def _template_prefix(url: URL, key: str | None) -> str:
        the folders this library makes itself, new for every run.
     """
     name = url.database or ""
-    if url.get_backend_name() == "sqlite":
-        name = _sqlite_owner(name)
+    if backend_for(url).is_file:
+        name = _file_owner(name)
     worker = worker_id()
     if worker and name.endswith("_" + worker):
         name = name[: -len(worker) - 1]
@@ -459,8 +497,13 @@ def _template_prefix(url: URL, key: str | None) -> str:
     return f"tt_tpl_{owner[:10]}_"
 
 
-def _sqlite_owner(path: str) -> str:
-    """A SQLite database's path without its extension; its file name alone in our own folders.
+def _lock_name(url: URL, key: BindKey) -> str:
+    """The lock every process takes to build, or drop, the templates of one database and bind."""
+    return _template_prefix(url, key) + "lock"
+
+
+def _file_owner(path: str) -> str:
+    """A database file's path without its extension; its file name alone in our own folders.
 
     The per-process temporary folder (``transactional_testcase-XXXX``) changes
     every run and the keepdb one is ours: there the file name stands for the

@@ -1,0 +1,275 @@
+"""The :class:`Backend` strategy every vendor module fills in, and the helpers they share.
+
+A backend answers every question whose answer depends on the kind of
+database server (how to create, clone, lock, empty or check a database), so
+the rest of the library never branches on a dialect name. Each hook below
+says what it is for; the vendor modules (:mod:`.sqlite`, :mod:`.postgresql`,
+:mod:`.mysql`) override those that differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import select
+import typing as t
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import NullPool
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+from .._compat import socket_fileno
+from ..errors import ConfigurationError
+from .drivers import unreachable
+
+#: ``(schema, table)``: None is the connection's default schema.
+TableRef: t.TypeAlias = tuple[str | None, str]
+#: Empties tables through the connection it is given; returns the tables it emptied.
+TableEmptier: t.TypeAlias = t.Callable[[Connection], list[str]]
+
+#: Checks, at the end of a test, what a COMMIT would; describes violations (None: none).
+ConstraintChecker: t.TypeAlias = t.Callable[[Connection], str | None]
+
+
+class Backend:
+    """How one kind of database server is provisioned and isolated."""
+
+    #: Human name used in messages.
+    title: t.ClassVar[str] = "database"
+    #: Environment variable documented as the way to point tests at this backend.
+    env_hint: t.ClassVar[str] = "TEST_DATABASE_URL"
+    #: Statements that commit the transaction implicitly on this backend.
+    implicit_commit: t.ClassVar[re.Pattern[str] | None] = None
+    #: Whether a class's idle connections are worth handing on to the next
+    #: class (opening one costs a server process or a login).
+    keeps_connections: t.ClassVar[bool] = False
+    #: Whether an idle connection can be lost between two classes (a server
+    #: restart): those an engine hands on are checked first.
+    can_lose_connections: t.ClassVar[bool] = True
+    #: Whether a test's first savepoint may be its transaction's start (see
+    #: :meth:`transaction_untouched`): saves round trips to a server, nothing
+    #: in-process.
+    spares_savepoints: t.ClassVar[bool] = False
+    #: Whether a database is a file named by its path: its folder, not a
+    #: server, tells two projects' databases (and their templates) apart.
+    is_file: t.ClassVar[bool] = False
+
+    def database_name(self, url: URL) -> str:
+        """The name whose ``test`` marker makes a database safe to drop."""
+        return url.database or ""
+
+    def is_memory(self, url: URL) -> bool:
+        """True for databases that live only inside one connection pool."""
+        return False
+
+    def with_suffix(self, url: URL, suffix: str) -> URL:
+        """``url`` with ``suffix`` added to its database's name (a parallel worker's own copy)."""
+        return url.set(database=f"{url.database or ''}{suffix}")
+
+    def prepare_engine(self, engine: Engine) -> None:
+        """Make ``engine`` safe for SAVEPOINT-based isolation (idempotent)."""
+
+    def reset_session(self, dbapi_connection: t.Any) -> None:
+        """Make an idle connection kept for the next class look freshly opened."""
+
+    def ping(self, dialect: t.Any, dbapi_connection: t.Any) -> bool:
+        """Whether an idle connection kept from an earlier class still works; raises if not.
+
+        A server that closed an idle connection (a restart, a terminated
+        session) has sent something: only a connection whose socket has data
+        waiting, or whose driver does not show its socket, costs a round trip.
+
+        .. versionchanged:: 0.2
+           No round trip for a connection whose socket is quiet.
+        """
+        if quiet_socket(dbapi_connection):
+            return True
+        return self._round_trip_ping(dialect, dbapi_connection)
+
+    def _round_trip_ping(self, dialect: t.Any, dbapi_connection: t.Any) -> bool:
+        return bool(dialect.do_ping(dbapi_connection))
+
+    def transaction_untouched(self, dbapi_connection: t.Any) -> bool | None:
+        """Whether nothing was sent since the connection's transaction began.
+
+        Read from the driver, without a round trip; None where it cannot
+        tell (the library then counts the statements it sees). Then a
+        savepoint would mark the transaction's start, which costs nothing to
+        return to (a ROLLBACK).
+        """
+        return None
+
+    def recreate(self, url: URL) -> None:
+        """Drop the database ``url`` names if it exists, then create it empty."""
+        raise NotImplementedError
+
+    def drop(self, url: URL) -> None:
+        """Drop the database ``url`` names, if it exists."""
+        raise NotImplementedError
+
+    def template_url(self, url: URL, name: str) -> URL:
+        """Where the migrated template called ``name`` lives, next to ``url``."""
+        return url.set(database=name)
+
+    def save_template(self, url: URL, template: URL, engine: Engine) -> None:
+        """Copy the freshly migrated database ``url`` to ``template`` (all or nothing)."""
+        raise NotImplementedError
+
+    def has_template(self, template: URL, url: URL) -> bool:
+        """Whether a complete template exists at ``template``.
+
+        ``url`` is the database it would be cloned into: the one an error names
+        (a user configured ``url``, not the template).
+        """
+        raise NotImplementedError
+
+    def clone(self, template: URL, url: URL, engine: Engine) -> None:
+        """Replace the database ``url`` by a copy of ``template``."""
+        raise NotImplementedError
+
+    def drop_templates(self, template: URL, prefix: str) -> None:
+        """Drop templates named ``prefix*`` other than ``template`` (stale fingerprints)."""
+
+    def read_marker(self, url: URL, engine: Engine) -> str | None:
+        """The fingerprint a kept database was built from, if it exists.
+
+        Read through the app's own ``engine``: on a warm run its connection is
+        the one the tests then use, not one more to open.
+        """
+        return None
+
+    def write_marker(self, url: URL, fingerprint: str) -> None:
+        """Remember which fingerprint ``url`` was built from (``keepdb``)."""
+
+    @contextlib.contextmanager
+    def lock(self, url: URL, name: str) -> t.Iterator[None]:
+        """Hold a lock shared by every process that may build template ``name``."""
+        yield
+
+    def table_emptier(
+        self, connection: Connection, tables: t.Sequence[TableRef], lock_timeout: float
+    ) -> TableEmptier:
+        """Plan, once per class, emptying ``tables`` and resetting their counters.
+
+        The returned callable does it through the connection it is given and
+        returns the tables it emptied (for ``CommittingTestCase``).
+        """
+        raise ConfigurationError(f"emptying tables is not supported on {self.title}")
+
+    def constraint_checker(self, connection: Connection) -> ConstraintChecker | None:
+        """Plan, once per class, checking what a real COMMIT would check.
+
+        The returned callable runs at the end of a test that wrote, on the
+        test's connection, and describes the violations it finds (None: none).
+        None means there is nothing a COMMIT would check that a statement has
+        not already checked (no deferred constraints): the test pays nothing.
+        """
+        return None
+
+    def sequence_resetter(self, connection: Connection) -> t.Callable[[Connection], None]:
+        """Return a callable that sets every sequence to ``max(id) + 1``."""
+        raise ConfigurationError(
+            f"reset_sequences = True is not supported on {self.title}: its "
+            "auto-increment counters cannot be reset inside a transaction (the "
+            "statement that does it commits implicitly). Set reset_sequences = False "
+            "and compare ids to the objects you created instead of literal numbers."
+        )
+
+    # -- helpers shared by the server backends ---------------------------------
+
+    def _admin_urls(self, url: URL) -> list[URL]:
+        return [url]
+
+    @contextlib.contextmanager
+    def admin_connection(self, url: URL, named: URL | None = None) -> t.Iterator[Connection]:
+        """An AUTOCOMMIT connection to the server, outside the test database.
+
+        If the server cannot be reached, the error names ``named`` (default
+        ``url``): the database the user configured rather than a template.
+        """
+        last: Exception | None = None
+        for admin_url in self._admin_urls(url):
+            engine = sa.create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+            try:
+                try:
+                    conn = engine.connect()
+                except sa.exc.OperationalError as exc:
+                    last = exc
+                    continue
+                with conn:
+                    yield conn
+                return
+            finally:
+                engine.dispose()
+        assert last is not None
+        raise unreachable(named or url, last, self) from None
+
+
+# -- helpers the vendor modules share -------------------------------------------
+
+
+def reflect_tables(
+    connection: Connection, schemas: t.Iterable[str | None], keep: t.Container[str]
+) -> list[TableRef]:
+    """Every table of ``schemas`` (None: the default schema) but those named in ``keep``."""
+    inspector = sa.inspect(connection)
+    found: list[TableRef] = []
+    for schema in schemas:
+        for name in inspector.get_table_names(schema=schema):
+            if name not in keep:
+                found.append((schema, name))
+    return found
+
+
+def model_schemas(db: SQLAlchemy, key: str | None) -> list[str | None]:
+    """The default schema, then every other schema the bind's models name."""
+    metadata = db.metadatas.get(key)
+    named = {table.schema for table in metadata.tables.values()} if metadata is not None else set()
+    return [None, *sorted(s for s in named if s is not None)]
+
+
+def quiet_socket(dbapi_connection: t.Any) -> bool | None:
+    """Whether nothing waits to be read on an idle connection's socket.
+
+    An idle connection receives nothing until the server closes it (a restart,
+    a terminated session, a timeout). None, meaning "ask the server", when
+    the socket cannot be seen.
+    """
+    fd = socket_fileno(dbapi_connection)
+    if fd is None or fd < 0:
+        return None
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return not poller.poll(0)  # POLLHUP and POLLERR are always reported
+
+
+def quoted_names(connection: Connection, tables: t.Sequence[TableRef]) -> list[str]:
+    """``tables`` as the connection's dialect quotes them, schema-qualified where named."""
+    preparer = connection.dialect.identifier_preparer
+    return [
+        (f"{preparer.quote_schema(schema)}." if schema else "") + preparer.quote(name)
+        for schema, name in tables
+    ]
+
+
+def query_marker(engine: Engine, statement: str) -> str | None:
+    """The fingerprint ``statement`` reads through ``engine``; None if it cannot be read."""
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(statement).scalar() or None
+    except sa.exc.DBAPIError:
+        # No such database yet (or no server: provisioning then says so).
+        return None
+
+
+def empty_nothing(connection: Connection) -> list[str]:
+    """The :data:`TableEmptier` of a class with no tables to empty."""
+    return []
+
+
+def reset_nothing(connection: Connection) -> None:
+    """The sequence resetter of a database without counters to reset."""
+    return None

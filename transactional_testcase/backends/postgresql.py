@@ -1,0 +1,262 @@
+"""PostgreSQL: ``CREATE DATABASE ... TEMPLATE`` clones, advisory locks, comments as markers.
+
+Both psycopg2 and psycopg 3 are served by the same code: it only uses what
+they share (libpq's transaction status, the ``autocommit`` attribute).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import typing as t
+import zlib
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+
+from ..errors import first_line
+from . import register
+from .base import (
+    Backend,
+    ConstraintChecker,
+    TableEmptier,
+    TableRef,
+    empty_nothing,
+    query_marker,
+    quoted_names,
+    reset_nothing,
+)
+
+#: Every sequence of ``:schemas`` with the table that owns it (NULLs: owned by none).
+_PG_SEQUENCES = """
+SELECT s.oid::regclass::text, tn.nspname, tbl.relname
+FROM pg_class s
+JOIN pg_namespace sn ON sn.oid = s.relnamespace
+LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid
+     AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+LEFT JOIN pg_class tbl ON tbl.oid = d.refobjid
+LEFT JOIN pg_namespace tn ON tn.oid = tbl.relnamespace
+WHERE s.relkind = 'S' AND sn.nspname = ANY(:schemas)
+ORDER BY 1
+"""
+
+#: Every sequence a column owns (serial, identity), quoted: sequence, table, column.
+_PG_OWNED_SEQUENCES = """
+SELECT quote_ident(sn.nspname) || '.' || quote_ident(s.relname),
+       quote_ident(tn.nspname) || '.' || quote_ident(tbl.relname),
+       quote_ident(a.attname)
+FROM pg_class s
+JOIN pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass
+     AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+JOIN pg_class tbl ON tbl.oid = d.refobjid
+JOIN pg_namespace tn ON tn.oid = tbl.relnamespace
+JOIN pg_attribute a ON a.attrelid = tbl.oid AND a.attnum = d.refobjsubid
+WHERE s.relkind = 'S' AND tn.nspname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1
+"""
+
+
+@register("postgresql")
+class PostgreSQLBackend(Backend):
+    title = "PostgreSQL"
+    keeps_connections = True
+    spares_savepoints = True
+
+    def transaction_untouched(self, dbapi_connection: t.Any) -> bool | None:
+        # libpq's transaction status, kept by the client: IDLE (0 for
+        # psycopg2 and psycopg 3) until the driver sends its BEGIN with the
+        # transaction's first statement.
+        try:
+            return bool(dbapi_connection.info.transaction_status == 0)
+        except Exception:  # noqa: BLE001 - closed: its next statement fails as it would have
+            return False
+
+    def reset_session(self, dbapi_connection: t.Any) -> None:
+        # Settings, temporary tables, prepared statements and advisory locks
+        # go (psycopg 3 forgets its prepared statements on seeing it).
+        dbapi_connection.rollback()
+        _pg_outside_transaction(dbapi_connection, "DISCARD ALL")
+
+    def _round_trip_ping(self, dialect: t.Any, dbapi_connection: t.Any) -> bool:
+        # What the psycopg dialects' do_ping does, without compiling a
+        # select(1) for every new dialect (a millisecond per class).
+        _pg_outside_transaction(dbapi_connection, "SELECT 1")
+        return True
+
+    def _admin_urls(self, url: URL) -> list[URL]:
+        return [url.set(database="postgres"), url.set(database="template1")]
+
+    def recreate(self, url: URL) -> None:
+        name = url.database or ""
+        with self.admin_connection(url) as conn:
+            quoted = conn.dialect.identifier_preparer.quote(name)
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+            conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
+
+    def drop(self, url: URL) -> None:
+        with self.admin_connection(url) as conn:
+            quoted = conn.dialect.identifier_preparer.quote(url.database or "")
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+
+    def save_template(self, url: URL, template: URL, engine: Engine) -> None:
+        engine.dispose()  # nobody may be connected to the source of a copy
+        with self.admin_connection(url) as conn:
+            q = conn.dialect.identifier_preparer.quote
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {q(template.database or '')} WITH (FORCE)")
+            # One statement: the template exists complete, or not at all.
+            conn.exec_driver_sql(
+                f"CREATE DATABASE {q(template.database or '')} TEMPLATE {q(url.database or '')}"
+            )
+
+    def has_template(self, template: URL, url: URL) -> bool:
+        with self.admin_connection(template, named=url) as conn:
+            found = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": template.database}
+            ).first()
+        return found is not None
+
+    def clone(self, template: URL, url: URL, engine: Engine) -> None:
+        engine.dispose()
+        with self.admin_connection(url) as conn:
+            q = conn.dialect.identifier_preparer.quote
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {q(url.database or '')} WITH (FORCE)")
+            conn.exec_driver_sql(
+                f"CREATE DATABASE {q(url.database or '')} TEMPLATE {q(template.database or '')}"
+            )
+
+    def drop_templates(self, template: URL, prefix: str) -> None:
+        with self.admin_connection(template) as conn:
+            names = (
+                conn.execute(
+                    sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p AND datname <> :k"),
+                    {"p": prefix.replace("_", r"\_") + "%", "k": template.database},
+                )
+                .scalars()
+                .all()
+            )
+            for name in names:
+                quoted = conn.dialect.identifier_preparer.quote(name)
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+
+    def read_marker(self, url: URL, engine: Engine) -> str | None:
+        return query_marker(
+            engine,
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE datname = current_database()",
+        )
+
+    def write_marker(self, url: URL, fingerprint: str) -> None:
+        with self.admin_connection(url) as conn:
+            quoted = conn.dialect.identifier_preparer.quote(url.database or "")
+            conn.exec_driver_sql(f"COMMENT ON DATABASE {quoted} IS '{fingerprint}'")
+
+    @contextlib.contextmanager
+    def lock(self, url: URL, name: str) -> t.Iterator[None]:
+        key = zlib.crc32(name.encode())
+        with self.admin_connection(url) as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+    def constraint_checker(self, connection: Connection) -> ConstraintChecker | None:
+        deferrable = connection.exec_driver_sql(
+            "SELECT 1 FROM pg_constraint WHERE condeferrable LIMIT 1"
+        ).first()
+        if deferrable is None:
+            return None
+        return _pg_check_deferred
+
+    def sequence_resetter(self, connection: Connection) -> t.Callable[[Connection], None]:
+        rows = connection.exec_driver_sql(_PG_OWNED_SEQUENCES).all()
+        if not rows:
+            return reset_nothing
+        parts = [
+            f"setval('{seq}', COALESCE((SELECT MAX({col}) FROM {table}), 0) + 1, false)"
+            for seq, table, col in rows
+        ]
+        statement = "SELECT " + ", ".join(parts)
+
+        def reset(conn: Connection) -> None:
+            conn.exec_driver_sql(statement)
+
+        return reset
+
+    def table_emptier(
+        self, connection: Connection, tables: t.Sequence[TableRef], lock_timeout: float
+    ) -> TableEmptier:
+        default = connection.exec_driver_sql("SELECT current_schema()").scalar_one()
+        quoted = quoted_names(connection, tables)
+        index = {(schema or default, name): i for i, (schema, name) in enumerate(tables)}
+        schemas = sorted({schema or default for schema, _ in tables} | {default})
+        owned: dict[int, list[str]] = {}
+        unowned: list[str] = []
+        for sequence, table_schema, table in connection.execute(sa.text(_PG_SEQUENCES), {"schemas": schemas}):
+            if table is None:
+                unowned.append(sequence)
+            elif (i := index.get((table_schema, table))) is not None:
+                owned.setdefault(i, []).append(sequence)
+            # else: the sequence of a kept table, left alone
+        connection.rollback()
+        parts = [
+            f"SELECT {i} WHERE EXISTS (SELECT 1 FROM {name})"
+            + "".join(f" OR (SELECT is_called FROM {seq})" for seq in owned.get(i, ()))
+            for i, name in enumerate(quoted)
+        ]
+        parts += [f"SELECT {-1 - j} FROM {seq} WHERE is_called" for j, seq in enumerate(unowned)]
+        if not parts:
+            return empty_nothing
+        probe = " UNION ALL ".join(parts)
+        timeout = f"SET LOCAL lock_timeout = '{max(1, math.ceil(lock_timeout * 1000))}ms'"
+
+        def empty(conn: Connection) -> list[str]:
+            found = [row[0] for row in conn.exec_driver_sql(probe)]
+            if not found:
+                conn.rollback()
+                return []
+            conn.exec_driver_sql(timeout)
+            dirty = [i for i in found if i >= 0]
+            if dirty:
+                conn.exec_driver_sql(
+                    "TRUNCATE TABLE " + ", ".join(quoted[i] for i in dirty) + " RESTART IDENTITY CASCADE"
+                )
+            restarted = [unowned[-1 - i] for i in found if i < 0]
+            for seq in restarted:
+                conn.exec_driver_sql(f"ALTER SEQUENCE {seq} RESTART")
+            conn.commit()
+            return [tables[i][1] for i in dirty] + restarted
+
+        return empty
+
+
+def _pg_outside_transaction(dbapi_connection: t.Any, statement: str) -> None:
+    """Run ``statement`` in autocommit mode (``DISCARD ALL`` refuses a transaction block).
+
+    psycopg2 and psycopg 3 both switch with the ``autocommit`` attribute, which
+    opens no transaction of its own.
+    """
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(statement)
+        cursor.close()
+    finally:
+        dbapi_connection.autocommit = autocommit
+
+
+def _pg_check_deferred(connection: Connection) -> str | None:
+    # What Django does before rolling back: deferred constraints fire now. No
+    # savepoint is needed: the test's transaction (or its savepoint, whose
+    # rollback also restores the constraint modes) is rolled back right after.
+    try:
+        connection.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
+    except sa.exc.DBAPIError as exc:
+        orig = exc.orig
+        state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+        if not state.startswith("23"):
+            return None  # not a violation: an aborted transaction, say
+        return first_line(exc)
+    return None
