@@ -89,7 +89,7 @@ def migrations_url(url: str | URL, key: BindKey = None, suffix: str = MIGRATIONS
     """
     parsed = sa.make_url(url)
     backend = backend_for(parsed)
-    if parsed.get_backend_name() == "sqlite":
+    if backend.is_file:
         if backend.is_memory(parsed):
             folder = os.path.dirname(sa.make_url(provisioner.default_sqlite_url()).database or "")
             name = f"{key or 'default'}_memory_test{suffix}.db"
