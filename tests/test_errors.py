@@ -30,13 +30,8 @@ import flask
 import sqlalchemy as sa
 
 from tests.apps import shop
-from tests.support import (
-    BACKENDS,
-    RecordingResult,
-    require,
-    run_with_runner,
-    selected_backends,
-)
+from tests.matrix import BACKENDS, require, selected_backends
+from tests.running import RecordingResult, run_with_runner
 from transactional_testcase import (
     ConfigurationError,
     DatabaseUnreachableError,
@@ -161,8 +156,8 @@ class SetupErrorCase(unittest.TestCase):
             result, output = run_with_runner(case, resultclass=RecordingResult)
         self.assertEqual(case.ran, [], "no test may run after setUpClass failed")  # type: ignore[attr-defined]
         self.assertEqual(result.failures, [])
-        self.assertEqual(len(result.exceptions), 1, result.errors)
-        where, exc = result.exceptions[0]
+        self.assertEqual(len(result.raised), 1, result.errors)
+        where, exc = result.raised[0].where, result.raised[0].exception
         self.assertIn("setUpClass", where)
         message = str(exc)
         formatted = "".join(traceback.format_exception(exc))

@@ -36,16 +36,15 @@ from sqlalchemy import event
 
 from tests.apps import library, plain_alembic
 from tests.apps.library import bare
-from tests.support import (
+from tests.matrix import (
     BACKENDS,
-    Backend,
+    BackendUnderTest,
     OuterCase,
-    RunnerRun,
     bind_url,
     generate_per_backend,
     on_all_backends,
-    run_with_runner,
 )
+from tests.running import RunnerRun, run_with_runner
 from transactional_testcase import TransactionalTestCase
 from transactional_testcase import migrations as tt_migrations
 from transactional_testcase.backends import (
@@ -251,7 +250,7 @@ def per_backend(mixin: type) -> type:
 
 
 class PerBackend(_RunBase):
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
 
     def url(self, purpose: str) -> str:
         return bind_url(self.backend, f"mig_{purpose}")
@@ -263,7 +262,7 @@ class PerBackend(_RunBase):
 class MigratedCase(_CaseBase):
     """A database of the class's own, really migrated (not cloned) in setUpClass."""
 
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
     purpose: t.ClassVar[str]
     #: How many times Alembic's upgrade ran during setUpClass.
     upgrades: t.ClassVar[int]
