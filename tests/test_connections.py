@@ -510,9 +510,14 @@ class EngineListeners(unittest.TestCase):
     def listeners(self, engine: sa.Engine) -> frozenset[t.Any]:
         return engine_listeners(engine, lambda fn: False)
 
+    def setUp(self) -> None:
+        # A folder of this test's own in the run's temporary folder, removed after it.
+        self.folder = tempfile.mkdtemp(prefix="tt_listeners_")
+        self.addCleanup(shutil.rmtree, self.folder, True)
+
     def engine(self) -> sa.Engine:
-        engine = sa.create_engine("sqlite:///" + os.path.join(tempfile.gettempdir(), "tt_listeners_test.db"))
-        self.addCleanup(engine.dispose)
+        engine = sa.create_engine("sqlite:///" + os.path.join(self.folder, "tt_listeners_test.db"))
+        self.addCleanup(engine.dispose)  # runs before the folder's removal (cleanups are LIFO)
         return engine
 
     def test_create_engines_own_listeners_are_left_out(self) -> None:
