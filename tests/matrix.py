@@ -63,8 +63,8 @@ class BackendUnderTest(t.NamedTuple):
         return os.environ.get(self.env) or self.default_url
 
     def url_for(self, database: str) -> str | None:
-        """This backend's URL with another database name (SQLite: None)."""
-        if self.url is None:
+        """This server backend's URL with another database name (SQLite: None, see :func:`bind_url`)."""
+        if self.url is None or sa.make_url(self.url).get_backend_name() == "sqlite":
             return None
         return sa.make_url(self.url).set(database=database).render_as_string(hide_password=False)
 
@@ -186,11 +186,13 @@ def bind_url(backend: BackendUnderTest, name: str) -> str:
     Deriving it from the main URL keeps two runs with different ``TT_TEST_*_URL``
     settings apart.
     """
-    if backend.url is not None:
-        main = sa.make_url(backend.url).database or ""
-        url = backend.url_for(f"{main}_{name}")
-        assert url is not None
+    main = (sa.make_url(backend.url).database or "") if backend.url is not None else ""
+    url = backend.url_for(f"{main}_{name}")
+    if url is not None:
         return url
+    if main:  # TT_TEST_SQLITE_URL: a file next to the main one, named after it
+        stem, ext = os.path.splitext(main)
+        return "sqlite:///" + f"{stem}_{name}{ext or '.db'}"
     folder = os.path.dirname(sa.make_url(provisioner.default_sqlite_url()).database or "")
     return "sqlite:///" + os.path.join(folder, f"{name}_test.db")
 
