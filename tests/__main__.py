@@ -46,7 +46,7 @@ def second_environment(folder: str) -> dict[str, str]:
     """The environment of the second process: other database names, another temp folder."""
     import sqlalchemy as sa
 
-    from tests.support import BACKENDS
+    from tests.matrix import BACKENDS
 
     env = dict(os.environ, TMPDIR=folder, TRANSACTIONAL_TESTCASE_CACHE=os.path.join(folder, "cache"))
     for backend in BACKENDS.values():

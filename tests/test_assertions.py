@@ -18,7 +18,7 @@ from flask import Flask, message_flashed, render_template_string, template_rende
 from werkzeug.test import TestResponse
 
 from tests.apps import pages
-from tests.support import on_all_backends
+from tests.matrix import on_all_backends
 from transactional_testcase import ConfigurationError, TransactionalTestCase
 from transactional_testcase.assertions import (
     REDIRECT_CODES,

@@ -34,21 +34,12 @@ import sqlalchemy as sa
 from flask import Flask, jsonify
 from sqlalchemy.orm import Session
 
+from tests.admin import assert_no_leftover_rows, leftover_rows, own_connection
 from tests.apps import committing_migrated as migrated
 from tests.apps import notes, shop
 from tests.apps.shop import ShopCase
-from tests.support import (
-    Backend,
-    OuterCase,
-    assert_no_leftover_rows,
-    bind_url,
-    generate_per_backend,
-    leftover_rows,
-    own_connection,
-    require,
-    run_into,
-    transcript,
-)
+from tests.matrix import BackendUnderTest, OuterCase, bind_url, generate_per_backend, require
+from tests.running import run_into, transcript
 from transactional_testcase import ConfigurationError, IsolationError
 from transactional_testcase.committing import CommittingTestCase, LiveServerTestCase
 from transactional_testcase.provisioning import worker_url
@@ -118,7 +109,7 @@ class BackendUrls(_Case):
     classes empty tables with TRUNCATE, so they keep to ``tt_committing_*``.
     """
 
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
     database: t.ClassVar[str] = "committing"
 
     @classmethod
@@ -154,7 +145,7 @@ class BackendChecks(BackendUrls):
 
 
 def committing_on_all_backends(base: type[CommittingTestCase]) -> t.Callable[[type], type]:
-    """Like ``tests.support.on_all_backends``, on ``base`` (a committing test case class)."""
+    """Like ``tests.matrix.on_all_backends``, on ``base`` (a committing test case class)."""
 
     return lambda mixin: generate_per_backend(mixin, BackendChecks, base)
 
@@ -427,7 +418,7 @@ def _sqlite_shop_config(url: str, folder: str) -> t.Callable[[type], dict[str, t
 class LeakedConnection(_TestCase):
     """A test that leaves a transaction open fails after ``lock_timeout``, on every backend."""
 
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
 
     def inner(self, name: str, test: t.Callable[[CommittingTestCase], None]) -> type[CommittingTestCase]:
         return type(

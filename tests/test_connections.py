@@ -31,20 +31,12 @@ from unittest import mock
 import flask
 import sqlalchemy as sa
 
+from tests.admin import admin_connection, admin_url, drop_database, own_connection
 from tests.apps import shop
-from tests.support import (
-    BACKENDS,
-    Backend,
-    admin_connection,
-    admin_url,
-    bind_url,
-    drop_database,
-    own_connection,
-    selected_backends,
-    transcript,
-)
+from tests.matrix import BACKENDS, BackendUnderTest, bind_url, selected_backends
+from tests.running import run_case, transcript
 from tests.test_faults import drop_connections
-from tests.test_lifecycle import ShopInner, inner, outer_on, run_case
+from tests.test_lifecycle import ShopInner, inner, outer_on
 from transactional_testcase import CommittingTestCase, provisioning
 from transactional_testcase import backends as tt_backends
 from transactional_testcase._compat import engine_listeners, socket_fileno
@@ -55,7 +47,7 @@ POSTGRES = ("psycopg2", "psycopg")
 SERVERS = (*POSTGRES, "pymysql", "mysqlclient")
 
 
-def session_id_query(backend: Backend) -> str:
+def session_id_query(backend: BackendUnderTest) -> str:
     if backend.name == "sqlite":
         return "SELECT 0"
     return "SELECT pg_backend_pid()" if backend.name in POSTGRES else "SELECT CONNECTION_ID()"
@@ -88,7 +80,7 @@ class _Probe:
 
 
 class _Base:
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
     #: Names the databases of the outer class's inner classes (``tt_<driver>_test_<purpose>``).
     purpose: t.ClassVar[str]
     #: The URLs the inner classes' engines really used (driver defaults included).
@@ -328,7 +320,7 @@ class SchemaPlansRun(_Base):
             self.assertEqual(spy.call_count, 6, "a rebuilt database: planned again")
 
 
-def _sqlite_backend() -> list[Backend]:
+def _sqlite_backend() -> list[BackendUnderTest]:
     return [b for b in selected_backends() if b.name == "sqlite"]
 
 
@@ -356,7 +348,7 @@ class SQLiteKeepsEnginesOnly(_Base, unittest.TestCase):
 
 @outer_on(*SERVERS)
 class KeeperLimits:
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
 
     def test_at_most_max_kept_and_the_oldest_engines_closed(self) -> None:
         case = t.cast(unittest.TestCase, self)
@@ -394,7 +386,7 @@ class KeeperLimits:
 class PingRun:
     """A kept connection is pinged without a round trip while its socket is quiet."""
 
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
 
     def test_quiet_socket_no_round_trip_closed_one_fails(self) -> None:
         case = t.cast(unittest.TestCase, self)
@@ -465,7 +457,7 @@ class KeptEngineCheckRun(_Base):
 class PartialLossRun:
     """One of a kept engine's idle connections closed by the server: that one replaced, the other kept."""
 
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
 
     def test_only_the_closed_connection_is_replaced(self) -> None:
         case = t.cast(unittest.TestCase, self)
@@ -518,9 +510,14 @@ class EngineListeners(unittest.TestCase):
     def listeners(self, engine: sa.Engine) -> frozenset[t.Any]:
         return engine_listeners(engine, lambda fn: False)
 
+    def setUp(self) -> None:
+        # A folder of this test's own in the run's temporary folder, removed after it.
+        self.folder = tempfile.mkdtemp(prefix="tt_listeners_")
+        self.addCleanup(shutil.rmtree, self.folder, True)
+
     def engine(self) -> sa.Engine:
-        engine = sa.create_engine("sqlite:///" + os.path.join(tempfile.gettempdir(), "tt_listeners_test.db"))
-        self.addCleanup(engine.dispose)
+        engine = sa.create_engine("sqlite:///" + os.path.join(self.folder, "tt_listeners_test.db"))
+        self.addCleanup(engine.dispose)  # runs before the folder's removal (cleanups are LIFO)
         return engine
 
     def test_create_engines_own_listeners_are_left_out(self) -> None:
@@ -596,7 +593,7 @@ _WARM_SCRIPT = textwrap.dedent(
 class WarmKeptRun:
     """A warm keepdb run reads its marker through the app's own engine: no admin connection at all."""
 
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
 
     def test_warm_run_opens_no_admin_connection(self) -> None:
         case = t.cast(unittest.TestCase, self)

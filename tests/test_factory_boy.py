@@ -59,7 +59,7 @@ from flask import Flask
 
 from tests.apps import catalog
 from tests.apps.catalog import Author, Book, Tag
-from tests.support import on_all_backends
+from tests.matrix import on_all_backends
 
 
 class AuthorFactory(SQLAlchemyModelFactory):

@@ -6,7 +6,7 @@ a real runner, because what is checked can only be seen from outside the class
 under test: errors raised by ``setUpClass``, a test failed by the library at
 its end, connections still checked out of the pools, an app context left
 pushed, rows left in the databases (seen through connections of our own, with
-``tests.support.leftover_rows``), and later classes on the same databases.
+``tests.admin.leftover_rows``), and later classes on the same databases.
 
 What is covered here, on every backend it applies to:
 
@@ -61,29 +61,33 @@ import flask
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from tests.apps import bad_migrations, shop
-from tests.support import (
-    BACKENDS,
-    Backend,
-    OuterCase,
+from tests.admin import (
     admin_connection,
-    backends_named,
-    bind_url,
     database_exists,
     delete_all_rows,
     drop_database,
-    generate_per_backend,
     leftover_rows,
-    method_name,
-    method_names,
     own_connection,
-    require,
-    run_with_runner,
-    selected_backends,
     server_databases,
     table_names,
-    transcript,
+)
+from tests.apps import bad_migrations, shop
+from tests.matrix import (
+    BACKENDS,
+    BackendUnderTest,
+    OuterCase,
+    backends_named,
+    bind_url,
+    generate_per_backend,
+    require,
+    selected_backends,
     unavailable,
+)
+from tests.running import (
+    RecordingResult,
+    outcome,
+    run_case,
+    transcript,
 )
 from transactional_testcase import (
     IsolationError,
@@ -114,36 +118,6 @@ TMP_TABLE = "tt_tmp_faults_x"
 def per_backend(*names: str) -> t.Callable[[type], type]:
     """Generate ``<Mixin>_<backend>`` OuterCases for ``names`` (every selected backend when empty)."""
     return lambda mixin: generate_per_backend(mixin, OuterCase, backends=backends_named(*names))
-
-
-class RecordingResult(unittest.TextTestResult):
-    """Keeps the exception objects of errors and failures, not only their tracebacks."""
-
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.exceptions: dict[str, BaseException] = {}
-
-    def addError(self, test: t.Any, err: t.Any) -> None:
-        super().addError(test, err)
-        self.exceptions[method_name(test)] = err[1]
-
-    def addFailure(self, test: t.Any, err: t.Any) -> None:
-        super().addFailure(test, err)
-        self.exceptions[method_name(test)] = err[1]
-
-
-def run_case(case: type[unittest.TestCase]) -> RecordingResult:
-    """Run ``case`` the way a runner does (class fixtures included), quietly."""
-    return run_with_runner(case, resultclass=RecordingResult).result
-
-
-def outcome(result: RecordingResult) -> dict[str, set[str]]:
-    """Names of the tests that failed, errored and were skipped."""
-    return {
-        "failures": method_names(result.failures),
-        "errors": method_names(result.errors),
-        "skipped": method_names(result.skipped),
-    }
 
 
 class PoolTally:
@@ -179,7 +153,7 @@ class PoolTally:
 
 
 def inner(
-    backend: Backend, purpose: str, *mixins: type, tally: PoolTally | None = None, **attrs: t.Any
+    backend: BackendUnderTest, purpose: str, *mixins: type, tally: PoolTally | None = None, **attrs: t.Any
 ) -> type[TransactionalTestCase]:
     """A TransactionalTestCase on the shop app, databases ``..._faults_<purpose>`` (and ``_audit``)."""
     tally = tally or PoolTally()
@@ -202,7 +176,7 @@ def inner(
     return type(name, (*mixins, TransactionalTestCase), namespace)
 
 
-def database_urls(backend: Backend, purpose: str) -> list[str]:
+def database_urls(backend: BackendUnderTest, purpose: str) -> list[str]:
     """The URLs the inner classes of ``purpose`` really use (a worker suffix under xdist)."""
     return [
         provisioning.worker_url(bind_url(backend, f"faults_{name}")).render_as_string(hide_password=False)
@@ -210,7 +184,7 @@ def database_urls(backend: Backend, purpose: str) -> list[str]:
     ]
 
 
-def leftovers(backend: Backend, purpose: str) -> dict[str, dict[str, int]]:
+def leftovers(backend: BackendUnderTest, purpose: str) -> dict[str, dict[str, int]]:
     """Rows left in the databases of ``purpose``, per database (only those holding any)."""
     found = {}
     for url in database_urls(backend, purpose):
@@ -364,9 +338,9 @@ class _Checks(_Outer):
         self.assertEqual(result.testsRun, 0, transcript(result))
         self.assertEqual(result.failures, [])
         self.assertEqual(len(result.errors), 1, transcript(result))
-        where, exc = next(iter(result.exceptions.items()))
-        self.assertIn("setUpClass", where)
-        return exc
+        (raised,) = result.raised
+        self.assertIn("setUpClass", raised.where)
+        return raised.exception
 
 
 # -- setUpClass failing half way ------------------------------------------------------------
@@ -394,7 +368,7 @@ class _SubclassSetUpClassFails(_Inner):
 
 
 def _bad_migrations_case(
-    backend: Backend, tally: PoolTally, alembic_config: t.Any
+    backend: BackendUnderTest, tally: PoolTally, alembic_config: t.Any
 ) -> type[TransactionalTestCase]:
     _USED.add(backend.name)
 
@@ -557,7 +531,7 @@ class EndsTransactionByHand(_Checks):
         self.assertEqual(result.testsRun, 3)
         self.assertEqual(outcome(result)["failures"], set(), transcript(result))
         self.assertEqual(outcome(result)["errors"], {"test_a_ends_the_transaction"}, transcript(result))
-        exc = result.exceptions["test_a_ends_the_transaction"]
+        exc = result.raised_by("test_a_ends_the_transaction")
         self.assertIsInstance(exc, IsolationError)
         self.assertIn("ended its own transaction", str(exc))
         self.assertIn("db.session.connection()", str(exc))
@@ -706,8 +680,8 @@ class ImplicitCommitOnMySQL(_Checks):
         self.assertEqual(
             outcome(result)["errors"], {"test_a_create_table", "test_c_truncate"}, transcript(result)
         )
-        self.assert_implicit_commit(result.exceptions["test_a_create_table"], f"CREATE TABLE {TMP_TABLE}")
-        self.assert_implicit_commit(result.exceptions["test_c_truncate"], "TRUNCATE TABLE orders")
+        self.assert_implicit_commit(result.raised_by("test_a_create_table"), f"CREATE TABLE {TMP_TABLE}")
+        self.assert_implicit_commit(result.raised_by("test_c_truncate"), "TRUNCATE TABLE orders")
         # The DDL really was committed: that is what the error is about.
         self.assertIn(TMP_TABLE, table_names(self.url))
         self.assertEqual(leftovers(self.backend, SHARED), {})
@@ -717,7 +691,7 @@ class ImplicitCommitOnMySQL(_Checks):
         result = run_case(inner(self.backend, SHARED, _DDLAfterWriting))
         self.assertEqual(result.testsRun, 3)
         self.assertEqual(outcome(result)["errors"], {"test_a_write_then_create_table"}, transcript(result))
-        self.assert_implicit_commit(result.exceptions["test_a_write_then_create_table"], "CREATE TABLE")
+        self.assert_implicit_commit(result.raised_by("test_a_write_then_create_table"), "CREATE TABLE")
         self.assertEqual(outcome(result)["failures"], set(), transcript(result))
         self.assertEqual(leftovers(self.backend, SHARED), {})
 
@@ -919,7 +893,7 @@ class ConnectionLeaks(_Checks):
             },
             transcript(result),
         )
-        self.assertIsInstance(result.exceptions["test_ends_its_transaction"], IsolationError)
+        self.assertIsInstance(result.raised_by("test_ends_its_transaction"), IsolationError)
         # Before the class ends only its own class transaction's connections are in use.
         self.assertEqual(case.pools_at_end, {None: in_use_at_end, "audit": in_use_at_end})  # type: ignore[attr-defined]
         self.assertEqual(tally.still_open(), {})

@@ -31,8 +31,10 @@ import flask
 import sqlalchemy as sa
 
 from tests import test_faults as faults
+from tests.admin import leftover_rows
 from tests.apps import fidelity, shop
-from tests.support import Backend, OuterCase, bind_url, leftover_rows, transcript
+from tests.matrix import BackendUnderTest, OuterCase, bind_url
+from tests.running import RecordingResult, outcome, run_case, transcript
 from transactional_testcase import (
     IsolationError,
     TransactionalTestCase,
@@ -130,7 +132,7 @@ WRITING_TESTS = {"test_commits_a_violation", "test_repairs_the_violation_before_
 QUIET_TESTS = {"test_reads_only", "test_sends_nothing"}
 
 
-def fidelity_case(backend: Backend, *mixins: type, **attrs: t.Any) -> type[TransactionalTestCase]:
+def fidelity_case(backend: BackendUnderTest, *mixins: type, **attrs: t.Any) -> type[TransactionalTestCase]:
     """An inner class on the fidelity app, database ``..._fidelity``."""
     app_config = attrs.pop("app_config", {})
 
@@ -150,10 +152,10 @@ def fidelity_case(backend: Backend, *mixins: type, **attrs: t.Any) -> type[Trans
 
 
 class _FidelityChecks(_Outer):
-    def run_fidelity(self, *mixins: type, **attrs: t.Any) -> faults.RecordingResult:
+    def run_fidelity(self, *mixins: type, **attrs: t.Any) -> RecordingResult:
         fidelity.statements.clear()
         self.addCleanup(fidelity.statements.clear)
-        result = faults.run_case(fidelity_case(self.backend, *mixins, **attrs))
+        result = run_case(fidelity_case(self.backend, *mixins, **attrs))
         self.assertGreater(result.testsRun, 0)
         self.assertEqual(result.errors, [])
         url = provisioning.worker_url(bind_url(self.backend, "fidelity")).render_as_string(
@@ -170,10 +172,10 @@ class _FidelityChecks(_Outer):
                 found.setdefault(label, []).append(statement)
         return found
 
-    def assert_only_the_violation_fails(self, result: faults.RecordingResult) -> str:
-        self.assertEqual(faults.outcome(result)["failures"], {"test_commits_a_violation"}, transcript(result))
+    def assert_only_the_violation_fails(self, result: RecordingResult) -> str:
+        self.assertEqual(outcome(result)["failures"], {"test_commits_a_violation"}, transcript(result))
         self.assertEqual(result.testsRun, len(WRITING_TESTS | QUIET_TESTS))
-        message = str(result.exceptions["test_commits_a_violation"])
+        message = str(result.raised_by("test_commits_a_violation"))
         self.assertIn("a real COMMIT would have refused", message)
         return message
 
@@ -303,14 +305,14 @@ class Diagnostics(faults._Checks):
             mock.patch.dict(os.environ, {diagnostics.ENV: "1"}),
             self.assertLogs(DIAGNOSTICS_LOGGER, "INFO") as logs,
         ):
-            result = faults.run_case(self.case())
+            result = run_case(self.case())
         expected_errors = {"test_c_commits_the_test_transaction"} | (
             {"test_d_implicit_commit"} if self.mysql else set()
         )
-        self.assertEqual(faults.outcome(result)["errors"], expected_errors, transcript(result))
-        self.assertEqual(faults.outcome(result)["failures"], set(), transcript(result))
+        self.assertEqual(outcome(result)["errors"], expected_errors, transcript(result))
+        self.assertEqual(outcome(result)["failures"], set(), transcript(result))
         for name in expected_errors:
-            self.assertIsInstance(result.exceptions[name], IsolationError)
+            self.assertIsInstance(result.raised_by(name), IsolationError)
 
         info = self.by_test(logs.records, logging.INFO)
         self.assertEqual(set(info), set(unittest.TestLoader().getTestCaseNames(self.case())))
@@ -343,9 +345,9 @@ class Diagnostics(faults._Checks):
     def test_silent_when_off(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != diagnostics.ENV}
         with mock.patch.dict(os.environ, env, clear=True), self.assertNoLogs(DIAGNOSTICS_LOGGER, "DEBUG"):
-            result = faults.run_case(self.case())
+            result = run_case(self.case())
         self.assertGreater(result.testsRun, 0)
-        self.assertIn("test_c_commits_the_test_transaction", faults.outcome(result)["errors"])
+        self.assertIn("test_c_commits_the_test_transaction", outcome(result)["errors"])
 
 
 if __name__ == "__main__":

@@ -29,20 +29,18 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session
 
+from tests.admin import leftover_rows
 from tests.apps import isolation_app, shop
 from tests.apps.isolation_app import IsolationCase
-from tests.support import (
+from tests.matrix import (
     BACKENDS,
-    Backend,
+    BackendUnderTest,
     OuterCase,
     generate_per_backend,
-    leftover_rows,
-    method_name,
     on_all_backends,
-    run_into,
     selected_backends,
-    transcript,
 )
+from tests.running import method_name, run_into, transcript
 from transactional_testcase import IsolationError, TransactionalTestCase
 from transactional_testcase import redirect as tt_redirect
 from transactional_testcase.backends import SQLiteBackend, backend_for
@@ -920,7 +918,7 @@ class ControlledIsolation(_ControlBase):
     other controls observe is the patched mechanism's doing.
     """
 
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
 
     def run_controlled(
         self,
@@ -1052,7 +1050,7 @@ class ControlledSQLiteIsolation(ControlledIsolation):
         self.assertEqual(run.leftovers, {"notes": 1}, run.report())
 
 
-def _control_backends() -> list[Backend]:
+def _control_backends() -> list[BackendUnderTest]:
     """SQLite, the first selected PostgreSQL driver and the first selected MariaDB driver."""
     names = {b.name for b in selected_backends()}
     chosen = []

@@ -1,7 +1,7 @@
 """The class and test lifecycle: class data, sequences, query counting, teardown, provisioning.
 
 Generated ``<Name>_<backend>`` classes are TransactionalTestCases (see
-``tests.support``). The ``*Run_<backend>`` classes are plain unittest cases that
+``tests.matrix``). The ``*Run_<backend>`` classes are plain unittest cases that
 run small inner TransactionalTestCase classes programmatically, because what
 they check (errors in setUpClass, a test ending its own transaction, what is
 left in the pool after a failing test, what the server holds after the class
@@ -29,30 +29,29 @@ import flask
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from tests.apps import notes, shop
-from tests.apps.shop import ShopCase
-from tests.support import (
-    BACKENDS,
-    Backend,
-    BackendTestCase,
-    OuterCase,
-    RecordingResult,
+from tests.admin import (
     admin_connection,
-    backends_named,
-    bind_url,
     database_exists,
     drop_database,
-    generate_per_backend,
     leftover_rows,
-    method_names,
-    on_all_backends,
     own_connection,
-    require,
-    run_with_runner,
-    selected_backends,
     table_names,
-    transcript,
 )
+from tests.apps import notes, shop
+from tests.apps.shop import ShopCase
+from tests.matrix import (
+    BACKENDS,
+    BackendTestCase,
+    BackendUnderTest,
+    OuterCase,
+    backends_named,
+    bind_url,
+    generate_per_backend,
+    on_all_backends,
+    require,
+    selected_backends,
+)
+from tests.running import method_names, run_case, transcript
 from transactional_testcase import (
     ConfigurationError,
     IsolationError,
@@ -78,11 +77,6 @@ def on_backends(*names: str) -> t.Callable[[type], type]:
 def outer_on(*names: str) -> t.Callable[[type], type]:
     """Generate ``OuterCase`` classes per backend (all selected ones when no names)."""
     return lambda mixin: generate_per_backend(mixin, OuterCase, backends=backends_named(*names))
-
-
-def run_case(case: type[unittest.TestCase]) -> RecordingResult:
-    """Run ``case`` the way a runner does (class fixtures included), quietly."""
-    return run_with_runner(case, resultclass=RecordingResult).result
 
 
 def actual_url(url: str) -> str:
@@ -124,7 +118,9 @@ class ShopInner:
         }
 
 
-def inner(backend: Backend, purpose: str, *mixins: type, **attrs: t.Any) -> type[TransactionalTestCase]:
+def inner(
+    backend: BackendUnderTest, purpose: str, *mixins: type, **attrs: t.Any
+) -> type[TransactionalTestCase]:
     """A TransactionalTestCase on ``tt_<purpose>_<driver>_test`` (and ``..._audit_...``)."""
     namespace: dict[str, t.Any] = {
         "database_url": bind_url(backend, purpose),
@@ -267,7 +263,7 @@ class _ClassDataInner:
 class ClassDataRun:
     """After a class with setUpTestData, an independent connection finds no row."""
 
-    backend: Backend
+    backend: BackendUnderTest
 
     def test_class_data_is_gone_after_the_class(self) -> None:
         case = inner(self.backend, "lifecycle", _ClassDataInner)
@@ -352,14 +348,14 @@ class _TrivialInner:
 class ResetSequencesMySQLRun:
     """MariaDB cannot reset AUTO_INCREMENT inside a transaction: say so in setUpClass."""
 
-    backend: Backend
+    backend: BackendUnderTest
 
     def test_reset_sequences_is_refused(self) -> None:
         case = inner(self.backend, "lifecycle", _TrivialInner, reset_sequences=True, ran=[])
         result = run_case(case)
         self.assertEqual(case.ran, [], "no test may run when setUpClass refused")  # type: ignore[attr-defined]
-        self.assertEqual(len(result.exceptions), 1, result.errors)
-        where, exc = result.exceptions[0]
+        self.assertEqual(len(result.raised), 1, result.errors)
+        where, exc = result.raised[0].where, result.raised[0].exception
         self.assertIn("setUpClass", where)
         self.assertIsInstance(exc, ConfigurationError)
         self.assertIn("reset_sequences", str(exc))
@@ -596,7 +592,7 @@ TEARDOWN_TESTS = {
 class TeardownRun:
     """Whatever a test does or however it ends, its connections go back to the pool."""
 
-    backend: Backend
+    backend: BackendUnderTest
 
     def check_teardown(self, *mixins: type) -> None:
         case = inner(
@@ -653,7 +649,7 @@ class TeardownRun:
 class AppReleaseRun:
     """A finished class keeps nothing of its app alive: a long suite would hold every class's."""
 
-    backend: Backend
+    backend: BackendUnderTest
 
     def test_the_app_of_a_finished_class_can_be_collected(self) -> None:
         made: list[weakref.ref[flask.Flask]] = []
@@ -709,17 +705,15 @@ class _IsolatedInner:
 class EndsOuterTransactionRun:
     """Ending the test's own transaction fails that test, and only that test."""
 
-    backend: Backend
+    backend: BackendUnderTest
 
     def test_isolation_error_then_still_isolated(self) -> None:
         case = inner(self.backend, "lifecycle", _EndsOuterInner)
         result = run_case(case)
         self.assertEqual(result.testsRun, 3)
         self.assertEqual(result.failures, [])
-        self.assertEqual(
-            [where for where, _ in result.exceptions], [str(case("test_a_ends_the_outer_transaction"))]
-        )
-        exc = result.exceptions[0][1]
+        self.assertEqual([r.where for r in result.raised], [str(case("test_a_ends_the_outer_transaction"))])
+        exc = result.raised[0].exception
         self.assertIsInstance(exc, IsolationError)
         self.assertRegex(str(exc), r"(?i)\btransaction\b")
         self.assertRegex(str(exc), r"(?i)commit")
@@ -737,8 +731,8 @@ class EndsOuterTransactionRun:
         """Whatever the ending test let escape, the next class on its databases starts empty."""
         case = inner(self.backend, purpose, *mixins)
         result = run_case(case)
-        self.assertEqual(len(result.exceptions), 1, result.errors)
-        self.assertIsInstance(result.exceptions[0][1], IsolationError)
+        self.assertEqual(len(result.raised), 1, result.errors)
+        self.assertIsInstance(result.raised[0].exception, IsolationError)
         after = inner(self.backend, purpose, _IsolatedInner)
         result = run_case(after)
         self.assertEqual(result.testsRun, 2)
@@ -781,7 +775,7 @@ class _FreshInner:
 class ProvisioningRun:
     """Databases are provisioned fresh, from the app's engines, and reused when unchanged."""
 
-    backend: Backend
+    backend: BackendUnderTest
 
     def test_existing_database_is_replaced(self) -> None:
         url, audit = bind_url(self.backend, "fresh"), bind_url(self.backend, "fresh_audit")

@@ -21,21 +21,20 @@ import unittest
 import sqlalchemy as sa
 from flask import Flask
 
+from tests.admin import database_exists
 from tests.apps import checks_blog
 from tests.apps.checks_blog import drift, multidb
-from tests.support import (
+from tests.matrix import (
     BACKENDS,
-    Backend,
     BackendTestCase,
+    BackendUnderTest,
     OuterCase,
     bind_url,
-    database_exists,
     generate_per_backend,
-    method_name,
     require,
-    run_with_runner,
     selected_backends,
 )
+from tests.running import method_name, run_with_runner
 from transactional_testcase import ConfigurationError, UnsafeDatabaseError
 from transactional_testcase import migration_checks as mc
 from transactional_testcase.provisioning import worker_url
@@ -47,7 +46,7 @@ CHECK_BACKENDS = ("sqlite", "psycopg2", "pymysql")
 LOGGER = logging.getLogger("tests.test_migration_checks")
 
 
-def check_backends() -> list[Backend]:
+def check_backends() -> list[BackendUnderTest]:
     return [b for b in selected_backends() if b.name in CHECK_BACKENDS]
 
 
@@ -115,7 +114,7 @@ def checks_case(
 class _ChecksOnBackend:
     """Skips an unavailable backend; after the class, its databases must be gone."""
 
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
     fixture: t.ClassVar[str]
 
     @classmethod
@@ -192,7 +191,7 @@ class MergedMigrations(_ChecksOnBackend):
 class _TransactionalOnBackend:
     """A database of this module's own (other modules use the backend's default name)."""
 
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
 
     @classmethod
     def get_database_url(cls) -> str:
@@ -262,7 +261,7 @@ class DriftInTransactionalCase(_TransactionalOnBackend, mc.MigrationAssertionsMi
 class FailingChecks:
     """Each broken fixture, run as a user's MigrationsTestCase subclass."""
 
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
 
     def run_checks(
         self,

@@ -35,16 +35,15 @@ from sqlalchemy import event
 
 from tests.apps import library, plain_alembic
 from tests.apps.library import bare
-from tests.support import (
+from tests.matrix import (
     BACKENDS,
-    Backend,
+    BackendUnderTest,
     OuterCase,
-    RunnerRun,
     bind_url,
     generate_per_backend,
     on_all_backends,
-    run_with_runner,
 )
+from tests.running import RunnerRun, run_with_runner
 from transactional_testcase import TransactionalTestCase
 from transactional_testcase import schema as tt_schema
 from transactional_testcase.alembic_runner import AlembicProject
@@ -253,7 +252,7 @@ def per_backend(mixin: type) -> type:
 
 
 class PerBackend(_RunBase):
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
 
     def url(self, purpose: str) -> str:
         return bind_url(self.backend, f"mig_{purpose}")
@@ -265,7 +264,7 @@ class PerBackend(_RunBase):
 class MigratedCase(_CaseBase):
     """A database of the class's own, really migrated (not cloned) in setUpClass."""
 
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
     purpose: t.ClassVar[str]
     #: How many times Alembic's upgrade ran during setUpClass.
     upgrades: t.ClassVar[int]

@@ -73,22 +73,18 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from flask_sqlalchemy import SQLAlchemy
 
-from tests.apps import library
-from tests.support import (
-    Backend,
-    OuterCase,
-    backends_named,
-    bind_url,
+from tests.admin import admin_connection as server_admin
+from tests.admin import (
     database_exists,
     drop_database,
-    generate_per_backend,
     leftover_rows,
     own_connection,
     server_databases,
     table_names,
-    transcript,
 )
-from tests.support import admin_connection as server_admin
+from tests.apps import library
+from tests.matrix import BackendUnderTest, OuterCase, backends_named, bind_url, generate_per_backend
+from tests.running import transcript
 from transactional_testcase import provisioning
 from transactional_testcase.alembic_runner import AlembicProject
 from transactional_testcase.backends import MARKER_SUFFIX, backend_for
@@ -366,7 +362,7 @@ else:
 class _Processes(_Outer):
     """Child processes, the databases and templates they leave, and cleaning all of it up."""
 
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
 
     def setUp(self) -> None:
         super().setUp()
@@ -757,7 +753,7 @@ for _mixin, _names in (
 class _CloneRace(_Outer):
     """A template that goes away while it is cloned without the lock: cloned again under the lock."""
 
-    backend: t.ClassVar[Backend]
+    backend: t.ClassVar[BackendUnderTest]
 
     def test_a_failed_unlocked_clone_is_tried_again_under_the_lock(self) -> None:
         from tests.test_lifecycle import inner, run_case

@@ -44,14 +44,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from tests.admin import drop_database, server_databases
+from tests.matrix import BACKENDS, require, selected_backends
 from tests.runner_suite import exit_after_session, sample_cases
-from tests.support import (
-    BACKENDS,
-    drop_database,
-    require,
-    selected_backends,
-    server_databases,
-)
 from transactional_testcase import provisioning
 
 ROOT = Path(__file__).resolve().parent.parent

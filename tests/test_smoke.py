@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.apps import shop
 from tests.apps.shop import ShopCase
-from tests.support import on_all_backends
+from tests.matrix import on_all_backends
 
 
 @on_all_backends

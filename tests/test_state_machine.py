@@ -101,13 +101,14 @@ from hypothesis.stateful import (
 )
 from sqlalchemy.engine import Connection
 
+from tests.admin import delete_all_rows, leftover_rows
 from tests.apps import model_app, shop
-from tests.support import delete_all_rows, leftover_rows, on_all_backends
+from tests.matrix import on_all_backends
 from transactional_testcase import IsolationError
 from transactional_testcase.redirect import RedirectedEngine
 
 if t.TYPE_CHECKING:  # mixed into the generated BackendTestCase classes
-    from tests.support import BackendTestCase as _CaseBase
+    from tests.matrix import BackendTestCase as _CaseBase
 else:
     _CaseBase = object
 

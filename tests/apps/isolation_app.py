@@ -90,7 +90,7 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
 
 
 if t.TYPE_CHECKING:  # the generated classes are BackendTestCases: let mypy see their API
-    from tests.support import BackendTestCase as _CaseBase
+    from tests.matrix import BackendTestCase as _CaseBase
 else:
     _CaseBase = object
 

@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 import transactional_testcase as tt
+from tests.admin import leftover_rows
 from tests.apps import shop
-from tests.support import leftover_rows
 from transactional_testcase.provisioning import provisioner
 
 FAIL_ENV = "TT_RUNNER_SUITE_FAIL"
