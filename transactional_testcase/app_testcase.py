@@ -18,6 +18,7 @@ the class after it.
 from __future__ import annotations
 
 import os
+import traceback
 import typing as t
 import unittest
 
@@ -193,10 +194,16 @@ class AppTestCase(unittest.TestCase):
                 f"which is not installed: {install_hint(driver)}."
             ) from None
         except Exception as exc:
-            message = scrub(str(exc), *_urls(config))
+            # The factory's own traceback, told here with the passwords scrubbed:
+            # chained, it would print the exception's message as the app wrote it.
+            where = "".join(traceback.format_exception(exc)).rstrip()
             raise ConfigurationError(
-                f"{cls.__qualname__}.create_app(config) raised {type(exc).__name__}: {message}"
-            ) from exc
+                scrub(
+                    f"{cls.__qualname__}.create_app(config) raised {type(exc).__name__}: {exc}\n\n"
+                    f"The factory's traceback:\n{where}",
+                    *_urls(config),
+                )
+            ) from None
         if not isinstance(app, Flask):
             raise ConfigurationError(
                 f"{cls.__qualname__}.create_app(config) returned {app!r}, not a Flask app: "

@@ -180,17 +180,23 @@ class NestedConnection(ConnectionFacade):
         if not self._tt_interleaved(savepoint):
             savepoint.commit() if commit else savepoint.rollback()
             return
+        # What this connection wrote stays either way (it cannot be undone
+        # alone). With ours on top (the session only wrote inside it),
+        # RELEASE ends it and keeps everything, so that the session's own
+        # savepoint below it ends cleanly later; with a savepoint of the
+        # session's above ours, releasing would destroy that one, so ours is
+        # left to the test's transaction.
+        connection: Connection = self.__dict__["_facade_target"]
+        if connection.get_nested_transaction() is savepoint:
+            savepoint.commit()
         if commit or not self.__dict__["_tt_own_writes"]:
-            # Same data either way: what this connection wrote stays (commit),
-            # or it wrote nothing to undo. Releasing or rolling back now would
-            # destroy the session's savepoint inside ours, so leave ours to the
-            # test's transaction.
-            return
+            return  # the same data as production would have
         raise IsolationError(
             "a db.engine.connect() connection was rolled back (or closed without "
             "commit) after db.session began work inside its transaction: both share "
             "the test's one connection, so undoing the connection's writes would undo "
-            "the session's too, which production would not. Commit or close the "
+            "the session's too, which production would not (its writes were kept in the "
+            "test's transaction). Commit or close the "
             "engine connection before using db.session (or use CommittingTestCase)."
         )
 
