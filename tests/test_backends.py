@@ -12,6 +12,7 @@ from unittest import mock
 
 import sqlalchemy as sa
 
+from tests.matrix import BACKENDS, require
 from transactional_testcase import ConfigurationError
 from transactional_testcase import backends as tt_backends
 from transactional_testcase.backends import (
@@ -22,6 +23,7 @@ from transactional_testcase.backends import (
     backend_for,
     register,
 )
+from transactional_testcase.backends.drivers import unreachable
 
 #: URLs (any driver) and the strategy each must get.
 EXPECTED: tuple[tuple[str, type[Backend]], ...] = (
@@ -81,3 +83,69 @@ class RegistryTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ConnectFailures(unittest.TestCase):
+    """Why a server refused: down, bad credentials, no such database, no permission; each its own fix."""
+
+    SERVERS = ("psycopg2", "psycopg", "pymysql", "mysqlclient")
+
+    def failure(self, url: str) -> tuple[str, str]:
+        """The kind the backend finds, and the library's message, for connecting to ``url``."""
+        parsed = sa.make_url(url)
+        engine = sa.create_engine(parsed)
+        self.addCleanup(engine.dispose)
+        with self.assertRaises(sa.exc.OperationalError) as caught:
+            engine.connect().close()
+        backend = backend_for(parsed)
+        message = str(unreachable(parsed, caught.exception, backend))
+        self.assertNotIn("s3cretpw", message)
+        return backend.connect_failure(caught.exception), message
+
+    def test_each_cause_on_the_servers(self) -> None:
+        for name in self.SERVERS:
+            with self.subTest(driver=name):
+                require(name)
+                server = sa.make_url(BACKENDS[name].url or "")
+                cases = {
+                    "unreachable": (server.set(port=1, password="s3cretpw"), "Start the server"),
+                    "auth": (
+                        server.set(username="tt_nosuchuser", password="s3cretpw"),
+                        "refused the user or password",
+                    ),
+                    "missing": (server.set(database="tt_no_such_database_test"), "has no such database"),
+                }
+                for kind, (url, fix) in cases.items():
+                    found, message = self.failure(url.render_as_string(hide_password=False))
+                    self.assertEqual(found, kind, message)
+                    self.assertIn(fix, message)
+                    if kind != "unreachable":
+                        self.assertNotIn("Start the server", message)
+
+    def test_codes_and_words_without_a_server(self) -> None:
+        class PgError(Exception):
+            def __init__(self, message: str, sqlstate: str | None) -> None:
+                super().__init__(message)
+                self.sqlstate = sqlstate
+
+        class MyError(Exception):
+            pass
+
+        pg, my = PostgreSQLBackend(), MySQLBackend()
+        cases = [
+            (pg, PgError("FATAL: permission denied for database", "42501"), "permission"),
+            (pg, PgError('FATAL:  password authentication failed for user "x"', "28P01"), "auth"),
+            (pg, PgError('FATAL:  database "x_test" does not exist', None), "missing"),
+            (pg, PgError("connection timeout expired", None), "unreachable"),
+            (my, MyError(1044, "Access denied for user 'u'@'%' to database 'x_test'"), "permission"),
+            (my, MyError(1045, "Access denied for user 'u'@'h'"), "auth"),
+            (my, MyError(1049, "Unknown database 'x_test'"), "missing"),
+            (my, MyError(2003, "Can't connect to MySQL server"), "unreachable"),
+        ]
+        for backend, error, kind in cases:
+            with self.subTest(error=str(error)):
+                self.assertEqual(backend.connect_failure(sa.exc.OperationalError("connect", {}, error)), kind)
+        url = sa.make_url("mysql+pymysql://u:s3cretpw@h/x_test")
+        message = str(unreachable(url, MyError(1044, "denied"), my))
+        self.assertIn("grant it the privileges", message)
+        self.assertNotIn("s3cretpw", message)

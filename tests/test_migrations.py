@@ -524,6 +524,51 @@ class FailingMigrations(PerBackend):
         self.assertPassed(run)  # authors, books and alembic_version at head
         self.assertEqual(upgrade.call_count, 3)
 
+    def broken_revision(self, source: str) -> str:
+        """A copy of the ``failing_sql`` variant whose head revision file is ``source``.
+
+        Made at run time: a file with a syntax error cannot live in the
+        repository (the linters would refuse it).
+        """
+        folder = tempfile.mkdtemp(prefix="tt-broken-")
+        self.addCleanup(shutil.rmtree, folder)
+        shutil.copytree(library.variant("failing_sql"), folder, dirs_exist_ok=True)
+        ini = os.path.join(folder, "alembic.ini")
+        shared = os.path.join(library.HERE, "shared_versions")
+        with open(ini) as f:
+            text = f.read().replace("%(here)s/../../shared_versions", shared)
+        with open(ini, "w") as f:
+            f.write(text)
+        with open(os.path.join(folder, "versions", "0002_broken_sql.py"), "w") as f:
+            f.write(source)
+        return folder
+
+    def check_unloadable(self, source: str, error: str, line: int) -> None:
+        """A revision file that cannot be imported: one MigrationError naming it, its line and the error."""
+        folder = self.broken_revision(source)
+        case = make_case(
+            f"Unloadable_{error}",
+            url=self.url("unloadable"),
+            factory=library.create_app,
+            alembic_config=folder,
+        )
+        with forced_build(), counting_upgrades() as upgrade:
+            run = run_case(case)
+        message = self.setup_error(run, MigrationError)
+        self.assertIn(f"{error}: ", message)
+        self.assertIn(f"({os.path.join('versions', '0002_broken_sql.py')}, line {line})", message)
+        self.assertEqual(upgrade.call_count, 0)
+        # Said once, by the library: not through Alembic's loader frames.
+        self.assertNotIn(os.path.join("alembic", "script"), run.output)
+
+    def test_revision_with_a_syntax_error(self) -> None:
+        source = 'revision = "0002_broken_sql"\ndown_revision = "0001_authors"\n\n\ndef upgrade(:\n    pass\n'
+        self.check_unloadable(source, "SyntaxError", 5)
+
+    def test_revision_with_a_failing_import(self) -> None:
+        source = 'revision = "0002_broken_sql"\ndown_revision = "0001_authors"\nimport tt_no_such_module\n'
+        self.check_unloadable(source, "ModuleNotFoundError", 3)
+
     def test_failing_sql(self) -> None:
         message = self.check_failure("failing_sql", "failing_sql")
         self.assertIn("authorz", message)  # the database's own complaint

@@ -99,9 +99,51 @@ class AlembicProject:
 
     # -- revisions -------------------------------------------------------------------
 
+    def heads(self) -> tuple[str, ...]:
+        """The head revisions (loads every revision file)."""
+        with self.loading():
+            return tuple(self.script.get_heads())
+
     def revisions(self) -> list[Script]:
         """Every revision, each after the revisions it depends on (base to head)."""
-        return list(reversed(list(self.script.walk_revisions("base", "heads"))))
+        with self.loading():
+            return list(reversed(list(self.script.walk_revisions("base", "heads"))))
+
+    @contextlib.contextmanager
+    def loading(self) -> t.Iterator[None]:
+        """Turn a revision file that cannot be imported into a :class:`MigrationFailure`.
+
+        Alembic imports every revision file on first use: a syntax error or a
+        failing import would otherwise surface as a long traceback through
+        Alembic's loader, once per class.
+        """
+        try:
+            yield
+        except TransactionalTestCaseError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported as MigrationFailure
+            raise MigrationFailure(
+                f"cannot load the revisions in {self.location}: {type(exc).__name__}: "
+                f"{_message(exc)}{self._file_and_line(exc)}"
+            ) from None
+
+    def _file_and_line(self, exc: BaseException) -> str:
+        """`` (file, line N)`` of the revision file ``exc`` comes from, if one of this project's."""
+        locations = [os.path.abspath(p) + os.sep for p in version_locations(self.script)]
+        found: tuple[str, int | None] | None = None
+        if isinstance(exc, SyntaxError) and exc.filename:
+            found = (exc.filename, exc.lineno)
+        tb = exc.__traceback__
+        while tb is not None:
+            name = os.path.abspath(tb.tb_frame.f_code.co_filename)
+            if any(name.startswith(location) for location in locations):
+                found = (name, tb.tb_lineno)
+            tb = tb.tb_next
+        if found is None:
+            return ""
+        path = os.path.abspath(found[0])
+        shown = os.path.relpath(path, self.location) if path.startswith(self.location + os.sep) else path
+        return f" ({shown}, line {found[1]})"
 
     def revision_files(self) -> list[str]:
         """Every file Alembic may load a revision from, found without importing one.
@@ -132,7 +174,10 @@ class AlembicProject:
 
     def revision_frame(self, tb: types.TracebackType | None) -> tuple[Script, int] | None:
         """The innermost frame of ``tb`` inside a revision file, as (revision, line)."""
-        by_path = {os.path.abspath(s.path): s for s in self.script.walk_revisions("base", "heads")}
+        try:
+            by_path = {os.path.abspath(s.path): s for s in self.script.walk_revisions("base", "heads")}
+        except Exception:  # noqa: BLE001 - the revisions do not load: no revision to name
+            return None
         found: tuple[Script, int] | None = None
         while tb is not None:
             script = by_path.get(os.path.abspath(tb.tb_frame.f_code.co_filename))
@@ -240,6 +285,13 @@ def find_alembic_ini(setting: str | os.PathLike[str] | None, app: Flask) -> str:
         "of the migrations folder, or alembic_config = False to build the schema "
         "with db.create_all()."
     )
+
+
+def _message(exc: BaseException) -> str:
+    """A SyntaxError's message without its own ``(file, line N)`` (said once, by the caller)."""
+    if isinstance(exc, SyntaxError):
+        return str(exc.msg)
+    return first_line(exc)
 
 
 def register_flask_migrate(app: Flask, db: SQLAlchemy, directory: str) -> None:

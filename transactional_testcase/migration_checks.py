@@ -56,6 +56,8 @@ if t.TYPE_CHECKING:
 else:
     _TestCaseBase = object
 
+_T = t.TypeVar("_T")
+
 #: Appended to each database's name to name its migrations database.
 MIGRATIONS_SUFFIX = "_migrations"
 
@@ -236,7 +238,7 @@ class MigrationAssertionsMixin(_TestCaseBase):
     def assertSingleHead(self, msg: str | None = None) -> None:
         """Fail when the migrations have several heads (unmerged branches) or none."""
         migrations = self.get_migrations()
-        heads = sorted(migrations.script.get_heads())
+        heads = sorted(self._tt_load(msg, migrations.heads))
         if len(heads) == 1:
             return
         if not heads:
@@ -292,6 +294,13 @@ class MigrationAssertionsMixin(_TestCaseBase):
 
     # -- implementation -------------------------------------------------------------
 
+    def _tt_load(self, msg: str | None, load: t.Callable[[], _T]) -> _T:
+        """``load()`` of the revisions; a failure of the check if a revision file cannot be imported."""
+        try:
+            return load()
+        except MigrationFailure as failure:
+            self.fail(self._formatMessage(msg, str(failure)))
+
     def _tt_check(self, msg: str | None, check: t.Callable[[], None]) -> None:
         try:
             check()
@@ -346,7 +355,7 @@ class MigrationAssertionsMixin(_TestCaseBase):
         )
         with databases.engines[None].connect() as conn:
             migrated = sa.inspect(conn).has_table("alembic_version")
-        if migrations.script.get_heads() and not migrated:
+        if migrations.heads() and not migrated:
             raise _Failure(
                 f"upgrading {databases.describe()} to head left no alembic_version table "
                 f"in it: the env.py in {migrations.location} migrated another database. "
@@ -387,7 +396,7 @@ class MigrationAssertionsMixin(_TestCaseBase):
             )
 
     def _tt_round_trip(self, migrations: AlembicProject, databases: _MigrationsDatabases) -> None:
-        for script in migrations.revisions():
+        for script in self._tt_load(None, migrations.revisions):
             name = f"revision {script.revision} ({migrations.where(script)})"
             parent = script.down_revision
             if isinstance(parent, (tuple, list)):

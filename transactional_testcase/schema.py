@@ -86,7 +86,10 @@ class AlembicSchema(SchemaSource):
 
     def heads(self) -> tuple[str, ...]:
         """The head revisions (loads every revision): refused unless there is one."""
-        heads = self.project.script.get_heads()
+        try:
+            heads = self.project.heads()
+        except MigrationFailure as failure:
+            raise MigrationError(str(failure)) from None
         if len(heads) > 1:
             raise MigrationError(
                 f"the migrations in {self.project.location} have several heads "

@@ -56,6 +56,9 @@ class Backend:
     #: Whether a database is a file named by its path: its folder, not a
     #: server, tells two projects' databases (and their templates) apart.
     is_file: t.ClassVar[bool] = False
+    #: Why a connection failed, by the DBAPI error's code (SQLSTATE, or the
+    #: server's error number): ``auth``, ``missing`` or ``permission``.
+    connect_failures: t.ClassVar[t.Mapping[str, str]] = {}
 
     def database_name(self, url: URL) -> str:
         """The name whose ``test`` marker makes a database safe to drop."""
@@ -183,6 +186,27 @@ class Backend:
     def _admin_urls(self, url: URL) -> list[URL]:
         return [url]
 
+    def connect_failure(self, exc: BaseException) -> str:
+        """Why connecting failed: ``auth``, ``missing``, ``permission`` or ``unreachable``.
+
+        By the error's code where the driver gives one, else by the words
+        every server uses for these (the driver's message may be localised
+        only in its tail).
+        """
+        orig = getattr(exc, "orig", None) or exc
+        kind = self.connect_failures.get(self.error_code(orig) or "")
+        if kind is not None:
+            return kind
+        text = str(orig).lower()
+        for kind, pattern in _FAILURE_WORDS:
+            if pattern.search(text):
+                return kind
+        return "unreachable"
+
+    def error_code(self, dbapi_error: BaseException) -> str | None:
+        """The DBAPI error's code, as :attr:`connect_failures` keys it."""
+        return None
+
     @contextlib.contextmanager
     def admin_connection(self, url: URL, named: URL | None = None) -> t.Iterator[Connection]:
         """An AUTOCOMMIT connection to the server, outside the test database.
@@ -209,6 +233,14 @@ class Backend:
 
 
 # -- helpers the vendor modules share -------------------------------------------
+
+#: What the servers say (PostgreSQL, MySQL/MariaDB) when the server answered
+#: but refused: checked in order, the first match tells why.
+_FAILURE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("auth", re.compile(r"authentication failed|access denied for user|role \S+ does not exist")),
+    ("missing", re.compile(r"database \S+ does not exist|unknown database")),
+    ("permission", re.compile(r"permission denied|access denied")),
+)
 
 
 def reflect_tables(

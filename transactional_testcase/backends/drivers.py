@@ -103,9 +103,22 @@ def check_safe(url: URL, setting: str) -> None:
 
 
 def unreachable(url: URL, exc: BaseException, backend: Backend) -> DatabaseUnreachableError:
-    """A :class:`DatabaseUnreachableError` for ``url`` with the driver's first line."""
+    """A :class:`DatabaseUnreachableError` for ``url``: the driver's first line and the fix for its cause.
+
+    .. versionchanged:: 0.4
+       Tells a server that is down or away from one that refused the
+       credentials, lacks the database, or denies the permission.
+    """
     first = scrub(first_line(exc), url)
+    setting = f"{backend.env_hint} / database_url"
+    fix = {
+        "auth": f"The server answered but refused the user or password: correct them in {setting}",
+        "missing": f"The server answered but has no such database: create it, or name one that exists in {setting}",
+        "permission": (
+            "The server answered but the user may not use that database: grant it the privileges "
+            f"(CONNECT and CREATEDB on PostgreSQL, CREATE and DROP on MySQL/MariaDB), or use another user in {setting}"
+        ),
+    }.get(backend.connect_failure(exc), f"Start the server, or point {setting} at one that runs")
     return DatabaseUnreachableError(
-        f"cannot connect to the {backend.title} server for {mask_url(url)}: {first}. "
-        f"Start the server, or point {backend.env_hint} / database_url at one that runs."
+        f"cannot connect to the {backend.title} server for {mask_url(url)}: {first}. {fix}."
     )

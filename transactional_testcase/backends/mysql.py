@@ -32,11 +32,19 @@ _MYSQL_COUNTERS = sa.text(
 @register("mysql", "mariadb")
 class MySQLBackend(Backend):
     title = "MySQL/MariaDB"
+    # ER_ACCESS_DENIED_ERROR, ER_BAD_DB_ERROR, ER_DBACCESS_DENIED_ERROR.
+    connect_failures = {"1045": "auth", "1049": "missing", "1044": "permission"}
     # DDL, TRUNCATE and a few others end the transaction (and its savepoints).
     implicit_commit = re.compile(
         r"^\s*(CREATE|ALTER|DROP|TRUNCATE|RENAME|LOCK\s+TABLES|UNLOCK\s+TABLES|GRANT|REVOKE)\b",
         re.IGNORECASE,
     )
+
+    def error_code(self, dbapi_error: BaseException) -> str | None:
+        # PyMySQL and mysqlclient: (errno, message).
+        args = getattr(dbapi_error, "args", ())
+        return str(args[0]) if args and isinstance(args[0], int) else None
+
     # No driver-neutral session reset exists (PyMySQL has no
     # COM_RESET_CONNECTION): a kept connection goes only to a class built by
     # the same create_app and config, whose connect listeners set the same.

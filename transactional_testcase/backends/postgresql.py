@@ -62,6 +62,14 @@ class PostgreSQLBackend(Backend):
     title = "PostgreSQL"
     keeps_connections = True
     spares_savepoints = True
+    # invalid_password, invalid_authorization_specification (no such role,
+    # pg_hba refusal), invalid_catalog_name, insufficient_privilege.
+    connect_failures = {"28P01": "auth", "28000": "auth", "3D000": "missing", "42501": "permission"}
+
+    def error_code(self, dbapi_error: BaseException) -> str | None:
+        # psycopg 3: sqlstate; psycopg2: pgcode (None for most connect errors).
+        code = getattr(dbapi_error, "sqlstate", None) or getattr(dbapi_error, "pgcode", None)
+        return str(code) if code else None
 
     def transaction_untouched(self, dbapi_connection: t.Any) -> bool | None:
         # libpq's transaction status, kept by the client: IDLE (0 for
