@@ -22,6 +22,8 @@ import sys
 import tempfile
 import unittest
 
+from transactional_testcase import app_testcase
+
 #: Modules that spend their time waiting on processes of their own, and the
 #: state machine: together about as long as all the others.
 SECOND = ("tests.test_runners", "tests.test_provisioning", "tests.test_state_machine")
@@ -29,12 +31,21 @@ SECOND = ("tests.test_runners", "tests.test_provisioning", "tests.test_state_mac
 _TOTALS = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped$", re.MULTILINE)
 
 
+class _FreshErrors(unittest.TextTestResult):
+    """Each of our tests is a run of its own: the library says its setup errors in full again."""
+
+    def startTest(self, test: unittest.TestCase) -> None:
+        app_testcase.said.clear()
+        super().startTest(test)
+
+
 def run_here(names: list[str], argv: list[str]) -> int:
     """Run ``names`` (all of ``tests/`` if none) in this process."""
     verbosity = 2 if "-v" in argv else 1
     loader = unittest.defaultTestLoader
     suite = loader.loadTestsFromNames(names) if names else loader.discover("tests", top_level_dir=".")
-    result = unittest.TextTestRunner(verbosity=verbosity, failfast="-f" in argv).run(suite)
+    runner = unittest.TextTestRunner(verbosity=verbosity, failfast="-f" in argv, resultclass=_FreshErrors)
+    result = runner.run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     skipped = len(result.skipped)
     passed = result.testsRun - failed - skipped - len(result.expectedFailures)

@@ -16,6 +16,8 @@ import io
 import typing as t
 import unittest
 
+from transactional_testcase import app_testcase
+
 _R = t.TypeVar("_R", bound=unittest.TestResult)
 
 
@@ -25,6 +27,8 @@ def load_case(case: type[unittest.TestCase], names: t.Sequence[str] = ()) -> uni
     A loader of our own: ``unittest.defaultTestLoader`` carries the outer
     runner's ``-k`` patterns, which would filter the inner class's tests.
     """
+    # Each inner run is a run of its own: its setup errors are said in full.
+    app_testcase.said.clear()
     if names:
         return unittest.TestSuite(case(name) for name in names)
     return unittest.TestLoader().loadTestsFromTestCase(case)

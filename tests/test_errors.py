@@ -38,6 +38,7 @@ from transactional_testcase import (
     MissingDriverError,
     TransactionalTestCase,
     UnsafeDatabaseError,
+    app_testcase,
 )
 from transactional_testcase import backends as tt_backends
 
@@ -458,3 +459,39 @@ class PasswordNeverShownTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SaidOncePerProcess(unittest.TestCase):
+    """One cause that fails every class is explained in full once; later classes point to it."""
+
+    def run_all(self, *cases: type[TransactionalTestCase]) -> list[tuple[str, BaseException]]:
+        """Run ``cases`` as one run (one process's suite); the setUpClass errors, in order."""
+        app_testcase.said.clear()
+        loader = unittest.TestLoader()
+        suite = unittest.TestSuite(loader.loadTestsFromTestCase(case) for case in cases)
+        result = RecordingResult(io.StringIO(), descriptions=True, verbosity=0)
+        suite.run(result)
+        return [(r.where, r.exception) for r in result.raised]
+
+    def test_the_same_cause_is_explained_once(self) -> None:
+        folder = tempfile.mkdtemp(prefix="tt-said-")
+        self.addCleanup(shutil.rmtree, folder)
+        unsafe = f"sqlite:///{os.path.join(folder, 'production.db')}"
+        cases = [make_case(f"Unsafe{i}", database_url=unsafe) for i in range(3)]
+        other = make_case("OtherCause", database_url="sqlite://", binds={"audit": unsafe})
+        raised = self.run_all(*cases[:2], other, cases[2])
+        self.assertEqual(
+            [type(e) for _, e in raised],
+            [UnsafeDatabaseError] * 4,
+        )
+        first = str(raised[0][1])
+        self.assertIn("database_url", first)  # the full explanation names the setting to change
+        for where, exc in (raised[1], raised[3]):
+            with self.subTest(where=where):
+                message = str(exc)
+                self.assertIn("the same error as Unsafe0.setUpClass", message)
+                self.assertEqual(len(message.splitlines()), 1, message)
+                self.assertEqual(message.split(" (the same error")[0], first.splitlines()[0])
+        # Another cause (the same name, through another setting): said in full.
+        self.assertNotIn("the same error as", str(raised[2][1]))
+        self.assertIn("binds['audit']", str(raised[2][1]))

@@ -29,7 +29,7 @@ from . import environment
 from ._types import BindKey
 from .alembic_runner import AlembicSetting
 from .backends import DRIVER_MODULES, check_driver, install_hint
-from .errors import ConfigurationError, MissingDriverError, TransactionalTestCaseError, scrub
+from .errors import ConfigurationError, MissingDriverError, TransactionalTestCaseError, first_line, scrub
 from .provisioning import provisioner, worker_url
 from .state import ClassState
 
@@ -138,6 +138,12 @@ class AppTestCase(unittest.TestCase):
             cls.app, cls.db = app, db
             state.app, state.db = app, db
             cls._tt_set_up_class(state, config)
+        except TransactionalTestCaseError as exc:
+            cls._tt_release(state)
+            shorter = said_once(exc, cls)
+            if shorter is None:
+                raise
+            raise shorter from None
         except BaseException:
             cls._tt_release(state)
             raise
@@ -210,6 +216,28 @@ class AppTestCase(unittest.TestCase):
                 "it must return the application it built."
             )
         return app
+
+
+#: The setup errors said in full in this process: (type, message with the
+#: class's name left out) -> the class whose setUpClass said it.
+said: dict[tuple[type[BaseException], str], str] = {}
+
+
+def said_once(exc: TransactionalTestCaseError, owner: type) -> TransactionalTestCaseError | None:
+    """None the first time this process meets ``exc``'s cause; after that, a one-line error pointing to it.
+
+    One misconfiguration (an unsafe name, a server that is down) fails every
+    class of a run: its full explanation is worth reading once, not once per
+    class (pytest prints every class's error).
+
+    .. versionadded:: 0.4
+    """
+    name = owner.__qualname__
+    key = (type(exc), str(exc).replace(name, "{class}"))
+    first = said.setdefault(key, name)
+    if first == name:
+        return None
+    return type(exc)(f"{first_line(exc)} (the same error as {first}.setUpClass, explained in full there)")
 
 
 def requested_urls(config: t.Mapping[str, t.Any]) -> dict[BindKey, t.Any]:
