@@ -24,6 +24,7 @@ import typing as t
 import unittest
 from unittest import mock
 
+import flask
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
@@ -693,6 +694,8 @@ class ThreadIsolation(IsolationCase):
         self.assertIn("thread", str(error))
         # the test's own work carries on
         self.assertEqual(emails(), ["test@example.com"])
+        # ... and the test itself would fail with it at its end (taken here: this test expects it).
+        self.assertEqual([str(e) for e in self.take_violations()], [str(error)])
 
     def test_thread_using_the_engine_gets_isolation_error(self) -> None:
         errors: list[BaseException] = []
@@ -711,6 +714,13 @@ class ThreadIsolation(IsolationCase):
         self.assertEqual(len(errors), 1)
         self.assertIsInstance(errors[0], IsolationError)
         self.assertIn("engine-user", str(errors[0]))
+        self.assertEqual(self.take_violations(), errors)
+
+    def take_violations(self) -> list[IsolationError]:
+        """The errors the test's end would fail with, taken so that this test does not."""
+        state = type(self)._tt_state
+        assert state is not None and state.redirect is not None
+        return state.redirect.take_violations()
 
     def tearDown(self) -> None:
         mailer: isolation_app.Mailer = self.app.extensions["mailer"]
@@ -855,6 +865,23 @@ def _scenario_session_on_test_connection(case: unittest.TestCase) -> None:
     case.assertNotIsInstance(conn, tt_redirect.NestedConnection)
 
 
+def _scenario_thread_swallows_its_error(case: unittest.TestCase) -> None:
+    """A background thread queries, and its code catches the refusal (as a mail worker might)."""
+    session = isolation_app.control_db.session
+    session.add(isolation_app.Note(body="main"))
+    session.commit()
+    app = flask.current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def work() -> None:
+        with app.app_context(), contextlib.suppress(Exception):
+            isolation_app.control_db.session.scalar(sa.select(sa.func.count(isolation_app.Note.id)))
+
+    thread = threading.Thread(target=work, name="swallowing-worker")
+    thread.start()
+    thread.join(THREAD_TIMEOUT)
+    case.assertEqual(_notes(), ["main"])  # the test's own assertions all pass
+
+
 def _check_table_is_empty(case: unittest.TestCase) -> None:
     """What every ordering pair asserts first; sorts after the scenarios."""
     case.assertEqual(_notes(), [])
@@ -979,6 +1006,15 @@ class ControlledIsolation(_ControlBase):
         )
         self.assertTrue(run.result.wasSuccessful(), run.report())
         self.assertEqual(run.result.testsRun, 5, run.report())
+        self.assertEqual(run.leftovers, {}, run.report())
+
+    def test_a_thread_refused_fails_the_test_that_started_it(self) -> None:
+        run = self.run_controlled("thread", {"1_thread_swallows": _scenario_thread_swallows_its_error})
+        self.assertEqual(run.outcome("test_1_thread_swallows"), "error", run.report())
+        traceback = run.tracebacks("test_1_thread_swallows")
+        self.assertIn("IsolationError: a thread this test started used the database", traceback)
+        self.assertIn("swallowing-worker", traceback)
+        self.assertEqual(run.outcome("test_9_table_is_empty"), "ok", run.report())  # the next test is clean
         self.assertEqual(run.leftovers, {}, run.report())
 
     def test_without_create_savepoint_an_app_rollback_ends_the_test_transaction(self) -> None:

@@ -51,13 +51,19 @@ class RedirectedEngine(OptionEngine):
     """
 
     def __init__(
-        self, proxied: Engine, bind_key: BindKey, watch: t.Callable[[Connection], t.Any] = _ignore
+        self,
+        proxied: Engine,
+        bind_key: BindKey,
+        watch: t.Callable[[Connection], t.Any] = _ignore,
+        violations: list[IsolationError] | None = None,
     ) -> None:
         super().__init__(proxied, {})
         self.bind_key = bind_key
         self._test_connection: Connection | None = None
         self._owner: int | None = None
         self._watch = watch
+        #: Errors raised in threads other than the test's, for the test to fail with.
+        self._violations = violations if violations is not None else []
 
     def attach(self, connection: Connection | None) -> None:
         """Route this engine to ``connection`` (None: between tests)."""
@@ -75,7 +81,7 @@ class RedirectedEngine(OptionEngine):
                 "setUp or setUpTestData."
             )
         if self._owner != threading.get_ident():
-            raise IsolationError(
+            error = IsolationError(
                 "the database was used from another thread "
                 f"({threading.current_thread().name}) while a TransactionalTestCase "
                 "test runs: the test's transaction lives on one connection that "
@@ -83,6 +89,11 @@ class RedirectedEngine(OptionEngine):
                 "its uncommitted data. Run that code in the test's thread, or use "
                 "CommittingTestCase for tests that need threads."
             )
+            # Raised in that thread, where the test may never see it (the
+            # thread's code catches it, or threading prints it to stderr):
+            # the test that started the thread fails with it too.
+            self._violations.append(error)
+            raise error
         return connection
 
     def connect(self) -> NestedConnection:
@@ -314,7 +325,11 @@ class SessionRedirect:
         self.db = db
         self.factory: sessionmaker[t.Any] = db.session.session_factory
         self.engines: dict[BindKey, Engine] = dict(db.engines)
-        self.test_engines = {key: RedirectedEngine(e, key, watch) for key, e in self.engines.items()}
+        #: Isolation errors raised in other threads since the last :meth:`take_violations`.
+        self.violations: list[IsolationError] = []
+        self.test_engines = {
+            key: RedirectedEngine(e, key, watch, self.violations) for key, e in self.engines.items()
+        }
         self._saved_class: type[Session] | None = None
         self._saved_kw: dict[str, t.Any] | None = None
 
@@ -335,6 +350,12 @@ class SessionRedirect:
             self.factory.kw.clear()
             self.factory.kw.update(self._saved_kw)
             self._saved_class = self._saved_kw = None
+
+    def take_violations(self) -> list[IsolationError]:
+        """The isolation errors other threads met since the last call (and forget them)."""
+        found = list(self.violations)
+        del self.violations[:]
+        return found
 
     def attach(self, connections: t.Mapping[BindKey, Connection] | None) -> None:
         """Route every test engine to its connection (None detaches them)."""

@@ -440,6 +440,12 @@ class TransactionalTestCase(DatabaseTestCase):
                 "are isolated. Commit through db.session, or use db.engine.connect(), "
                 "whose commits are savepoints."
             )
+        threads = state.redirect.take_violations()
+        if threads:
+            raise IsolationError(
+                f"a thread this test started used the database ({len(threads)} time(s)), and "
+                f"was refused: {threads[0]}"
+            )
         if violations:
             self.fail("the test left data that a real COMMIT would have refused: " + "; ".join(violations))
 
