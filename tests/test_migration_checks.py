@@ -14,7 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import textwrap
 import typing as t
 import unittest
 
@@ -404,12 +407,11 @@ class FailingChecks:
 
 
 class MigrationsTestCaseConfiguration(unittest.TestCase):
-    def test_base_class_skips_with_a_reason(self) -> None:
+    def test_base_class_runs_nothing(self) -> None:
         run = run_case(mc.MigrationsTestCase)
-        # Collected as is (imported into a test module), it skips as a class.
-        self.assertEqual((run.result.failures, run.result.errors), ([], []))
-        self.assertEqual(len(run.result.skipped), 1)
-        self.assertIn("subclass it and define create_app", run.result.skipped[0][1])
+        # Collected as is (imported into a test module), it has no test: no skip either.
+        self.assertEqual((run.result.testsRun, run.result.failures, run.result.errors), (0, [], []))
+        self.assertEqual(run.result.skipped, [])
 
     def test_refuses_a_database_whose_name_lacks_test(self) -> None:
         folder = tempfile.mkdtemp(prefix="tt_checks_")
@@ -538,3 +540,75 @@ class MigrationErrorNamesRevisionsOutsideTheScriptFolder(unittest.TestCase):
         error = run.result.errors[0][1]
         self.assertIn("MigrationError", error)
         self.assertIn("(revision 0004_slug_index, ", error)
+
+
+class ImportingAddsNothing(unittest.TestCase):
+    """``from transactional_testcase import MigrationsTestCase`` in a test module adds no test to a run."""
+
+    MODULE = textwrap.dedent(
+        """
+        import unittest
+
+        from transactional_testcase import MigrationsTestCase, TransactionalTestCase
+
+
+        class Plain(unittest.TestCase):
+            def test_plain(self):
+                pass
+        """
+    )
+
+    def run_in(self, *command: str) -> str:
+        folder = tempfile.mkdtemp(prefix="tt-import-")
+        self.addCleanup(shutil.rmtree, folder)
+        with open(os.path.join(folder, "test_module.py"), "w") as f:
+            f.write(self.MODULE)
+        proc = subprocess.run(
+            [sys.executable, "-m", *command],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        return proc.stdout + proc.stderr
+
+    def test_unittest_runs_one_test_and_skips_nothing(self) -> None:
+        output = self.run_in("unittest", "-v", "test_module")
+        self.assertIn("Ran 1 test", output)
+        self.assertNotIn("skip", output.lower())
+
+    def test_pytest_collects_one_test(self) -> None:
+        output = self.run_in("pytest", "-p", "no:cacheprovider", "test_module.py")
+        self.assertRegex(output, r"\b1 passed\b")
+        self.assertNotIn("skipped", output)
+
+    def test_nose2_runs_one_test(self) -> None:
+        output = self.run_in("nose2", "-v", "test_module")
+        self.assertIn("Ran 1 test", output)
+        self.assertNotIn("skip", output.lower())
+
+    def test_a_subclass_gets_the_four_checks(self) -> None:
+        from transactional_testcase import MigrationsTestCase
+
+        class Checks(MigrationsTestCase):
+            pass
+
+        class Narrower(Checks):
+            test_up_down_round_trip = None  # type: ignore[assignment]  # a subclass may drop one
+
+        names = unittest.TestLoader().getTestCaseNames
+        self.assertEqual(names(MigrationsTestCase), [])
+        self.assertEqual(
+            names(Checks),
+            [
+                "test_models_match_migrations",
+                "test_single_head",
+                "test_up_down_round_trip",
+                "test_upgrade_from_base",
+            ],
+        )
+        self.assertEqual(
+            names(Narrower), ["test_models_match_migrations", "test_single_head", "test_upgrade_from_base"]
+        )

@@ -438,20 +438,22 @@ class MigrationsTestCase(MigrationAssertionsMixin, AppTestCase):
     case a test was interrupted.
 
     .. versionchanged:: 0.4
+       The four tests are added to each subclass, not defined on this class:
+       importing it into a test module adds nothing to a run.
        Built by the same class setup as the other test cases
        (:class:`~transactional_testcase.app_testcase.AppTestCase`): the same
        errors with the same masked URLs, the same cleanup when a subclass's
        ``setUpClass`` fails, and the app released after the class.
     """
 
-    @classmethod
-    def setUpClass(cls) -> None:
-        if cls is MigrationsTestCase:
-            raise unittest.SkipTest(
-                "MigrationsTestCase is a base class: subclass it and define create_app "
-                "to check an app's migrations."
-            )
-        super().setUpClass()
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        # The four checks become tests of subclasses only: a test module that
+        # imports MigrationsTestCase adds nothing to its run (no skipped base
+        # class under unittest, no four skips under pytest).
+        super().__init_subclass__(**kwargs)
+        for name, check in _CHECKS.items():
+            if not hasattr(cls, name):
+                setattr(cls, name, check)
 
     @classmethod
     def _tt_database_url(cls, url: str | URL, key: BindKey) -> URL:
@@ -478,14 +480,27 @@ class MigrationsTestCase(MigrationAssertionsMixin, AppTestCase):
         state.databases_to_drop = list(cls.migrations_database_urls().values())
         cls.get_migrations()
 
-    def test_single_head(self) -> None:
-        self.assertSingleHead()
 
-    def test_upgrade_from_base(self) -> None:
-        self.assertUpgradeFromBase()
+def _test_single_head(self: MigrationsTestCase) -> None:
+    self.assertSingleHead()
 
-    def test_models_match_migrations(self) -> None:
-        self.assertModelsMatchMigrations()
 
-    def test_up_down_round_trip(self) -> None:
-        self.assertUpDownRoundTrip()
+def _test_upgrade_from_base(self: MigrationsTestCase) -> None:
+    self.assertUpgradeFromBase()
+
+
+def _test_models_match_migrations(self: MigrationsTestCase) -> None:
+    self.assertModelsMatchMigrations()
+
+
+def _test_up_down_round_trip(self: MigrationsTestCase) -> None:
+    self.assertUpDownRoundTrip()
+
+
+#: The tests every subclass of MigrationsTestCase gets (see its ``__init_subclass__``).
+_CHECKS: dict[str, t.Callable[[MigrationsTestCase], None]] = {
+    "test_single_head": _test_single_head,
+    "test_upgrade_from_base": _test_upgrade_from_base,
+    "test_models_match_migrations": _test_models_match_migrations,
+    "test_up_down_round_trip": _test_up_down_round_trip,
+}
