@@ -1,8 +1,8 @@
-"""Turn the version matrix's results into the README's table.
+"""Turn the version matrix's results into the table of docs/versions.rst.
 
 ``nox -f .ci/noxfile.py`` writes one JSON file per session into
 ``.ci/matrix/``; ``python .ci/matrix_table.py --write`` replaces the table
-between the ``matrix-table`` markers of README.rst with what those sessions
+between the ``matrix-table`` markers of docs/versions.rst with what those sessions
 ran (printing it without ``--write``).
 """
 
@@ -50,13 +50,13 @@ def main() -> int:
     if "--write" not in sys.argv:
         print(text)
         return 0
-    readme = ROOT / "README.rst"
-    content = readme.read_text()
+    page = ROOT / "docs" / "versions.rst"
+    content = page.read_text()
     pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
     if not pattern.search(content):
-        print(f"README.rst has no {START} ... {END} markers", file=sys.stderr)
+        print(f"docs/versions.rst has no {START} ... {END} markers", file=sys.stderr)
         return 1
-    readme.write_text(pattern.sub(lambda _: f"{START}\n\n{text}\n\n{END}", content))
+    page.write_text(pattern.sub(lambda _: f"{START}\n\n{text}\n\n{END}", content))
     return 0
 
 

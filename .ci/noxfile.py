@@ -5,7 +5,7 @@ each running the test suite on SQLite and PostgreSQL (all but the process
 plumbing of ``PROCESS_MODULES``), plus the newest combination on every backend
 with the whole suite. Each session writes its outcome to
 ``.ci/matrix/<session>.json``; ``python .ci/matrix_table.py`` turns those into
-the README's table.
+the table of ``docs/versions.rst``.
 """
 
 from __future__ import annotations

@@ -235,42 +235,55 @@ class RequestAssertionsMixin(_TestCaseBase):
             self.fail(self._formatMessage(msg, standard))
 
     def assert200(self, response: Response, msg: str | None = None) -> None:
+        """Assert that ``response`` has status 200."""
         self.assertStatus(response, 200, msg)
 
     def assert201(self, response: Response, msg: str | None = None) -> None:
+        """Assert that ``response`` has status 201."""
         self.assertStatus(response, 201, msg)
 
     def assert204(self, response: Response, msg: str | None = None) -> None:
+        """Assert that ``response`` has status 204."""
         self.assertStatus(response, 204, msg)
 
     def assert301(self, response: Response, msg: str | None = None) -> None:
+        """Assert that ``response`` has status 301."""
         self.assertStatus(response, 301, msg)
 
     def assert302(self, response: Response, msg: str | None = None) -> None:
+        """Assert that ``response`` has status 302."""
         self.assertStatus(response, 302, msg)
 
     def assert400(self, response: Response, msg: str | None = None) -> None:
+        """Assert that ``response`` has status 400."""
         self.assertStatus(response, 400, msg)
 
     def assert401(self, response: Response, msg: str | None = None) -> None:
+        """Assert that ``response`` has status 401."""
         self.assertStatus(response, 401, msg)
 
     def assert403(self, response: Response, msg: str | None = None) -> None:
+        """Assert that ``response`` has status 403."""
         self.assertStatus(response, 403, msg)
 
     def assert404(self, response: Response, msg: str | None = None) -> None:
+        """Assert that ``response`` has status 404."""
         self.assertStatus(response, 404, msg)
 
     def assert405(self, response: Response, msg: str | None = None) -> None:
+        """Assert that ``response`` has status 405."""
         self.assertStatus(response, 405, msg)
 
     def assert409(self, response: Response, msg: str | None = None) -> None:
+        """Assert that ``response`` has status 409."""
         self.assertStatus(response, 409, msg)
 
     def assert422(self, response: Response, msg: str | None = None) -> None:
+        """Assert that ``response`` has status 422."""
         self.assertStatus(response, 422, msg)
 
     def assert500(self, response: Response, msg: str | None = None) -> None:
+        """Assert that ``response`` has status 500."""
         self.assertStatus(response, 500, msg)
 
     # -- redirects -----------------------------------------------------------------------
