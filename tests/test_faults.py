@@ -888,12 +888,14 @@ class ConnectionLeaks(_Checks):
             outcome(result),
             {
                 "failures": {"test_fails"},
-                "errors": {"test_errors", "test_ends_its_transaction"},
+                # The thread's refusal fails the test that started it too.
+                "errors": {"test_errors", "test_ends_its_transaction", "test_thread_using_the_session"},
                 "skipped": {"test_skipped_in_setup"},
             },
             transcript(result),
         )
         self.assertIsInstance(result.raised_by("test_ends_its_transaction"), IsolationError)
+        self.assertIn("faults-thread", str(result.raised_by("test_thread_using_the_session")))
         # Before the class ends only its own class transaction's connections are in use.
         self.assertEqual(case.pools_at_end, {None: in_use_at_end, "audit": in_use_at_end})  # type: ignore[attr-defined]
         self.assertEqual(tally.still_open(), {})
