@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from tests.admin import server_databases
 from tests.matrix import BACKENDS, require, selected_backends
 from tests.pytest_suite import configure, sample_functions
+from tests.runner_suite import sample_cases
 from tests.test_runners import ROOT, _run, drop_server_databases, parse_pytest, template_prefixes
 
 PLUGIN = "transactional_testcase.pytest_plugin"
@@ -219,3 +220,21 @@ class FixturesOnPsycopg2(FixtureRuns, unittest.TestCase):
 
 class FixturesOnPyMySQL(FixtureRuns, unittest.TestCase):
     backend = "pymysql"
+
+
+class MixedSessionTest(unittest.TestCase):
+    """Function tests and unittest classes of the same ``db`` in one session, in either order."""
+
+    def test_unittest_classes_before_and_after_function_tests(self) -> None:
+        cases = os.path.relpath(sample_cases.__file__, ROOT)
+        expected = EXPECTED + unittest.TestLoader().loadTestsFromModule(sample_cases).countTestCases()
+        for order in ([SAMPLE_PATH, cases], [cases, SAMPLE_PATH]):
+            work = tempfile.mkdtemp(prefix="tt_mixed_")
+            self.addCleanup(shutil.rmtree, work, True)
+            env = _clean_env(TMPDIR=work, TRANSACTIONAL_TESTCASE_CACHE=os.path.join(work, "cache"))
+            returncode, output = _run([*_PYTEST, *_CONFTEST, *order], env)
+            summary = parse_pytest(output)
+            # Without the class stepping aside, the unittest classes' redirect lands on the
+            # fixtures' and their tests fail.
+            self.assertEqual((summary.ran, summary.passed, returncode), (expected, expected, 0), output)
+            self.assertEqual([n for n in os.listdir(work) if n.startswith("transactional_testcase")], [])
