@@ -60,7 +60,9 @@ def _run(folder: str, env: dict[str, str], args: list[str]) -> float:
     proc = subprocess.run(argv, check=False, env=env, cwd=folder, capture_output=True, text=True, timeout=120)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0 or "1 passed" not in proc.stdout:
-        raise SystemExit(f"section 5: {' '.join(argv[2:])} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+        raise SystemExit(
+            f"section 5: {' '.join(argv[2:])} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+        )
     return elapsed
 
 
@@ -77,7 +79,9 @@ def _check_variants(folder: str, env: dict[str, str]) -> None:
             timeout=120,
         ).stdout
         if ("db_session" in out) != (variant == "plugin"):
-            raise SystemExit(f"section 5: the {variant!r} run {'lacks' if variant == 'plugin' else 'has'} the plugin")
+            raise SystemExit(
+                f"section 5: the {variant!r} run {'lacks' if variant == 'plugin' else 'has'} the plugin"
+            )
 
 
 def render(benches: dict[str, BackendRun], settings: Settings) -> str:
