@@ -11,6 +11,7 @@ involved: it is measured once per run, whichever backends are selected.
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ TARGET = 0.005
 TEST_MODULE = "def test_trivial():\n    assert True\n"
 VARIANTS = {"plugin": [], "no plugin": ["-p", f"no:{PLUGIN}"]}
 #: Set once the section has run (it needs no backend: once per run).
-_measured: dict[str, list[float]] = {}
+_measured: dict[str, list[tuple[float, float]]] = {}
 
 
 def measure(bench: BackendRun) -> None:
@@ -42,7 +43,7 @@ def measure(bench: BackendRun) -> None:
     env = child_env()
     env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)  # the plugin loads as it does for users
     _check_variants(folder, env)
-    runs: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    runs: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
     for r in range(bench.settings.s5_rounds):
         for variant in rotated(list(VARIANTS), r):
             runs[variant].append(_run(folder, env, VARIANTS[variant]))
@@ -54,16 +55,20 @@ def _argv(args: list[str], *more: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, *more]
 
 
-def _run(folder: str, env: dict[str, str], args: list[str]) -> float:
+def _run(folder: str, env: dict[str, str], args: list[str]) -> tuple[float, float]:
+    """One pytest command: its wall time and its CPU time (user + system)."""
     argv = _argv(args, "test_trivial.py")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(argv, check=False, env=env, cwd=folder, capture_output=True, text=True, timeout=120)
     elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0 or "1 passed" not in proc.stdout:
         raise SystemExit(
             f"section 5: {' '.join(argv[2:])} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
         )
-    return elapsed
+    return elapsed, cpu
 
 
 def _check_variants(folder: str, env: dict[str, str]) -> None:
@@ -90,15 +95,25 @@ def render(benches: dict[str, BackendRun], settings: Settings) -> str:
     lines = [title, "-" * len(title)]
     if runs is None:
         return "\n".join([*lines, "not measured"])
-    diffs = [a - b for a, b in zip(runs["plugin"], runs["no plugin"], strict=True)]
     lines += [
         "`python -m pytest -q -p no:cacheprovider test_trivial.py` with installed plugins autoloaded, against",
-        f"the same with `-p no:{PLUGIN}`, each in a fresh process, {len(diffs)} rounds taking turns.",
+        f"the same with `-p no:{PLUGIN}`, each in a fresh process, {len(runs['plugin'])} rounds taking turns.",
+        "Wall time suffers from whatever else runs on the machine; CPU time (user + system of the",
+        "pytest process, from getrusage) much less. The target is read on CPU time.",
         "",
-        f"{'with the plugin, whole command (median)':<52}{ms(med(runs['plugin'])):>12}",
-        f"{'without it, whole command (median)':<52}{ms(med(runs['no plugin'])):>12}",
-        f"{'difference per round: median':<52}{ms2(med(diffs)):>12}",
-        f"{'  range over rounds':<52}{ms2(min(diffs)) + ' .. ' + ms2(max(diffs)):>12}",
-        f"{f'  target <= {TARGET * 1e3:.0f} ms':<52}{verdict(med(diffs) <= TARGET):>12}",
     ]
+    for index, what in ((0, "wall"), (1, "CPU")):
+        with_plugin = [x[index] for x in runs["plugin"]]
+        without = [x[index] for x in runs["no plugin"]]
+        diffs = [a - b for a, b in zip(with_plugin, without, strict=True)]
+        lines += [
+            f"{f'{what}: with the plugin, whole command (median)':<52}{ms(med(with_plugin)):>14}",
+            f"{f'{what}: without it (median)':<52}{ms(med(without)):>14}",
+            f"{f'{what}: difference per round, median':<52}{ms2(med(diffs)):>14}",
+            f"{f'{what}:   range over rounds':<52}{ms2(min(diffs)) + ' .. ' + ms2(max(diffs)):>14}",
+        ]
+        if what == "CPU":
+            lines.append(
+                f"{f'  target <= {TARGET * 1e3:.0f} ms (CPU)':<52}{verdict(med(diffs) <= TARGET):>14}"
+            )
     return "\n".join(lines)
