@@ -1,7 +1,7 @@
 """Benchmarks of transactional_testcase against its floors and its alternatives, in one run.
 
     python benchmarks/run.py [--backends sqlite,psycopg2,psycopg,pymysql] [--quick]
-                             [--sections 1,2,3,4] [--profile]
+                             [--sections 1,2,3,4,5] [--profile]
     python -m benchmarks [the same options]
 
 Every figure is measured in this run, on the 21-table, 15-migration app of
@@ -22,7 +22,9 @@ brackets). Sections:
    library's cold build, template clone, kept database and in-process reuse;
    50 classes in one process; a warm second run with ``TRANSACTIONAL_TESTCASE_KEEPDB=1``;
 4. one 400-test suite under pytest with no workers and with 2 (pytest-xdist),
-   next to a CPU-bound control suite that shows what the machine allows.
+   next to a CPU-bound control suite that shows what the machine allows;
+5. the pytest plugin's cost to a run that does not use it: one trivial test
+   with the plugin and with ``-p no:transactional_testcase`` (no database).
 
 Every database it creates is named ``tt_bench_*_test`` (or is a library
 template, ``tt_tpl_*_test``) and is dropped before it exits; SQLite files and
@@ -46,7 +48,16 @@ import time
 from collections.abc import Callable
 
 import transactional_testcase
-from benchmarks import alternatives, class_costs, per_test, provisioning, servers, warm_run, workers
+from benchmarks import (
+    alternatives,
+    class_costs,
+    per_test,
+    plugin_cost,
+    provisioning,
+    servers,
+    warm_run,
+    workers,
+)
 from benchmarks.backend_run import BackendRun
 from benchmarks.fixtures import MIGRATIONS, make_tt_class
 from benchmarks.measuring import class_fixture
@@ -79,6 +90,7 @@ SECTIONS: dict[int, tuple[Measure, Render]] = {
     2: (alternatives.measure, alternatives.render),
     3: (measure_provisioning, render_provisioning),
     4: (workers.measure, workers.render),
+    5: (plugin_cost.measure, plugin_cost.render),
 }
 
 
@@ -133,7 +145,7 @@ def main(command: str = "benchmarks/run.py", prog: str | None = None) -> int:
         help="comma-separated: sqlite, psycopg2, psycopg, pymysql, mysqlclient",
     )
     parser.add_argument("--quick", action="store_true", help="a short run (CI smoke test)")
-    parser.add_argument("--sections", default="1,2,3,4", help="which sections to run")
+    parser.add_argument("--sections", default="1,2,3,4,5", help="which sections to run")
     parser.add_argument(
         "--profile",
         action="store_true",

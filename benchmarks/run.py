@@ -1,7 +1,7 @@
 """Benchmarks of transactional_testcase against its floors and its alternatives, in one run.
 
     python benchmarks/run.py [--backends sqlite,psycopg2,psycopg,pymysql] [--quick]
-                             [--sections 1,2,3,4] [--profile]
+                             [--sections 1,2,3,4,5] [--profile]
 
 (``python -m benchmarks`` takes the same options.) The benchmark itself is the
 package ``benchmarks``: ``benchmarks/cli.py`` runs the sections, one module

@@ -17,6 +17,7 @@ class Settings:
     s3_warm_pairs: int
     s4_rounds: int
     s4_control: bool  # also run the CPU-bound control suite
+    s5_rounds: int
 
     @classmethod
     def make(cls, quick: bool) -> Settings:
@@ -39,6 +40,7 @@ class Settings:
                 1,
                 1,
                 False,
+                10,
             )
         return cls(
             200,
@@ -58,4 +60,5 @@ class Settings:
             5,
             5,
             True,
+            40,
         )

@@ -8,6 +8,7 @@ SAVEPOINTs isolate at all.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import os
 import shutil
@@ -252,16 +253,47 @@ def _file_lock(path: str) -> t.Iterator[None]:
 
     The library's only use of :mod:`fcntl`, which exists on POSIX alone:
     imported here, not with the package, so that importing never fails
-    elsewhere, and a fallback for other platforms has one place to go.
+    elsewhere. Where it is missing (Windows), :func:`msvcrt.locking` locks the
+    file's first byte instead.
     """
-    import fcntl
-
+    try:
+        import fcntl
+    except ImportError:
+        with open(path, "a+") as f:
+            _msvcrt_lock(f)
+            try:
+                yield
+            finally:
+                _msvcrt_unlock(f)
+        return
     with open(path, "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _msvcrt_lock(f: t.IO[str]) -> None:
+    """Lock ``f``'s first byte, waiting as long as it takes.
+
+    ``LK_LOCK`` gives up with an :class:`OSError` after ten tries a second
+    apart: tried again until it succeeds, as ``flock`` would wait.
+    """
+    msvcrt: t.Any = importlib.import_module("msvcrt")  # Windows only: not in every platform's stubs
+    while True:
+        f.seek(0)  # the region locked starts at the file's position
+        try:
+            msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)
+        except OSError:
+            continue
+        return
+
+
+def _msvcrt_unlock(f: t.IO[str]) -> None:
+    msvcrt: t.Any = importlib.import_module("msvcrt")
+    f.seek(0)
+    msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
 
 
 def _sqlite_on_connect(dbapi_connection: t.Any, connection_record: t.Any) -> None:

@@ -1,0 +1,106 @@
+"""The SQLite template lock on a platform without :mod:`fcntl` (Windows).
+
+Windows cannot be run here: each process below is made to look like it. It
+sets ``sys.modules["fcntl"] = None`` (so ``import fcntl`` fails, as on
+Windows) and installs a stand-in ``msvcrt`` whose ``locking`` has Windows'
+behaviour on top of POSIX record locks (``os.lockf``, which, like
+``msvcrt.locking``, locks a byte range from the file's position, between
+processes): ``LK_LOCK`` tries ten times, then raises :class:`OSError`. Two such
+processes then take the library's lock in turn; what is tested is the
+library's fallback (its calls, its waiting), not Windows' own locking.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import unittest
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Run as ``python -c SCRIPT role lock_path log_path``.
+SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time, types
+
+    sys.modules["fcntl"] = None  # import fcntl fails, as on Windows
+
+    import transactional_testcase.testcase  # the whole package imports without fcntl
+    from transactional_testcase.backends.sqlite import _file_lock
+
+    # Only now: the standard library takes a module named msvcrt for Windows (subprocess does).
+    calls = []
+
+    def locking(fd, mode, nbytes):
+        calls.append((mode, os.lseek(fd, 0, os.SEEK_CUR), nbytes))
+        if mode == msvcrt.LK_UNLCK:
+            os.lockf(fd, os.F_ULOCK, nbytes)
+            return
+        for _ in range(10):  # LK_LOCK: ten tries, then OSError (Windows waits a second between them)
+            try:
+                os.lockf(fd, os.F_TLOCK, nbytes)
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise OSError(36, "Resource deadlock avoided")
+
+    msvcrt = types.ModuleType("msvcrt")
+    msvcrt.LK_LOCK, msvcrt.LK_UNLCK = 1, 0
+    msvcrt.locking = locking
+    sys.modules["msvcrt"] = msvcrt
+
+    role, path, log = sys.argv[1:4]
+
+    def note(what):
+        with open(log, "a") as f:
+            f.write(f"{role} {what}\\n")
+
+    if role == "B":
+        while not os.path.exists(log):
+            time.sleep(0.01)
+    with _file_lock(path):
+        note("acquired")
+        if role == "A":
+            time.sleep(1.0)  # longer than a failing LK_LOCK: B must try again
+        note("released")
+    tries = sum(1 for mode, _, _ in calls if mode == msvcrt.LK_LOCK)
+    print(role, "calls", sorted({(mode, pos, n) for mode, pos, n in calls}), "tries", tries)
+    """
+)
+
+
+class WithoutFcntlTest(unittest.TestCase):
+    def test_the_msvcrt_fallback_excludes_another_process(self) -> None:
+        folder = tempfile.mkdtemp(prefix="tt_lock_")
+        self.addCleanup(shutil.rmtree, folder, True)
+        path, log = os.path.join(folder, "template.lock"), os.path.join(folder, "log")
+        env = dict(
+            os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+        )
+        procs = {
+            role: subprocess.Popen(
+                [sys.executable, "-c", SCRIPT, role, path, log],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for role in ("A", "B")
+        }
+        outputs = {role: proc.communicate(timeout=60)[0] for role, proc in procs.items()}
+        for role, proc in procs.items():
+            self.assertEqual(proc.returncode, 0, outputs[role])
+        with open(log, encoding="utf-8") as f:
+            self.assertEqual(
+                f.read().split("\n")[:-1], ["A acquired", "A released", "B acquired", "B released"]
+            )
+        # Both lock and unlock the first byte; B's first LK_LOCK gave up and was tried again.
+        for role in ("A", "B"):
+            self.assertIn("calls [(0, 0, 1), (1, 0, 1)]", outputs[role])
+        tries = int(outputs["B"].split("tries")[1])
+        self.assertGreater(tries, 1, outputs["B"])
