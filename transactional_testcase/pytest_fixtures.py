@@ -13,7 +13,7 @@ class data ``setUpTestData`` assigns, the app and the class state land on it,
 never on the user's class, which may be the base of unittest classes of the
 same run.
 
-.. versionadded:: 0.5
+.. versionadded:: 0.4
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ process that never imported the library's provisioning made no database, and
 has nothing to drop.
 
 .. versionadded:: 0.3
-.. versionchanged:: 0.5
+.. versionchanged:: 0.4
    Imports nothing heavy at startup; the fixtures.
 """
 
