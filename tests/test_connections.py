@@ -40,7 +40,8 @@ from tests.test_lifecycle import ShopInner, inner, outer_on
 from transactional_testcase import CommittingTestCase, provisioning
 from transactional_testcase import backends as tt_backends
 from transactional_testcase._compat import engine_listeners, socket_fileno
-from transactional_testcase.connections import MAX_KEPT, ConnectionKeeper, keeper
+from transactional_testcase.backends import backend_for
+from transactional_testcase.connections import MAX_KEPT, AppKey, ConnectionKeeper, keeper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POSTGRES = ("psycopg2", "psycopg")
@@ -180,7 +181,8 @@ class KeptConnectionsRun(_Base):
         self.assertEqual(keeper.stats["engines"], handed + 1, "the untouched audit engine is still handed on")
         self.assertTrue(first)
 
-    def test_another_factory_or_config_opens_its_own(self) -> None:
+    def test_another_factory_or_config_of_the_same_app_shares_its_engines(self) -> None:
+        """Each test module's own create_app calling the project's, or config the engines ignore."""
         first = self.probe()
 
         def create_app(cls: type, config: dict[str, t.Any]) -> flask.Flask:
@@ -189,8 +191,9 @@ class KeptConnectionsRun(_Base):
         def get_app_config(cls: type) -> dict[str, t.Any]:
             return {**super(case_config, cls).get_app_config(), "SOMETHING_ELSE": 1}  # type: ignore[misc]
 
-        other_factory = self.probe(create_app=classmethod(create_app))
-        self.assertTrue(set(other_factory).isdisjoint(first), (first, other_factory))
+        handed = keeper.stats["engines"]
+        self.assertEqual(self.probe(create_app=classmethod(create_app)), first)
+        self.assertEqual(keeper.stats["engines"], handed + 2, "one engine per database")
         case_config = inner(
             self.backend,
             self.purpose,
@@ -201,10 +204,39 @@ class KeptConnectionsRun(_Base):
         )
         result = run_case(case_config)
         self.assertTrue(result.wasSuccessful(), transcript(result))
-        (other_config,) = case_config.seen  # type: ignore[attr-defined]
-        self.assertTrue(set(other_config).isdisjoint(first), (first, other_config))
-        # Meanwhile the first factory's engines stayed kept for it.
+        self.assertEqual(case_config.seen, [first])  # type: ignore[attr-defined]
+
+    def test_other_engine_settings_open_their_own(self) -> None:
+        first = self.probe()
+
+        def get_app_config(cls: type) -> dict[str, t.Any]:
+            return {**super(case_other, cls).get_app_config(), "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 3}}  # type: ignore[misc]
+
+        case_other = inner(
+            self.backend,
+            self.purpose,
+            _Probe,
+            seen=[],
+            query=session_id_query(self.backend),
+            get_app_config=classmethod(get_app_config),
+        )
+        result = run_case(case_other)
+        self.assertTrue(result.wasSuccessful(), transcript(result))
+        (other,) = case_other.seen  # type: ignore[attr-defined]
+        self.assertTrue(set(other).isdisjoint(first), (first, other))
+        # Meanwhile the first settings' engines stayed kept for them.
         self.assertEqual(self.probe(), first)
+
+    def test_another_factory_listening_anew_takes_connections_only_where_sessions_reset(self) -> None:
+        """Loose connections go to another factory's engine only where the backend resets the session."""
+        first = self.probe(create_app=classmethod(_listening_factory([])))
+        other = self.probe(
+            create_app=classmethod(_listening_factory([]))
+        )  # another function: another factory
+        if backend_for(sa.make_url(self.urls[0])).resets_sessions:
+            self.assertEqual(other, first, "reset connections should be handed on")
+        else:
+            self.assertTrue(set(other).isdisjoint(first), (first, other))
 
     def test_connection_the_server_dropped_is_replaced(self) -> None:
         for attrs in ({}, {"create_app": classmethod(_listening_factory([]))}):
@@ -361,12 +393,12 @@ class KeeperLimits:
         opened: list[list[t.Any]] = []
         try:
             for i, engine in enumerate(engines):
-                own.adopt({None: engine}, f"limits{i}")
+                own.adopt({None: engine}, AppKey(f"limits{i}", f"limits{i}"))
                 proxies = [engine.raw_connection() for _ in range(per_engine)]
                 opened.append([p.dbapi_connection for p in proxies])
                 for proxy in proxies:
                     proxy.close()
-                own.release({None: engine}, [engine], f"limits{i}")
+                own.release({None: engine}, [engine], AppKey(f"limits{i}", f"limits{i}"))
             case.assertEqual([k.engine for k in own._engines], engines[1:], "the oldest engine should go")
             case.assertEqual(sum(e.pool.checkedin() for e in engines[1:]), MAX_KEPT)
             for connection in opened[0]:

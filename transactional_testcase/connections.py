@@ -4,8 +4,9 @@ Every class builds a new app, whose engines would each connect again and
 initialize their dialect: a PostgreSQL backend process or a MySQL login costs
 2 to 60 ms, the dialect's first-connect queries 1 to 6 ms more, more than the
 rest of a class's setup. So when a class ends its engines are kept, with their
-idle connections in their pools, and the next class built by the same
-``create_app`` with the same config, on the same database:
+idle connections in their pools, and the next class whose app has the same
+Flask-SQLAlchemy extension and engine settings, on the same database, whatever
+its ``create_app`` (each test module's own factory calling the project's, say):
 
 * **uses the kept engine itself** when the engine its own app made is
   interchangeable with it: the same listeners (the same functions, on the
@@ -22,7 +23,8 @@ idle connections in their pools, and the next class built by the same
   SQLAlchemy's ``do_connect`` event: its own dialect initializes on them and
   its ``connect`` listeners run, as on any new connection. On PostgreSQL their
   session is reset first (``DISCARD ALL``), since those listeners will set it
-  up again.
+  up again; on MySQL/MariaDB, which has no such reset, they go only to a class
+  of the same ``create_app`` and config, whose listeners set the same.
 
 Engines and connections are never shared by two classes at once, never
 reused after the database they point at is dropped or rebuilt, never touched
@@ -31,6 +33,10 @@ by a forked child, and closed when the process ends.
 .. versionchanged:: 0.2
    Engines are handed on, not only their connections: a later class skips
    the dialect's initialization too.
+
+.. versionchanged:: 0.4
+   Handed on between classes of different factories too, when their engines
+   are interchangeable (:class:`AppKey`).
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from sqlalchemy.pool import QueuePool
 
 from ._compat import engine_listeners
 from ._types import BindKey
-from .backends import Backend, backend_for, quiet_socket
+from .backends import backend_for, quiet_socket
 
 #: Idle connections kept per process, over every kept engine and database (the
 #: oldest engines are disposed first): enough for a few factories of two or
@@ -56,10 +62,22 @@ from .backends import Backend, backend_for, quiet_socket
 MAX_KEPT = 8
 
 
+class AppKey(t.NamedTuple):
+    """What a class's app is, for handing its engines on."""
+
+    #: The Flask-SQLAlchemy extension the engines came from (its engine
+    #: options) and the engine settings of the app's config: what must match
+    #: for two classes' engines to be interchangeable, with their signatures.
+    engines: t.Hashable
+    #: The factory and the config it was given: connections whose session a
+    #: backend cannot reset go only to a class of the same.
+    factory: t.Hashable
+
+
 class Key(t.NamedTuple):
     """What makes two engines interchangeable (compared whole, as a tuple)."""
 
-    #: The app factory and the config it was given (``_tt_connection_key``).
+    #: :attr:`AppKey.engines` of the class that made them.
     app: t.Hashable
     bind: BindKey
     #: The engine's URL, password included.
@@ -82,6 +100,8 @@ class _Kept(t.NamedTuple):
 
     key: Key
     engine: Engine
+    #: The factory of the class that used it (see :attr:`AppKey.factory`).
+    factory: t.Hashable
 
 
 class _Loose(t.NamedTuple):
@@ -89,6 +109,8 @@ class _Loose(t.NamedTuple):
 
     key: Key
     connection: t.Any
+    #: The factory of the class whose engine it came from.
+    factory: t.Hashable
 
 
 class ConnectionKeeper:
@@ -103,7 +125,7 @@ class ConnectionKeeper:
         #: Each engine's signature as its app built it (before this library
         #: listened on it), and the key of the engines that take loose connections.
         self._signatures: weakref.WeakKeyDictionary[Engine, Signature] = weakref.WeakKeyDictionary()
-        self._keys: weakref.WeakKeyDictionary[Engine, Key] = weakref.WeakKeyDictionary()
+        self._keys: weakref.WeakKeyDictionary[Engine, tuple[Key, t.Hashable]] = weakref.WeakKeyDictionary()
         #: The connection records each engine's pool got back (see ``_check``).
         self._returned: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[t.Any]] = (
             weakref.WeakKeyDictionary()
@@ -116,7 +138,7 @@ class ConnectionKeeper:
 
     # -- a class starts ----------------------------------------------------------
 
-    def adopt(self, engines: t.Mapping[BindKey, Engine], app_key: t.Hashable) -> dict[BindKey, Engine]:
+    def adopt(self, engines: t.Mapping[BindKey, Engine], app_key: AppKey) -> dict[BindKey, Engine]:
         """The engines a class should use instead of ``engines``, the ones its app made.
 
         Call it right after the app is built, before anything listens on its
@@ -128,19 +150,19 @@ class ConnectionKeeper:
             if not _keepable(engine):
                 continue
             signature = self._signature_of(engine)
-            key = _key(app_key, bind, engine)
+            key = _key(app_key.engines, bind, engine)
             kept = self._take_engine(key)
             # The app's own engine again (an app built once for many classes),
             # or one it is interchangeable with.
-            if kept is not None and (kept is engine or self._signatures.get(kept) == signature):
-                self._check(kept)
+            if kept is not None and (kept.engine is engine or self._signatures.get(kept.engine) == signature):
+                self._check(kept.engine)
                 self.stats["engines"] += 1
-                chosen[bind] = kept
+                chosen[bind] = kept.engine
                 continue
             if kept is not None:
-                self._loosen(key, kept)
+                self._loosen(kept)
             if backend_for(engine.url).keeps_connections:
-                self._take_loose(engine, key)
+                self._take_loose(engine, key, app_key.factory)
             self._watch_checkins(engine)
         return chosen
 
@@ -199,16 +221,21 @@ class ConnectionKeeper:
             signature = self._signatures[engine] = _signature(engine)
         return signature
 
-    def _take_engine(self, key: Key) -> Engine | None:
+    def signature(self, engine: Engine) -> Signature:
+        """``engine``'s signature as its app made it: what the app set up on it."""
+        return self._signature_of(engine)
+
+    def _take_engine(self, key: Key) -> _Kept | None:
         with self._lock:
             for i, kept in enumerate(self._engines):
                 if kept.key == key:
                     del self._engines[i]
-                    return kept.engine
+                    return kept
         return None
 
-    def _loosen(self, key: Key, engine: Engine) -> None:
-        """Detach ``engine``'s idle connections for another engine of ``key``; dispose it."""
+    def _loosen(self, kept: _Kept) -> None:
+        """Detach a kept engine's idle connections for another engine of its key; dispose it."""
+        engine = kept.engine
         backend = backend_for(engine.url)
         if backend.keeps_connections:
             pool = t.cast(QueuePool, engine.pool)
@@ -225,15 +252,15 @@ class ConnectionKeeper:
                     _close(dbapi_connection)
                     continue
                 with self._lock:
-                    self._idle.append(_Loose(key, dbapi_connection))
+                    self._idle.append(_Loose(kept.key, dbapi_connection, kept.factory))
                     self.stats["kept"] += 1
         _dispose(engine)
 
-    def _take_loose(self, engine: Engine, key: Key) -> None:
+    def _take_loose(self, engine: Engine, key: Key, factory: t.Hashable) -> None:
         """Let ``engine`` take the loose connections of ``key`` instead of connecting."""
         listening = engine in self._keys
-        self._keys[engine] = key
-        if not listening and any(loose.key == key for loose in self._idle):
+        self._keys[engine] = (key, factory)
+        if not listening and any(self._fits(loose, key, factory) for loose in self._idle):
             event.listen(engine, "do_connect", self._listener(engine))
 
     def _listener(self, engine: Engine) -> t.Callable[..., t.Any]:
@@ -241,17 +268,18 @@ class ConnectionKeeper:
 
         def take(dialect: t.Any, record: t.Any, cargs: t.Any, cparams: t.Any) -> t.Any:
             engine = ref()
-            key = self._keys.get(engine) if engine is not None else None
-            if engine is None or key is None:
+            wanted = self._keys.get(engine) if engine is not None else None
+            if engine is None or wanted is None:
                 return None  # the dialect connects as usual
-            return self._take_alive(key, dialect, backend_for(engine.url))
+            return self._take_alive(*wanted, dialect)
 
         return take
 
-    def _take_alive(self, key: Key, dialect: t.Any, backend: Backend) -> t.Any:
+    def _take_alive(self, key: Key, factory: t.Hashable, dialect: t.Any) -> t.Any:
         # One round trip: a server restarted between two classes must cost a
         # reconnection, not the next class.
-        while (connection := self._take(key)) is not None:
+        backend = backend_for(make_url(key.url))
+        while (connection := self._take(key, factory)) is not None:
             alive = False
             with contextlib.suppress(Exception):  # dead: connect anew
                 alive = backend.ping(dialect, connection)
@@ -261,13 +289,20 @@ class ConnectionKeeper:
             _close(connection)
         return None
 
-    def _take(self, key: Key) -> t.Any:
+    def _take(self, key: Key, factory: t.Hashable) -> t.Any:
         with self._lock:
             for i, loose in enumerate(self._idle):
-                if loose.key == key:
+                if self._fits(loose, key, factory):
                     del self._idle[i]
                     return loose.connection
         return None
+
+    @staticmethod
+    def _fits(loose: _Loose, key: Key, factory: t.Hashable) -> bool:
+        """Whether an engine of ``key`` made by ``factory`` may take ``loose``: its session is reset, or set up alike."""
+        return loose.key == key and (
+            loose.factory == factory or backend_for(make_url(key.url)).resets_sessions
+        )
 
     # -- a class ends ------------------------------------------------------------
 
@@ -275,7 +310,7 @@ class ConnectionKeeper:
         self,
         used: t.Mapping[BindKey, Engine],
         own: t.Iterable[Engine],
-        app_key: t.Hashable | None,
+        app_key: AppKey | None,
     ) -> None:
         """Keep the engines a class ``used`` for the next one; dispose of the rest.
 
@@ -287,7 +322,7 @@ class ConnectionKeeper:
         if app_key is not None:
             for bind, engine in used.items():
                 if _keepable(engine) and _signature(engine) == self._signatures.get(engine):
-                    keeping.append(_Kept(_key(app_key, bind, engine), engine))
+                    keeping.append(_Kept(_key(app_key.engines, bind, engine), engine, app_key.factory))
         kept_engines = {id(k.engine) for k in keeping}
         for engine in {id(e): e for e in (*own, *used.values())}.values():
             if id(engine) not in kept_engines:

@@ -31,7 +31,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from ._compat import live_engines
 from ._types import BindKey
 from .backends import backend_for, model_schemas, reflect_tables
-from .connections import keeper
+from .connections import AppKey, keeper
 from .errors import IsolationError, first_line, mask_url
 from .monitor import StatementMonitor
 from .provisioning import provisioner
@@ -67,9 +67,8 @@ class ClassState:
         self.app_context: AppContext | None = None
         #: Templates and flashed messages of the app's requests.
         self.recorder: RequestRecorder | None = None
-        #: What must match for a later class to take these engines (see ``connections``);
-        #: None: nothing is handed on.
-        self.app_key: t.Hashable = None
+        #: What must match for a later class to take these engines; None: nothing is handed on.
+        self.app_key: AppKey | None = None
         #: The engines the class uses: its app's own, or kept ones of an earlier class.
         self.engines: dict[BindKey, Engine] = {}
         #: The engines its app made.

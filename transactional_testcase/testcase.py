@@ -34,7 +34,7 @@ from ._types import BindKey
 from .app_testcase import AppTestCase, requested_urls
 from .assertions import RequestAssertionsMixin, RequestRecorder
 from .backends import backend_for
-from .connections import keeper
+from .connections import AppKey, keeper
 from .errors import ConfigurationError, IsolationError
 from .monitor import describe
 from .provisioning import keepdb_from_env, provisioner
@@ -146,14 +146,19 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
         return ()
 
     @classmethod
-    def _tt_connection_key(cls, config: t.Mapping[str, t.Any]) -> t.Hashable:
-        """What must match for a later class to take this class's idle connections.
+    def _tt_connection_key(cls, config: t.Mapping[str, t.Any]) -> AppKey:
+        """What must match for a later class to take this class's engines or idle connections.
 
-        The factory, what it was given, and the engine options it applied.
+        The extension (its engine options) and the engine settings the app
+        applied; for connections whose session a backend cannot reset, also
+        the factory and what it was given.
+
+        .. versionchanged:: 0.4
+           Classes of different factories share engines that are interchangeable.
         """
         factory = getattr(cls.create_app, "__func__", cls.create_app)
         applied = {k: cls.app.config.get(k) for k in _ENGINE_SETTINGS}
-        return (factory, repr(sorted(config.items())), repr(applied))
+        return AppKey((cls.db, repr(applied)), (factory, repr(sorted(config.items()))))
 
     @classmethod
     def _tt_settings(
@@ -356,7 +361,10 @@ class TransactionalTestCase(DatabaseTestCase):
             with engine.connect() as conn:
                 return make(conn)
 
-        return provisioner.plan(engine.url, (name, state.app_key), ask)
+        # What the app's connect listeners set up (SQLite's foreign keys) may change the
+        # answer: remembered per extension, engine settings and listeners, not per factory.
+        assert state.app_key is not None
+        return provisioner.plan(engine.url, (name, state.app_key.engines, keeper.signature(engine)), ask)
 
     @classmethod
     def _tt_run_setup_test_data(cls, state: ClassState, redirect: SessionRedirect) -> None:
@@ -500,7 +508,13 @@ def _has_class_data(cls: type[TransactionalTestCase]) -> bool:
 
 _MISSING = object()
 #: The app settings that shape its engines' connections.
-_ENGINE_SETTINGS = ("SQLALCHEMY_ENGINE_OPTIONS", "SQLALCHEMY_BINDS", "SQLALCHEMY_DATABASE_URI")
+_ENGINE_SETTINGS = (
+    "SQLALCHEMY_ENGINE_OPTIONS",
+    "SQLALCHEMY_BINDS",
+    "SQLALCHEMY_DATABASE_URI",
+    "SQLALCHEMY_ECHO",
+    "SQLALCHEMY_RECORD_QUERIES",
+)
 
 
 def _same_database(url: URL, requested: t.Any) -> bool:

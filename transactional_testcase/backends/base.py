@@ -59,6 +59,9 @@ class Backend:
     #: Why a connection failed, by the DBAPI error's code (SQLSTATE, or the
     #: server's error number): ``auth``, ``missing`` or ``permission``.
     connect_failures: t.ClassVar[t.Mapping[str, str]] = {}
+    #: Whether :meth:`reset_session` makes an idle connection like a new one:
+    #: then it may go to a class whose app set its sessions up otherwise.
+    resets_sessions: t.ClassVar[bool] = False
 
     def database_name(self, url: URL) -> str:
         """The name whose ``test`` marker makes a database safe to drop."""

@@ -62,6 +62,7 @@ class PostgreSQLBackend(Backend):
     title = "PostgreSQL"
     keeps_connections = True
     spares_savepoints = True
+    resets_sessions = True  # DISCARD ALL
     # invalid_password, invalid_authorization_specification (no such role,
     # pg_hba refusal), invalid_catalog_name, insufficient_privilege.
     connect_failures = {"28P01": "auth", "28000": "auth", "3D000": "missing", "42501": "permission"}
