@@ -1,7 +1,7 @@
 """Benchmarks of transactional_testcase against its floors and its alternatives, in one run.
 
     python benchmarks/run.py [--backends sqlite,psycopg2,psycopg,pymysql] [--quick]
-                             [--sections 1,2,3,4,5] [--profile]
+                             [--sections 1,2,3,4,5,6] [--profile]
     python -m benchmarks [the same options]
 
 Every figure is measured in this run, on the 21-table, 15-migration app of
@@ -55,6 +55,7 @@ from benchmarks import (
     plugin_cost,
     provisioning,
     servers,
+    small_suite,
     warm_run,
     workers,
 )
@@ -91,6 +92,7 @@ SECTIONS: dict[int, tuple[Measure, Render]] = {
     3: (measure_provisioning, render_provisioning),
     4: (workers.measure, workers.render),
     5: (plugin_cost.measure, plugin_cost.render),
+    6: (small_suite.measure, small_suite.render),
 }
 
 
@@ -145,7 +147,7 @@ def main(command: str = "benchmarks/run.py", prog: str | None = None) -> int:
         help="comma-separated: sqlite, psycopg2, psycopg, pymysql, mysqlclient",
     )
     parser.add_argument("--quick", action="store_true", help="a short run (CI smoke test)")
-    parser.add_argument("--sections", default="1,2,3,4,5", help="which sections to run")
+    parser.add_argument("--sections", default="1,2,3,4,5,6", help="which sections to run")
     parser.add_argument(
         "--profile",
         action="store_true",

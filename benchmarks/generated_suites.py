@@ -178,3 +178,118 @@ class ControlBase(unittest.TestCase):
 """
     + _CLASSES.format(base="ControlBase", prefix="TestControl")
 )
+
+#: Section 6: a small suite the way it was written before the library: ``create_all()``
+#: and ``drop_all()`` around every test.
+SMALL_ORIGINAL_MODULE = (
+    '''\
+"""Four tests, each on tables made with create_all() and dropped with drop_all()."""
+import os, sys, unittest
+
+from benchmarks.schema import create_app, db, models
+
+
+class Original(unittest.TestCase):
+    def setUp(self):
+        self.app = create_app({"SQLALCHEMY_DATABASE_URI": os.environ["BENCH_URL"], "TESTING": True})
+        self.ctx = self.app.app_context()
+        self.ctx.push()
+        db.create_all()
+
+    def tearDown(self):
+        db.session.remove()
+        db.drop_all()
+        self.ctx.pop()
+
+'''
+    + "".join(
+        f"""    def test_{i}(self):
+        db.session.add(models.User(email="u{i}@example.com", username="u{i}", password_hash="x"))
+        db.session.commit()
+        self.assertEqual(db.session.query(models.User).count(), 1)
+
+"""
+        for i in range(4)
+    )
+    + """
+if __name__ == "__main__":
+    program = unittest.main(exit=False, argv=["small_original"])
+    sys.exit(0 if program.result.wasSuccessful() and program.result.testsRun == 4 else 1)
+"""
+)
+
+#: Section 6: the same four tests on the library, reporting where its fixed costs went.
+SMALL_LIBRARY_MODULE = (
+    '''\
+"""The four tests on TransactionalTestCase; the library's fixed costs in $BENCH_OUT."""
+import json, os, sys, time, unittest
+
+from benchmarks.schema import MIGRATIONS_DIR, create_app, db, models
+
+TIMES = {}
+t0 = time.perf_counter()
+from transactional_testcase import TransactionalTestCase
+from transactional_testcase.alembic_runner import AlembicProject
+from transactional_testcase.provisioning import provisioner
+
+TIMES["import_library"] = time.perf_counter() - t0
+_migrate = AlembicProject.migrate
+
+
+def timed_migrate(*args, **kwargs):
+    t0 = time.perf_counter()
+    try:
+        return _migrate(*args, **kwargs)
+    finally:
+        TIMES["migrate"] = TIMES.get("migrate", 0.0) + time.perf_counter() - t0
+
+
+AlembicProject.migrate = timed_migrate
+
+
+class Small(TransactionalTestCase):
+    database_url = os.environ["BENCH_URL"]
+    alembic_config = str(MIGRATIONS_DIR)
+
+    @classmethod
+    def create_app(cls, config):
+        t0 = time.perf_counter()
+        app = create_app(config)
+        TIMES["create_app"] = time.perf_counter() - t0
+        return app
+
+    @classmethod
+    def setUpClass(cls):
+        t0 = time.perf_counter()
+        super().setUpClass()
+        TIMES["setup_class"] = time.perf_counter() - t0
+
+    @classmethod
+    def tearDownClass(cls):
+        t0 = time.perf_counter()
+        super().tearDownClass()
+        TIMES["teardown_class"] = time.perf_counter() - t0
+
+'''
+    + "".join(
+        f"""    def test_{i}(self):
+        db.session.add(models.User(email="u{i}@example.com", username="u{i}", password_hash="x"))
+        db.session.commit()
+        self.assertEqual(db.session.query(models.User).count(), 1)
+
+"""
+        for i in range(4)
+    )
+    + """
+if __name__ == "__main__":
+    program = unittest.main(exit=False, argv=["small_library"])
+    if not program.result.wasSuccessful() or program.result.testsRun != 4:
+        sys.exit(1)
+    t0 = time.perf_counter()
+    provisioner.drop_all()  # what the exit does (atexit), timed here
+    TIMES["exit"] = time.perf_counter() - t0
+    TIMES.setdefault("migrate", 0.0)
+    with open(os.environ["BENCH_OUT"], "w") as f:
+        json.dump(TIMES, f)
+"""
+)

@@ -18,6 +18,7 @@ class Settings:
     s4_rounds: int
     s4_control: bool  # also run the CPU-bound control suite
     s5_rounds: int
+    s6_rounds: int
 
     @classmethod
     def make(cls, quick: bool) -> Settings:
@@ -41,6 +42,7 @@ class Settings:
                 1,
                 False,
                 10,
+                1,
             )
         return cls(
             200,
@@ -61,4 +63,5 @@ class Settings:
             5,
             True,
             40,
+            3,
         )

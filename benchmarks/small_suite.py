@@ -1,0 +1,127 @@
+"""Section 6: a small suite from its first run: the original (``create_all`` per test) against the library.
+
+Four tests on the 21-table, 15-revision benchmark app, each run in a fresh
+process: the original suite, the library's first run (no template: it
+migrates and saves one) and its second run (it clones the template), taking
+turns every round. The library's first run reports where its fixed cost went:
+importing the library, its share of ``setUpClass`` (all but the app's
+``create_app`` and Alembic's migrations), ``tearDownClass``, and dropping the
+databases at exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import typing as t
+
+from benchmarks import servers
+from benchmarks.backend_run import BackendRun
+from benchmarks.databases import drop_templates
+from benchmarks.formatting import Table, ms, ratio_text, secs, verdict
+from benchmarks.generated_suites import SMALL_LIBRARY_MODULE, SMALL_ORIGINAL_MODULE
+from benchmarks.measuring import med, pc
+from benchmarks.settings import Settings
+from benchmarks.workspace import WORK, child_env
+
+#: The library's own share of a first run's fixed cost, at most (seconds): SQLite, then the servers.
+TARGETS = {"sqlite": 0.100, "server": 0.300}
+
+
+def _run(module: str, env: dict[str, str], what: str) -> float:
+    t0 = pc()
+    proc = subprocess.run(
+        [sys.executable, module], check=False, env=env, cwd=WORK, capture_output=True, text=True, timeout=300
+    )
+    wall = pc() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"small suite, {what}: the subprocess failed:\n{proc.stdout}\n{proc.stderr}")
+    return wall
+
+
+def one_round(bench: BackendRun, repeat: int) -> dict[str, t.Any]:
+    """The original, the library's first run, its second run: each a fresh process."""
+    modules = {}
+    for name, text in (("small_original", SMALL_ORIGINAL_MODULE), ("small_library", SMALL_LIBRARY_MODULE)):
+        modules[name] = os.path.join(WORK, f"{name}.py")
+        with open(modules[name], "w") as f:
+            f.write(text)
+    url = bench.url(f"tt_bench_small{repeat}_{{d}}_test")
+    servers.drop_database(url)
+    drop_templates(url)
+    cache = tempfile.mkdtemp(prefix="cache_", dir=WORK)
+    out = os.path.join(WORK, f"small_{bench.driver}_{repeat}.json")
+    try:
+        servers.create_database(url)  # the original suite expects its database to exist
+        original = _run(modules["small_original"], child_env(BENCH_URL=url), "original")
+        servers.drop_database(url)
+        env = child_env(BENCH_URL=url, BENCH_OUT=out, TRANSACTIONAL_TESTCASE_CACHE=cache)
+        first = _run(modules["small_library"], env, "first run")
+        with open(out) as f:
+            times = json.load(f)
+        second = _run(modules["small_library"], env, "second run")
+    finally:
+        servers.drop_database(url)
+        drop_templates(url)
+        shutil.rmtree(cache, ignore_errors=True)
+    own = (
+        times["import_library"]
+        + times["setup_class"]
+        - times["create_app"]
+        - times["migrate"]
+        + times["teardown_class"]
+        + times["exit"]
+    )
+    return {"original": original, "first": first, "second": second, "own": own, **times}
+
+
+def measure(bench: BackendRun) -> None:
+    bench.results["s6_small"] = [one_round(bench, i) for i in range(bench.settings.s6_rounds)]
+
+
+def render(benches: dict[str, BackendRun], settings: Settings) -> str:
+    drivers = [d for d in benches if "s6_small" in benches[d].results]
+    rounds = {d: benches[d].results["s6_small"] for d in drivers}
+    tbl = Table(
+        "6. A small suite from its first run: four tests, each a fresh process",
+        drivers,
+        f"Median of {settings.s6_rounds} round(s), the three runs taking turns. The original makes the 21 "
+        "tables with create_all() and drops them around every test; the library's first run migrates "
+        "(15 revisions) and saves a template, its second run clones it. 'library's own' is its fixed "
+        "cost: importing it, setUpClass less the app's create_app and Alembic's migrations, "
+        "tearDownClass and dropping the databases at exit.",
+    )
+
+    def median(key: str) -> dict[str, float]:
+        return {d: med([r[key] for r in rounds[d]]) for d in drivers}
+
+    tbl.row("original (create_all/drop_all per test), whole process", secs, median("original"))
+    tbl.row("library, first run, whole process", secs, median("first"))
+    tbl.row("library, second run, whole process", secs, median("second"))
+    tbl.row("first run: Alembic's migrations", ms, median("migrate"))
+    tbl.row("first run: the library's own fixed cost", ms, median("own"))
+    tbl.row("  importing the library", ms, median("import_library"))
+    tbl.row(
+        "  setUpClass less create_app and migrations",
+        ms,
+        {d: med([r["setup_class"] - r["create_app"] - r["migrate"] for r in rounds[d]]) for d in drivers},
+    )
+    tbl.row(
+        "  tearDownClass + dropping at exit",
+        ms,
+        {d: med([r["teardown_class"] + r["exit"] for r in rounds[d]]) for d in drivers},
+    )
+    own = median("own")
+    tbl.row(
+        "  target <= 100 ms (SQLite), 300 ms (servers)",
+        verdict,
+        {d: own[d] <= TARGETS["sqlite" if benches[d].family == "sqlite" else "server"] for d in drivers},
+    )
+    ratios = {d: [r["second"] / r["original"] for r in rounds[d]] for d in drivers}
+    tbl.add("second run / original", {d: ratio_text(ratios[d]) for d in drivers})
+    tbl.row("  target < 1 (the second run is faster)", verdict, {d: med(ratios[d]) < 1 for d in drivers})
+    return tbl.render()
