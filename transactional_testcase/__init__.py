@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .app_config import config_class, registered_config
 from .committing import CommittingTestCase, LiveServerTestCase
 from .errors import (
     ConfigurationError,
@@ -31,4 +32,6 @@ __all__ = [
     "TransactionalTestCase",
     "TransactionalTestCaseError",
     "UnsafeDatabaseError",
+    "config_class",
+    "registered_config",
 ]
