@@ -43,7 +43,7 @@ from flask_sqlalchemy import SQLAlchemy
 import transactional_testcase as tt
 from tests.admin import drop_database, server_databases
 from tests.apps import book, plain_alembic
-from tests.matrix import BACKENDS, OuterCase, bind_url, generate_per_backend, require
+from tests.matrix import BACKENDS, OuterCase, bind_url, generate_per_backend, require, require_driver
 from tests.running import run_case, transcript
 from tests.test_runners import ROOT, TIMEOUT, parse_pytest, parse_unittest
 from transactional_testcase import ConfigurationError, UnsafeDatabaseError, app_testcase
@@ -280,6 +280,11 @@ _PG_URL = f"postgresql+psycopg2://user:{SECRET}@127.0.0.1:1/ap_shapes_test"
 
 class SetupErrors(unittest.TestCase):
     """One ConfigurationError naming the fix, and never the password of the URL handed over."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        require_driver("psycopg2")  # the URL handed over names it (its server is never reached)
 
     def error(self, case: type[unittest.TestCase], error: type[BaseException] = ConfigurationError) -> str:
         message = setup_error(self, case, error)
