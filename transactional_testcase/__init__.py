@@ -11,6 +11,7 @@ import importlib
 import typing as t
 
 if t.TYPE_CHECKING:
+    from .app_config import config_class, registered_config
     from .committing import CommittingTestCase, LiveServerTestCase
     from .errors import (
         ConfigurationError,
@@ -41,6 +42,8 @@ _EXPORTS = {
     "TransactionalTestCase": "testcase",
     "TransactionalTestCaseError": "errors",
     "UnsafeDatabaseError": "errors",
+    "config_class": "app_config",
+    "registered_config": "app_config",
 }
 
 __all__ = [
@@ -57,6 +60,8 @@ __all__ = [
     "TransactionalTestCase",
     "TransactionalTestCaseError",
     "UnsafeDatabaseError",
+    "config_class",
+    "registered_config",
 ]
 
 

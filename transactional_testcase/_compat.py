@@ -11,6 +11,11 @@ to 3.13's ``logging``.
    connection facade (:class:`ConnectionFacade`) and the execution context's
    root connection (:func:`root_connection`), which other modules used to reach
    themselves.
+
+.. versionchanged:: 0.5
+   Flask-SQLAlchemy's per-app engine map read without an app context
+   (:func:`app_engine_map`) and its engine creation (:func:`make_app_engine`),
+   for apps built at import.
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ __all__ = [
     "ConnectionFacade",
     "OptionEngine",
     "SavepointSparingConnection",
+    "app_engine_map",
     "engine_listeners",
     "handlers_out_of_reach_of_fileconfig",
     "live_engines",
+    "make_app_engine",
     "revision_steps",
     "rewind",
     "root_connection",
@@ -305,3 +312,50 @@ class ConnectionFacade(Connection):
         # The visitor's statements come back through self.execute().
         self._facade_begin()
         visitorcallable(dialect=self.dialect, connection=self, **kwargs).traverse_single(element)
+
+
+def app_engine_map(db: t.Any, app: t.Any) -> dict[t.Any, Engine] | None:
+    """The engine map Flask-SQLAlchemy keeps for ``app``, or None if ``db`` never met it.
+
+    ``SQLAlchemy._app_engines[app]``: what :attr:`db.engines` returns in an app
+    context of ``app``, read here without one (a class's app is pointed at its
+    test databases before its app context is pushed). Writing its values is
+    what :func:`live_engines` does. Checked against Flask-SQLAlchemy 3.0.5 and
+    3.1.1.
+    """
+    engines: dict[t.Any, Engine] | None = db._app_engines.get(app)
+    return engines
+
+
+def make_app_engine(db: t.Any, app: t.Any, key: str | None, value: t.Any) -> Engine:
+    """A new engine for bind ``key`` of ``app``, made as ``db.init_app(app)`` makes it.
+
+    ``value`` is what ``SQLALCHEMY_DATABASE_URI`` (``key`` None) or
+    ``SQLALCHEMY_BINDS[key]`` would hold: a URL, or a dict of engine options
+    with ``url``. The options are built as ``SQLAlchemy.init_app`` builds them
+    (the extension's ``_engine_options``, ``SQLALCHEMY_ENGINE_OPTIONS`` for the
+    default bind, ``SQLALCHEMY_ECHO``), then passed through the extension's
+    ``_apply_driver_defaults`` (SQLite paths under the instance folder,
+    in-memory SQLite on a ``StaticPool``, MySQL's ``utf8mb4``) and
+    ``_make_engine`` (which a subclass of ``SQLAlchemy`` may override), and
+    ``SQLALCHEMY_RECORD_QUERIES`` listens on it (``record_queries._listen``).
+    Nothing connects. Checked against Flask-SQLAlchemy 3.0.5 and 3.1.1, whose
+    ``init_app`` builds engines identically.
+    """
+    options: dict[str, t.Any] = dict(db._engine_options)
+    if key is None:
+        options.update(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if isinstance(value, dict):
+        options.update(value)
+    else:
+        options["url"] = value
+    echo = app.config.get("SQLALCHEMY_ECHO", False)
+    options.setdefault("echo", echo)
+    options.setdefault("echo_pool", echo)
+    db._apply_driver_defaults(options, app)
+    engine: Engine = db._make_engine(key, options, app)
+    if app.config.get("SQLALCHEMY_RECORD_QUERIES", False):
+        from flask_sqlalchemy import record_queries
+
+        record_queries._listen(engine)
+    return engine

@@ -13,10 +13,19 @@ the class after it.
 
 .. versionadded:: 0.4
    ``MigrationsTestCase`` had a copy of this that printed passwords.
+
+.. versionchanged:: 0.5
+   ``create_app`` is optional: :attr:`~AppTestCase.flask_app` names an app
+   (built at import, whose engines the library points at the test databases)
+   or a factory, and without either the app is found as the ``flask`` command
+   finds it (:mod:`~transactional_testcase.app_discovery`). A ``create_app``
+   that is an instance method or lacks ``@classmethod`` is refused with the fix.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
 import traceback
 import typing as t
@@ -25,16 +34,27 @@ import unittest
 from flask import Flask
 from sqlalchemy.engine import URL, make_url
 
-from . import environment
+from . import app_discovery, environment
 from ._types import BindKey
 from .alembic_runner import AlembicSetting
+from .app_discovery import AppSource
+from .app_engines import PointedEngines
 from .backends import DRIVER_MODULES, check_driver, install_hint
-from .errors import ConfigurationError, MissingDriverError, TransactionalTestCaseError, first_line, scrub
+from .errors import (
+    ConfigurationError,
+    MissingDriverError,
+    TransactionalTestCaseError,
+    first_line,
+    mask_url,
+    scrub,
+)
 from .provisioning import provisioner, worker_url
 from .state import ClassState
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
+
+logger = logging.getLogger("transactional_testcase")
 
 
 class AppTestCase(unittest.TestCase):
@@ -57,12 +77,28 @@ class AppTestCase(unittest.TestCase):
     #: ``{bind_key: url}``: more test databases, passed as ``SQLALCHEMY_BINDS``.
     binds: t.ClassVar[t.Mapping[str, str]] = {}
 
+    #: The app to test when the class defines no :meth:`create_app`: a Flask app
+    #: (built at import: its engines are pointed at the test databases for the
+    #: class), a factory (one that takes a parameter is handed the test
+    #: ``config``), or the import path of either (``"myapp:app"``,
+    #: ``"myapp:create_app"``, ``"myapp"``; ``FLASK_APP``'s syntax). ``None``:
+    #: found as the ``flask`` command finds it (``FLASK_APP``, ``wsgi.py``,
+    #: ``app.py``).
+    #:
+    #: .. versionadded:: 0.5
+    flask_app: t.ClassVar[t.Any] = None
+
     #: The app built by :meth:`create_app`.
     app: t.ClassVar[Flask]
     #: The app's Flask-SQLAlchemy extension.
     db: t.ClassVar[SQLAlchemy]
 
     _tt_state: t.ClassVar[ClassState | None] = None
+    #: Where the running class's app came from, and its pointed engines (apps not built from config).
+    _tt_source: t.ClassVar[AppSource | None] = None
+    _tt_pointed: t.ClassVar[PointedEngines | None] = None
+    #: Per bind key, the setting that chose a pointed app's test database (for safety errors).
+    _tt_pointed_settings: t.ClassVar[dict[BindKey, str]] = {}
 
     # -- hooks ---------------------------------------------------------------------
 
@@ -73,13 +109,21 @@ class AppTestCase(unittest.TestCase):
         ``config`` is a plain dict holding ``TESTING``,
         ``SQLALCHEMY_DATABASE_URI`` and, when :attr:`binds` is set,
         ``SQLALCHEMY_BINDS``. Apply it before ``db.init_app(app)``:
-        Flask-SQLAlchemy 3 builds the engines there.
+        Flask-SQLAlchemy 3 builds the engines there, and
+        ``app.config.update(config)`` after the factory returned is too late.
+        For a factory that takes a config class or name, see
+        :func:`~transactional_testcase.config_class` and
+        :func:`~transactional_testcase.registered_config`.
+
+        Not overridden: the app named by :attr:`flask_app`, else the one the
+        ``flask`` command would find.
+
+        .. versionchanged:: 0.5
+           Optional.
         """
-        raise ConfigurationError(
-            f"{cls.__qualname__} must define the classmethod create_app(cls, config) "
-            "that returns the Flask app built from config, e.g. "
-            "'return myapp.create_app(config)'."
-        )
+        source = cls._tt_source or cls._tt_app_source()
+        app: Flask = source.build(config)
+        return app
 
     @classmethod
     def get_database_url(cls) -> str:
@@ -133,10 +177,14 @@ class AppTestCase(unittest.TestCase):
         try:
             config = cls.get_app_config()
             cls._tt_check_urls(requested_urls(config))
+            source = cls._tt_source = cls._tt_app_source()
             app = cls._tt_build_app(config)
             db = _extension_of(app, cls)
             cls.app, cls.db = app, db
             state.app, state.db = app, db
+            logger.info("%s: testing %s", cls.__qualname__, source.describe())
+            if not source.takes_config:
+                config = cls._tt_point_engines(app, db, config)
             cls._tt_set_up_class(state, config)
         except TransactionalTestCaseError as exc:
             cls._tt_release(state)
@@ -178,44 +226,212 @@ class AppTestCase(unittest.TestCase):
         if cls._tt_state is state:
             cls._tt_state = None
         app = state.app
+        pointed = cls.__dict__.get("_tt_pointed")
+        # The connection keeper disposes of (or keeps) the engines the class handed it.
+        handed_on = {id(e) for e in (*state.own_engines.values(), *state.engines.values())}
         try:
             state.close()
         finally:
-            if app is not None and cls.__dict__.get("app") is app:
-                del cls.app
+            try:
+                if pointed is not None:
+                    cls._tt_pointed = None
+                    pointed.restore(handed_on)
+            finally:
+                cls._tt_source = None
+                if app is not None and cls.__dict__.get("app") is app:
+                    del cls.app
+
+    @classmethod
+    def _tt_app_source(cls) -> AppSource:
+        """Where the class's app comes from: its ``create_app``, :attr:`flask_app`, or the ``flask`` command's rules."""
+        name = cls.__qualname__
+        raw = inspect.getattr_static(cls, "create_app")
+        if raw is not _BASE_CREATE_APP:
+            _check_create_app(cls, raw)
+            return AppSource(name=f"{name}.create_app", found="", factory=cls.create_app, takes_config=True)
+        try:
+            if cls.flask_app is not None:
+                return app_discovery.named(cls.flask_app, name)
+            return app_discovery.discover(name)
+        except TransactionalTestCaseError:
+            raise
+        except ImportError as exc:
+            missing = _missing_driver(exc, f"{name}'s app")
+            if missing is None:
+                raise  # the app's own import: its traceback says more than any message
+            raise missing from None
+        except Exception as exc:
+            where = "".join(traceback.format_exception(exc)).rstrip()
+            raise ConfigurationError(
+                scrub(
+                    f"{name}: importing its app raised {type(exc).__name__}: {exc}\n\n"
+                    f"The traceback:\n{where}",
+                    *_urls(cls.get_app_config()),
+                )
+            ) from None
 
     @classmethod
     def _tt_build_app(cls, config: dict[str, t.Any]) -> Flask:
         """``create_app(config)``, its errors said as the library's, without passwords."""
+        source = cls._tt_source or AppSource(
+            name=f"{cls.__qualname__}.create_app", found="", factory=cls.create_app, takes_config=True
+        )
+        call = source.call
         try:
             app = cls.create_app(config)
         except TransactionalTestCaseError:
             raise
         except ImportError as exc:
-            driver = DRIVER_MODULES.get((exc.name or "").split(".")[0])
-            if driver is None:
+            missing = _missing_driver(exc, call)
+            if missing is None:
                 raise  # the app's own import: its traceback says more than any message
-            raise MissingDriverError(
-                f"{cls.__qualname__}.create_app() needs the {driver!r} database driver, "
-                f"which is not installed: {install_hint(driver)}."
-            ) from None
+            raise missing from None
         except Exception as exc:
             # The factory's own traceback, told here with the passwords scrubbed:
             # chained, it would print the exception's message as the app wrote it.
             where = "".join(traceback.format_exception(exc)).rstrip()
+            found = f" (found through {source.found})" if source.found else ""
+            hint = (
+                "\n\nIt was handed the test configuration, a dict: a factory that takes a config name "
+                "or class needs a create_app(cls, config) classmethod that calls it with "
+                "registered_config() or config_class() (see docs/guide/app-factory.rst)."
+                if source.found and source.takes_config
+                else ""
+            )
             raise ConfigurationError(
                 scrub(
-                    f"{cls.__qualname__}.create_app(config) raised {type(exc).__name__}: {exc}\n\n"
+                    f"{call}{found} raised {type(exc).__name__}: {exc}{hint}\n\n"
                     f"The factory's traceback:\n{where}",
                     *_urls(config),
                 )
             ) from None
         if not isinstance(app, Flask):
             raise ConfigurationError(
-                f"{cls.__qualname__}.create_app(config) returned {app!r}, not a Flask app: "
-                "it must return the application it built."
+                f"{call} returned {app!r:.100}, not a Flask app: it must return the application it built."
             )
         return app
+
+    @classmethod
+    def _tt_point_engines(cls, app: Flask, db: SQLAlchemy, config: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Point the engines of an app not built from ``config`` at the test databases; the config used.
+
+        Per bind: the database the class names (:attr:`database_url`,
+        ``TEST_DATABASE_URL``, :attr:`binds`), else the app's own, each with the
+        worker's suffix under a parallel runner (and refused later unless its
+        name contains ``test``).
+        """
+        own = app_engine_map_of(db, app)
+        given = cls._tt_url_given()
+        app_binds = app.config.get("SQLALCHEMY_BINDS") or {}
+        urls: dict[BindKey, t.Any] = {}
+        settings: dict[BindKey, str] = {}
+        for key, engine in own.items():
+            if key is None:
+                if given:
+                    url = config["SQLALCHEMY_DATABASE_URI"]
+                    settings[key] = "database_url (or the TEST_DATABASE_URL environment variable)"
+                else:
+                    url = cls._tt_url_for(engine.url, key)
+                    settings[key] = (
+                        "the app's own SQLALCHEMY_DATABASE_URI (or set database_url or the "
+                        "TEST_DATABASE_URL environment variable)"
+                    )
+                urls[key] = url
+            else:
+                if key in cls.binds:
+                    url = config["SQLALCHEMY_BINDS"][key]
+                    settings[key] = f"binds[{key!r}]"
+                else:
+                    url = cls._tt_url_for(engine.url, key)
+                    settings[key] = f"the app's own SQLALCHEMY_BINDS[{key!r}] (or set binds[{key!r}])"
+                value = app_binds.get(key)
+                urls[key] = {**value, "url": url} if isinstance(value, dict) else url
+        cls._tt_check_urls(urls)
+        cls._tt_pointed_settings = settings
+        cls._tt_pointed = PointedEngines(app, db, urls, config)
+        logger.info(
+            "%s: the engines of %s were built from its own configuration (not from the config the "
+            "library hands over); pointed at the test databases for the class: %s",
+            cls.__qualname__,
+            cls._tt_source.name if cls._tt_source else app.name,
+            ", ".join(
+                f"{'default' if k is None else k} -> {mask_url(e.url)}"
+                for k, e in cls._tt_pointed.test.items()
+            ),
+        )
+        effective = dict(config)
+        if None in urls:
+            effective["SQLALCHEMY_DATABASE_URI"] = urls[None]
+        binds = {k: v for k, v in urls.items() if k is not None}
+        if binds:
+            effective["SQLALCHEMY_BINDS"] = binds
+        return effective
+
+    @classmethod
+    def _tt_url_given(cls) -> bool:
+        """Whether the class names its default database, rather than falling back to a temporary SQLite file."""
+        if cls.database_url or os.environ.get(environment.DATABASE_URL):
+            return True
+        return any(
+            getattr(getattr(cls, name), "__func__", None) is not getattr(AppTestCase, name).__func__
+            for name in ("get_database_url", "get_app_config")
+        )
+
+
+_BASE_CREATE_APP = AppTestCase.__dict__["create_app"]
+
+
+def app_engine_map_of(db: SQLAlchemy, app: Flask) -> dict[BindKey, t.Any]:
+    """The app's own engines per bind key (read without an app context)."""
+    from ._compat import app_engine_map
+
+    return dict(app_engine_map(db, app) or {})
+
+
+def _check_create_app(cls: type, raw: t.Any) -> None:
+    """Refuse a ``create_app`` the class setup cannot call, naming the fix."""
+    name = cls.__qualname__
+    example = (
+        "\n\n    @classmethod\n    def create_app(cls, config):\n        return myapp.create_app(config)"
+    )
+    if inspect.isfunction(raw):
+        params = list(inspect.signature(raw).parameters)
+        if len(params) <= 1:
+            raise ConfigurationError(
+                f"{name}.create_app({', '.join(params)}) is an instance method (Flask-Testing's form), but "
+                "the app is built once per class, in setUpClass, before any test instance exists: make it "
+                "a classmethod that takes the test configuration and applies it before db.init_app(app):"
+                f"{example}"
+            )
+        raise ConfigurationError(
+            f"{name}.create_app({', '.join(params)}) is missing @classmethod: the app is built once per "
+            f"class, in setUpClass. Add the decorator:{example}"
+        )
+    if isinstance(raw, classmethod | staticmethod):
+        func = raw.__func__
+        needed = 2 if isinstance(raw, classmethod) else 1
+        try:
+            inspect.signature(func).bind(*range(needed))
+        except TypeError:
+            names = ", ".join(inspect.signature(func).parameters)
+            raise ConfigurationError(
+                f"{name}.create_app({names}) takes no config: it must take the test configuration "
+                "(a dict) and apply it before db.init_app(app), where Flask-SQLAlchemy 3 builds the "
+                f"engines:{example}\n\nFor an app built without it, set flask_app = the app (or "
+                "'myapp:app') instead: the library then points its engines at the test databases."
+            ) from None
+        except ValueError:
+            return
+
+
+def _missing_driver(exc: ImportError, who: str) -> MissingDriverError | None:
+    """A :class:`MissingDriverError` when ``exc`` is a database driver's import; None for the app's own."""
+    driver = DRIVER_MODULES.get((exc.name or "").split(".")[0])
+    if driver is None:
+        return None  # the app's own import: its traceback says more than any message
+    return MissingDriverError(
+        f"{who} needs the {driver!r} database driver, which is not installed: {install_hint(driver)}."
+    )
 
 
 #: The setup errors said in full in this process: (type, message with the

@@ -21,6 +21,7 @@ cleanup (after ``tearDown``, whatever happened)
 from __future__ import annotations
 
 import contextlib
+import logging
 import typing as t
 
 import sqlalchemy as sa
@@ -35,12 +36,12 @@ from .app_testcase import AppTestCase, requested_urls
 from .assertions import RequestAssertionsMixin, RequestRecorder
 from .backends import backend_for
 from .connections import AppKey, keeper
-from .errors import ConfigurationError, IsolationError
+from .errors import ConfigurationError, IsolationError, MigrationError, first_line, mask_url, scrub
 from .monitor import describe
-from .provisioning import keepdb_from_env, provisioner
+from .provisioning import keepdb_from_env, provisioner, worker_id
 from .redirect import SessionRedirect
 from .schema import schema_source
-from .state import ClassState
+from .state import ClassState, bind_name
 from .transaction import TransactionSet
 
 if t.TYPE_CHECKING:
@@ -48,6 +49,7 @@ if t.TYPE_CHECKING:
     from flask.testing import FlaskClient
 
 _T = t.TypeVar("_T")
+logger = logging.getLogger("transactional_testcase")
 
 
 class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
@@ -112,9 +114,31 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
                 "(app.config.update(config) before db.init_app(app))."
             )
         state.backends = {key: backend_for(e.url) for key, e in engines.items()}
+        requested = requested_urls(config)
+        cls._tt_check_engine_urls(engines, requested)
         schema = schema_source(cls.alembic_config, app, db, engines)
-        settings = cls._tt_settings(engines, requested_urls(config))
-        provisioner.ensure(app, db, engines, schema, settings, keepdb=cls._tt_keepdb())
+        settings = cls._tt_settings(engines, requested)
+        try:
+            provisioner.ensure(app, db, engines, schema, settings, keepdb=cls._tt_keepdb())
+        except MigrationError as exc:
+            memory = [
+                (key, e)
+                for key, e in engines.items()
+                if backend_for(e.url).is_memory(e.url) and not _ours(e, key, requested)
+            ]
+            if not memory:
+                raise
+            key, engine = memory[0]
+            raise ConfigurationError(
+                scrub(
+                    f"{cls.__qualname__}: the app's {bind_name(key)} engine is in-memory SQLite "
+                    f"({mask_url(engine.url)}), not the database handed over in {_config_key(key)} "
+                    f"({_masked(requested.get(key))}), and migrating it failed: each connection to an "
+                    "in-memory database is a new, empty database of its own. "
+                    f"{_FIX} The migration error: {first_line(exc)}",
+                    *_requested_urls(requested),
+                )
+            ) from None
         if diagnostics.enabled():
             state.log = diagnostics.TransactionLog()
             state.log.listen(engines.values())
@@ -156,17 +180,64 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
         .. versionchanged:: 0.4
            Classes of different factories share engines that are interchangeable.
         """
-        factory = getattr(cls.create_app, "__func__", cls.create_app)
+        source = cls._tt_source
+        # The class's own create_app: its function, shared by the subclasses that inherit it.
+        if source is None or not source.found:
+            factory: t.Hashable = getattr(cls.create_app, "__func__", cls.create_app)
+        else:
+            factory = source.identity
         applied = {k: cls.app.config.get(k) for k in _ENGINE_SETTINGS}
         return AppKey((cls.db, repr(applied)), (factory, repr(sorted(config.items()))))
+
+    @classmethod
+    def _tt_check_engine_urls(
+        cls, engines: t.Mapping[BindKey, Engine], requested: t.Mapping[BindKey, t.Any]
+    ) -> None:
+        """Refuse, before any test, engines that ignore the URLs handed over where that breaks the run.
+
+        Under a parallel runner every worker's app would use (and drop) the
+        same database: refused, unless the name holds the worker's name. Elsewhere
+        such engines are provisioned as they are, and said in the log.
+        """
+        worker = worker_id()
+        for key, engine in engines.items():
+            if _ours(engine, key, requested):
+                continue
+            backend = backend_for(engine.url)
+            handed = (
+                f"not the database handed over in {_config_key(key)} ({_masked(requested[key])})"
+                if key in requested
+                else f"and no database was handed over for it (binds has no {key!r})"
+            )
+            shared = worker is not None and not backend.is_memory(engine.url)
+            if shared and worker.lower() not in backend.database_name(engine.url).lower():  # type: ignore[union-attr]
+                raise ConfigurationError(
+                    scrub(
+                        f"{cls.__qualname__}: under a parallel runner (this is worker {worker}) each worker "
+                        f"needs databases of its own, but the app's {bind_name(key)} engine uses "
+                        f"{mask_url(engine.url)}, {handed}: every worker would use and drop that same "
+                        f"database. {_FIX if key in requested else _BIND_FIX.format(key=key)}",
+                        *_requested_urls(requested),
+                    )
+                )
+            logger.info(
+                "%s: the app's %s engine uses %s, %s",
+                cls.__qualname__,
+                bind_name(key),
+                mask_url(engine.url),
+                handed,
+            )
 
     @classmethod
     def _tt_settings(
         cls, engines: t.Mapping[BindKey, Engine], requested: t.Mapping[BindKey, t.Any]
     ) -> dict[BindKey, str]:
         """Name, per engine, the setting that chose its URL (for safety errors)."""
-        settings: dict[BindKey, str] = {}
+        pointed = cls._tt_pointed_settings if cls.__dict__.get("_tt_pointed") is not None else {}
+        settings: dict[BindKey, str] = dict(pointed)
         for key, engine in engines.items():
+            if key in settings:
+                continue
             ours = key in requested and _same_database(engine.url, requested[key])
             if key is None:
                 settings[key] = (
@@ -514,6 +585,36 @@ _ENGINE_SETTINGS = (
     "SQLALCHEMY_DATABASE_URI",
     "SQLALCHEMY_ECHO",
     "SQLALCHEMY_RECORD_QUERIES",
+)
+
+
+def _ours(engine: Engine, key: BindKey, requested: t.Mapping[BindKey, t.Any]) -> bool:
+    return key in requested and _same_database(engine.url, requested[key])
+
+
+def _config_key(key: BindKey) -> str:
+    return "config['SQLALCHEMY_DATABASE_URI']" if key is None else f"config['SQLALCHEMY_BINDS'][{key!r}]"
+
+
+def _masked(value: t.Any) -> str:
+    return mask_url(value.get("url", "") if isinstance(value, dict) else value)
+
+
+def _requested_urls(requested: t.Mapping[BindKey, t.Any]) -> list[t.Any]:
+    return [v.get("url") if isinstance(v, dict) else v for v in requested.values()]
+
+
+#: The fix for an app whose engines ignore the config handed over.
+_FIX = (
+    "Make the factory apply the config it is given before db.init_app(app) "
+    "(app.config.update(config) there; for a factory that takes a config class or name, "
+    "config_class() or registered_config()), or name an app built at import with flask_app "
+    "so that the library points its engines at the test databases itself: see "
+    "docs/guide/app-factory.rst and docs/guide/app-without-factory.rst."
+)
+_BIND_FIX = (
+    "Set binds = {{{key!r}: '<a URL whose database name contains test>'}} on the class and make "
+    "the factory apply config['SQLALCHEMY_BINDS'] before db.init_app(app)."
 )
 
 
