@@ -179,6 +179,17 @@ class ControlBase(unittest.TestCase):
     + _CLASSES.format(base="ControlBase", prefix="TestControl")
 )
 
+#: Section 6's four tests, the same in both suites: each adds a user, commits and counts.
+_SMALL_TESTS = "".join(
+    f"""    def test_{i}(self):
+        db.session.add(models.User(email="u{i}@example.com", username="u{i}", password_hash="x"))
+        db.session.commit()
+        self.assertEqual(db.session.query(models.User).count(), 1)
+
+"""
+    for i in range(4)
+)
+
 #: Section 6: a small suite the way it was written before the library: ``create_all()``
 #: and ``drop_all()`` around every test.
 SMALL_ORIGINAL_MODULE = (
@@ -202,15 +213,7 @@ class Original(unittest.TestCase):
         self.ctx.pop()
 
 '''
-    + "".join(
-        f"""    def test_{i}(self):
-        db.session.add(models.User(email="u{i}@example.com", username="u{i}", password_hash="x"))
-        db.session.commit()
-        self.assertEqual(db.session.query(models.User).count(), 1)
-
-"""
-        for i in range(4)
-    )
+    + _SMALL_TESTS
     + """
 if __name__ == "__main__":
     program = unittest.main(exit=False, argv=["small_original"])
@@ -271,15 +274,7 @@ class Small(TransactionalTestCase):
         TIMES["teardown_class"] = time.perf_counter() - t0
 
 '''
-    + "".join(
-        f"""    def test_{i}(self):
-        db.session.add(models.User(email="u{i}@example.com", username="u{i}", password_hash="x"))
-        db.session.commit()
-        self.assertEqual(db.session.query(models.User).count(), 1)
-
-"""
-        for i in range(4)
-    )
+    + _SMALL_TESTS
     + """
 if __name__ == "__main__":
     program = unittest.main(exit=False, argv=["small_library"])

@@ -13,6 +13,9 @@ summarise a result for assertions and their messages.
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
 import typing as t
 import unittest
 
@@ -136,3 +139,26 @@ def transcript(result: unittest.TestResult, *notes: str) -> str:
     for test, traceback in result.errors + result.failures:
         lines.append(f"--- {test}\n{traceback}")
     return "\n".join(lines)
+
+
+def run_command(
+    argv: list[str], env: dict[str, str], cwd: str | os.PathLike[str], timeout: float
+) -> tuple[int, str]:
+    """Run ``argv`` in ``cwd``; its exit code and output. Its whole process group is killed on timeout."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        raise AssertionError(f"{' '.join(argv)} did not finish within {timeout:.0f} s:\n{output}") from None
+    return proc.returncode, output

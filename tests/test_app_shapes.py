@@ -26,8 +26,6 @@ import importlib
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import typing as t
@@ -44,7 +42,7 @@ import transactional_testcase as tt
 from tests.admin import drop_database, server_databases
 from tests.apps import book, plain_alembic
 from tests.matrix import BACKENDS, OuterCase, bind_url, generate_per_backend, require, require_driver
-from tests.running import run_case, transcript
+from tests.running import run_case, run_command, transcript
 from tests.test_runners import ROOT, TIMEOUT, parse_pytest, parse_unittest
 from transactional_testcase import ConfigurationError, UnsafeDatabaseError, app_testcase
 from transactional_testcase.provisioning import provisioner
@@ -477,7 +475,7 @@ class ShapeRuns(unittest.TestCase):
             SHAPES_REPORT=report,
             **env,
         )
-        code, output = _run_in(folder, argv, full)
+        code, output = run_command(argv, full, folder, TIMEOUT)
         context = f"\n--- {runner} in {folder.name} ---\n{output}"
         summary = parse(output)
         self.assertEqual((summary.ran, summary.passed, code), (4, 4, 0), context)
@@ -531,27 +529,6 @@ def functools_partial_drop(url: sa.URL) -> t.Callable[[], None]:
             drop_database(url.set(database=name), force=True)
 
     return drop
-
-
-def _run_in(folder: Path, argv: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run ``argv`` in ``folder`` (the project's root, for the runner and FLASK_APP); kill it on timeout."""
-    proc = subprocess.Popen(
-        argv,
-        cwd=folder,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        raise AssertionError(f"{' '.join(argv)} did not finish within {TIMEOUT:.0f} s:\n{output}") from None
-    return proc.returncode, output
 
 
 def _add_runs(cls: type[ShapeRuns]) -> type[ShapeRuns]:

@@ -31,7 +31,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,6 +46,7 @@ import sqlalchemy as sa
 from tests.admin import drop_database, server_databases
 from tests.matrix import BACKENDS, require, selected_backends
 from tests.runner_suite import exit_after_session, sample_cases
+from tests.running import run_command
 from transactional_testcase import provisioning
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -304,7 +304,7 @@ class RunnerMatrix(unittest.TestCase):
             drop_server_databases(url, *ours)  # leftovers of a killed run with our pid
             self.addCleanup(drop_server_databases, url, *ours)
 
-        returncode, output = _run(runner.argv, env)
+        returncode, output = run_command(runner.argv, env, ROOT, TIMEOUT)
         used: dict[str, set[int]] = defaultdict(set)
         if os.path.exists(report):
             with open(report, encoding="utf-8") as f:
@@ -344,27 +344,6 @@ class RunnerMatrix(unittest.TestCase):
             self.assertEqual((url.host, url.port), (run.url.host, run.url.port))
             self.assertTrue((url.database or "").startswith(run.base), url.database)
         return server_databases(run.url, run.base)
-
-
-def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run ``argv`` from the project root; kill its whole process group on timeout."""
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        raise AssertionError(f"{' '.join(argv)} did not finish within {TIMEOUT:.0f} s:\n{output}") from None
-    return proc.returncode, output
 
 
 _MatrixBase = RunnerMatrix if t.TYPE_CHECKING else object  # a mixin: not collected by itself
