@@ -12,7 +12,7 @@ to 3.13's ``logging``.
    root connection (:func:`root_connection`), which other modules used to reach
    themselves.
 
-.. versionchanged:: 0.5
+.. versionchanged:: 0.4
    Flask-SQLAlchemy's per-app engine map read without an app context
    (:func:`app_engine_map`) and its engine creation (:func:`make_app_engine`),
    for apps built at import.

@@ -13,7 +13,7 @@ Either way the test URLs are in place before the factory's ``db.init_app(app)``;
 ``app.config.update(config)`` after the factory returns is too late for
 Flask-SQLAlchemy 3, which builds its engines in ``init_app``.
 
-.. versionadded:: 0.5
+.. versionadded:: 0.4
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ The rules are Flask's (``flask.cli.find_best_app`` and ``locate_app``); the code
 is this library's: it reports one :class:`~transactional_testcase.ConfigurationError`
 that says what was looked for, instead of Flask's ``NoAppException``.
 
-.. versionadded:: 0.5
+.. versionadded:: 0.4
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ the app's own (which never connect), and sets ``SQLALCHEMY_DATABASE_URI``,
 for the class. :meth:`PointedEngines.restore` puts back the app's own engines
 and configuration after the class.
 
-.. versionadded:: 0.5
+.. versionadded:: 0.4
 """
 
 from __future__ import annotations

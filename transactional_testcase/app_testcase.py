@@ -14,7 +14,7 @@ the class after it.
 .. versionadded:: 0.4
    ``MigrationsTestCase`` had a copy of this that printed passwords.
 
-.. versionchanged:: 0.5
+.. versionchanged:: 0.4
    ``create_app`` is optional: :attr:`~AppTestCase.flask_app` names an app
    (built at import, whose engines the library points at the test databases)
    or a factory, and without either the app is found as the ``flask`` command
@@ -85,7 +85,7 @@ class AppTestCase(unittest.TestCase):
     #: found as the ``flask`` command finds it (``FLASK_APP``, ``wsgi.py``,
     #: ``app.py``).
     #:
-    #: .. versionadded:: 0.5
+    #: .. versionadded:: 0.4
     flask_app: t.ClassVar[t.Any] = None
 
     #: The app built by :meth:`create_app`.
@@ -95,10 +95,6 @@ class AppTestCase(unittest.TestCase):
 
     _tt_state: t.ClassVar[ClassState | None] = None
     #: Where the running class's app came from, and its pointed engines (apps not built from config).
-    _tt_source: t.ClassVar[AppSource | None] = None
-    _tt_pointed: t.ClassVar[PointedEngines | None] = None
-    #: Per bind key, the setting that chose a pointed app's test database (for safety errors).
-    _tt_pointed_settings: t.ClassVar[dict[BindKey, str]] = {}
 
     # -- hooks ---------------------------------------------------------------------
 
@@ -118,10 +114,11 @@ class AppTestCase(unittest.TestCase):
         Not overridden: the app named by :attr:`flask_app`, else the one the
         ``flask`` command would find.
 
-        .. versionchanged:: 0.5
+        .. versionchanged:: 0.4
            Optional.
         """
-        source = cls._tt_source or cls._tt_app_source()
+        state = cls._tt_state
+        source = state.source if state is not None and state.source is not None else cls._tt_app_source()
         app: Flask = source.build(config)
         return app
 
@@ -177,14 +174,14 @@ class AppTestCase(unittest.TestCase):
         try:
             config = cls.get_app_config()
             cls._tt_check_urls(requested_urls(config))
-            source = cls._tt_source = cls._tt_app_source()
+            source = state.source = cls._tt_app_source()
             app = cls._tt_build_app(config)
             db = _extension_of(app, cls)
             cls.app, cls.db = app, db
             state.app, state.db = app, db
             logger.info("%s: testing %s", cls.__qualname__, source.describe())
             if not source.takes_config:
-                config = cls._tt_point_engines(app, db, config)
+                config = cls._tt_point_engines(state, config)
             cls._tt_set_up_class(state, config)
         except TransactionalTestCaseError as exc:
             cls._tt_release(state)
@@ -226,20 +223,11 @@ class AppTestCase(unittest.TestCase):
         if cls._tt_state is state:
             cls._tt_state = None
         app = state.app
-        pointed = cls.__dict__.get("_tt_pointed")
-        # The connection keeper disposes of (or keeps) the engines the class handed it.
-        handed_on = {id(e) for e in (*state.own_engines.values(), *state.engines.values())}
         try:
             state.close()
         finally:
-            try:
-                if pointed is not None:
-                    cls._tt_pointed = None
-                    pointed.restore(handed_on)
-            finally:
-                cls._tt_source = None
-                if app is not None and cls.__dict__.get("app") is app:
-                    del cls.app
+            if app is not None and cls.__dict__.get("app") is app:
+                del cls.app
 
     @classmethod
     def _tt_app_source(cls) -> AppSource:
@@ -273,7 +261,8 @@ class AppTestCase(unittest.TestCase):
     @classmethod
     def _tt_build_app(cls, config: dict[str, t.Any]) -> Flask:
         """``create_app(config)``, its errors said as the library's, without passwords."""
-        source = cls._tt_source or AppSource(
+        state = cls._tt_state
+        source = (state.source if state is not None else None) or AppSource(
             name=f"{cls.__qualname__}.create_app", found="", factory=cls.create_app, takes_config=True
         )
         call = source.call
@@ -312,7 +301,7 @@ class AppTestCase(unittest.TestCase):
         return app
 
     @classmethod
-    def _tt_point_engines(cls, app: Flask, db: SQLAlchemy, config: dict[str, t.Any]) -> dict[str, t.Any]:
+    def _tt_point_engines(cls, state: ClassState, config: dict[str, t.Any]) -> dict[str, t.Any]:
         """Point the engines of an app not built from ``config`` at the test databases; the config used.
 
         Per bind: the database the class names (:attr:`database_url`,
@@ -320,6 +309,7 @@ class AppTestCase(unittest.TestCase):
         worker's suffix under a parallel runner (and refused later unless its
         name contains ``test``).
         """
+        app, db = cls.app, cls.db
         own = app_engine_map_of(db, app)
         given = cls._tt_url_given()
         app_binds = app.config.get("SQLALCHEMY_BINDS") or {}
@@ -347,16 +337,15 @@ class AppTestCase(unittest.TestCase):
                 value = app_binds.get(key)
                 urls[key] = {**value, "url": url} if isinstance(value, dict) else url
         cls._tt_check_urls(urls)
-        cls._tt_pointed_settings = settings
-        cls._tt_pointed = PointedEngines(app, db, urls, config)
+        state.pointed_settings = settings
+        pointed = state.pointed = PointedEngines(app, db, urls, config)
         logger.info(
             "%s: the engines of %s were built from its own configuration (not from the config the "
             "library hands over); pointed at the test databases for the class: %s",
             cls.__qualname__,
-            cls._tt_source.name if cls._tt_source else app.name,
+            state.source.name if state.source else app.name,
             ", ".join(
-                f"{'default' if k is None else k} -> {mask_url(e.url)}"
-                for k, e in cls._tt_pointed.test.items()
+                f"{'default' if k is None else k} -> {mask_url(e.url)}" for k, e in pointed.test.items()
             ),
         )
         effective = dict(config)

@@ -10,9 +10,10 @@ in one fixed order, the reverse of ``setUpClass``'s:
 4. forget the schema plans if the class's tests could change the schema;
 5. stop watching statements (diagnostics log, statement monitor);
 6. hand the engines on to the next class, or dispose of them;
-7. drop the databases that live only as long as the class (migration checks);
-8. stop recording templates and flashed messages;
-9. pop the class's app context.
+7. give a module-level app its own engines and configuration back;
+8. drop the databases that live only as long as the class (migration checks);
+9. stop recording templates and flashed messages;
+10. pop the class's app context.
 
 .. versionadded:: 0.4
    Replaces the callbacks registered across five methods and the loose class
@@ -41,6 +42,8 @@ if t.TYPE_CHECKING:
     from flask.ctx import AppContext
     from flask_sqlalchemy import SQLAlchemy
 
+    from .app_discovery import AppSource
+    from .app_engines import PointedEngines
     from .assertions import RequestRecorder
     from .backends import Backend, ConstraintChecker, TableEmptier
     from .diagnostics import TransactionLog
@@ -91,6 +94,14 @@ class ClassState:
         self.live_server: LiveServer | None = None
         #: Databases made for the class alone, dropped after it.
         self.databases_to_drop: list[URL] = []
+        #: Where the class's app came from: its ``create_app``, ``flask_app``, or discovery.
+        self.source: AppSource | None = None
+        #: A module-level app's engines, pointed at the test databases for the class.
+        self.pointed: PointedEngines | None = None
+        #: Per bind key, the setting that chose a pointed app's test database (for safety errors).
+        self.pointed_settings: dict[BindKey, str] = {}
+        #: Ids of the engines :meth:`close` hands to the connection keeper.
+        self._handed_on: set[int] = set()
 
     def begin(self) -> TransactionSet:
         """A connection per engine, each in a transaction of its own (the class's or a test's)."""
@@ -144,6 +155,8 @@ class ClassState:
         raised at the end. Safe to call again: done steps find nothing to undo.
         """
         errors: list[BaseException] = []
+        # The engines the connection keeper disposes of or keeps (step 6), not step 7.
+        self._handed_on = {id(e) for e in (*self.own_engines.values(), *self.engines.values())}
         for step in (
             self._stop_live_server,
             self._end_class_transaction,
@@ -151,6 +164,7 @@ class ClassState:
             self._forget_plans,
             self._stop_watching,
             self._release_engines,
+            self._restore_pointed_engines,
             self._drop_databases,
             self._stop_recording,
             self._pop_app_context,
@@ -204,6 +218,11 @@ class ClassState:
         finally:
             # The engines are the app's: kept for the next class or disposed of, whatever happens.
             keeper.release(used, own.values(), self.app_key)
+
+    def _restore_pointed_engines(self) -> None:
+        pointed, self.pointed = self.pointed, None
+        if pointed is not None:
+            pointed.restore(self._handed_on)
 
     def _drop_databases(self) -> None:
         while self.databases_to_drop:

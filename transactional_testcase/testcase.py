@@ -180,7 +180,7 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
         .. versionchanged:: 0.4
            Classes of different factories share engines that are interchangeable.
         """
-        source = cls._tt_source
+        source = cls._tt_state.source if cls._tt_state is not None else None
         # The class's own create_app: its function, shared by the subclasses that inherit it.
         if source is None or not source.found:
             factory: t.Hashable = getattr(cls.create_app, "__func__", cls.create_app)
@@ -233,8 +233,10 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
         cls, engines: t.Mapping[BindKey, Engine], requested: t.Mapping[BindKey, t.Any]
     ) -> dict[BindKey, str]:
         """Name, per engine, the setting that chose its URL (for safety errors)."""
-        pointed = cls._tt_pointed_settings if cls.__dict__.get("_tt_pointed") is not None else {}
-        settings: dict[BindKey, str] = dict(pointed)
+        state = cls._tt_state
+        settings: dict[BindKey, str] = (
+            dict(state.pointed_settings) if state is not None and state.pointed else {}
+        )
         for key, engine in engines.items():
             if key in settings:
                 continue
