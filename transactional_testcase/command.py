@@ -116,7 +116,9 @@ def _chosen(found: list[Leftover], args: argparse.Namespace) -> list[Leftover]:
             continue
         if args.kept and leftover.kind != "kept":
             continue
-        names = (leftover.name, os.path.basename(leftover.name))
+        # A SQLite file by its path, its file name, or its name without ".db".
+        base = os.path.basename(leftover.name)
+        names = (leftover.name, base, os.path.splitext(base)[0])
         if args.name and not any(fnmatch.fnmatchcase(n, g) for g in args.name for n in names):
             continue
         chosen.append(leftover)
