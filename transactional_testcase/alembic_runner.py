@@ -65,7 +65,7 @@ class AlembicProject:
     migrated or checked; the revisions are imported later still. A run that
     reuses or clones its databases never imports Alembic.
 
-    .. versionchanged:: 0.5
+    .. versionchanged:: 0.4
        Alembic is imported on first use, not when the project is found.
     """
 

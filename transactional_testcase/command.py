@@ -16,7 +16,7 @@ and the kept SQLite databases it names. Only databases made by this library
 are ever listed or dropped. ``drop`` says what it would drop and drops nothing
 without ``--yes``.
 
-.. versionadded:: 0.5
+.. versionadded:: 0.4
 """
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ class Provisioner:
     def default_sqlite_url(self, keepdb: bool = False) -> str:
         """A SQLite file: in a temporary folder of this process, or a stable one for keepdb.
 
-        .. versionchanged:: 0.5
+        .. versionchanged:: 0.4
            Named after the project (:func:`project_root`): two projects on one
            machine no longer share the kept file, nor evict each other's templates.
         """
@@ -559,7 +559,7 @@ def _template_prefix(url: URL, key: str | None, kind: str = "alembic") -> str:
        A SQLite file is named by its folder too (two ``test.db`` in two
        projects no longer share, nor drop, each other's templates), except in
        the folders this library makes itself, new for every run.
-    .. versionchanged:: 0.5
+    .. versionchanged:: 0.4
        The database's name, and the kind of schema source, are in it.
     """
     name = url.database or ""

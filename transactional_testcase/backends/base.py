@@ -267,7 +267,7 @@ class Label(t.NamedTuple):
     fingerprint: str
     #: Where the schema came from: ``alembic /path/migrations, to head abc``, ``db.create_all()``.
     source: str
-    #: When it was made (seconds since the epoch); None for a database labelled before 0.5.
+    #: When it was made (seconds since the epoch); None for a database labelled before 0.4.
     made: float | None
 
 

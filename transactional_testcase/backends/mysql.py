@@ -203,7 +203,7 @@ class MySQLBackend(Backend):
             for name, comment in rows:
                 if TEMPLATE_NAME.match(name):
                     kind = "template"
-                    try:  # a template made before 0.5 has no label
+                    try:  # a template made before 0.4 has no label
                         text = conn.exec_driver_sql(
                             f"SELECT label FROM {q(name)}.{q(_MYSQL_COMPLETE)}"
                         ).scalar()
