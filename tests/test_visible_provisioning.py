@@ -41,6 +41,7 @@ import tempfile
 import textwrap
 import typing as t
 import unittest
+import warnings
 
 import sqlalchemy as sa
 
@@ -48,7 +49,9 @@ from tests.admin import database_exists, drop_database, server_databases
 from tests.apps import plain_alembic
 from tests.matrix import BackendUnderTest, OuterCase, backends_named, bind_url, generate_per_backend
 from transactional_testcase import command, environment, provisioning
+from transactional_testcase.alembic_runner import AlembicProject
 from transactional_testcase.backends import MARKER_SUFFIX, TEMPLATE_NAME, Leftover
+from transactional_testcase.schema import AlembicSchema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Generous bound for a child process: only a hang reaches it.
@@ -421,6 +424,42 @@ class _DefaultSQLite(_Children):
 
 
 generate_per_backend(_DefaultSQLite, OuterCase, backends=backends_named("sqlite"), name="DefaultSQLite")
+
+
+class RevisionFiles(unittest.TestCase):
+    """The fingerprint's files, read from alembic.ini without Alembic, are the ones Alembic reads."""
+
+    def test_every_fixture_project_agrees_with_alembic(self) -> None:
+        inis = sorted(
+            os.path.join(root, "alembic.ini")
+            for root, _, files in os.walk(os.path.join(ROOT, "tests", "apps"))
+            if "alembic.ini" in files
+        )
+        self.assertGreater(len(inis), 10)
+        for ini in inis:
+            with self.subTest(ini=os.path.relpath(ini, ROOT)):
+                light = AlembicProject.from_ini(ini)
+                self.assertIsNotNone(light._layout, "read without Alembic")
+                heavy = AlembicProject.from_ini(ini)
+                heavy._layout = None  # what Alembic's ScriptDirectory says
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)  # legacy version_locations
+                    expected = heavy.revision_files()
+                self.assertEqual(light.revision_files(), expected)
+                self.assertEqual(AlembicSchema(light).fingerprint(), AlembicSchema(heavy).fingerprint())
+
+    def test_finding_a_project_and_its_fingerprint_imports_no_alembic(self) -> None:
+        code = (
+            "import sys; from transactional_testcase.alembic_runner import AlembicProject; "
+            "from transactional_testcase.schema import AlembicSchema; "
+            f"AlembicSchema(AlembicProject.from_ini({plain_alembic.ALEMBIC_INI!r})).fingerprint(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+        )
+        env = {**os.environ, "PYTHONPATH": ROOT}
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        self.assertEqual(done.stdout.strip(), "[]", done.stderr)
 
 
 class Names(unittest.TestCase):

@@ -205,7 +205,9 @@ class AlembicProject:
         if layout is None:
             script = self.script
             layout = _Layout(
-                tuple(version_locations(script)), script.recursive_version_locations, script.sourceless
+                tuple(os.path.normpath(p) for p in version_locations(script)),
+                script.recursive_version_locations,
+                script.sourceless,
             )
         suffixes = (".py", ".pyc", ".pyo") if layout.sourceless else (".py",)
         found: list[str] = []
