@@ -988,10 +988,11 @@ class ProcessLeftovers(unittest.TestCase):
         self.pg, self.my = pg, my
         for url in (pg, my):
             self.addCleanup(drop_database, url, force=True)
-        # The migrated templates of these two databases (the library names them per URL and bind).
+        # The templates of these two databases (the library names them per URL, bind
+        # and kind of schema source: create_all() here).
         self.templates = [
-            (pg, provisioning._template_prefix(sa.make_url(pg), None)),
-            (my, provisioning._template_prefix(sa.make_url(my), "audit")),
+            (pg, provisioning._template_prefix(sa.make_url(pg), None, "create_all")),
+            (my, provisioning._template_prefix(sa.make_url(my), "audit", "create_all")),
         ]
         for url, prefix in self.templates:
             self.addCleanup(self.drop_templates, url, prefix)

@@ -87,7 +87,7 @@ from tests.matrix import BackendUnderTest, OuterCase, backends_named, bind_url, 
 from tests.running import transcript
 from transactional_testcase import provisioning
 from transactional_testcase.alembic_runner import AlembicProject
-from transactional_testcase.backends import MARKER_SUFFIX, backend_for
+from transactional_testcase.backends import MARKER_SUFFIX, backend_for, parse_label
 from transactional_testcase.schema import AlembicSchema, CreateAllSchema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -104,8 +104,8 @@ V1_TABLES = frozenset({"authors", "books", "alembic_version"})
 V2_TABLES = V1_TABLES | {"loans"}
 #: A table the tests create by hand in a kept database: seen again only if it was kept.
 SENTINEL = "prov_sentinel"
-#: What the library names a template: ``tt_tpl_<owner>_<fingerprint>_test``.
-TEMPLATE_NAME = re.compile(r"^tt_tpl_[0-9a-f]{10}_[0-9a-f]{16}_test$")
+#: What the library names a template: ``tt_tpl_<database>_<owner>_<fingerprint>_test``.
+TEMPLATE_NAME = re.compile(r"^tt_tpl_[a-z0-9_]{1,24}_[0-9a-f]{8}_[0-9a-f]{12}_test$")
 STATS_ZERO = {"reuse": 0, "keep": 0, "clone": 0, "build": 0}
 #: Environment variables of the parent that must not leak into a child unless a test sets them.
 CHILD_UNSET = (
@@ -431,6 +431,9 @@ class _Processes(_Outer):
         (name,) = found
         self.assertRegex(name, TEMPLATE_NAME)
         self.assertIn("test", name, "a template must be a test database by its name")
+        self.assertLessEqual(len(name), 63, "longer than PostgreSQL's identifiers")
+        own = os.path.splitext(database_name(url))[0][:24].rstrip("_")
+        self.assertTrue(name.startswith(f"tt_tpl_{own}_"), f"{name} does not name its database {own}")
         return name
 
     def marker(self, url: str) -> str | None:
@@ -439,16 +442,19 @@ class _Processes(_Outer):
         if self.sqlite:
             try:
                 with open((parsed.database or "") + MARKER_SUFFIX, encoding="utf-8") as f:
-                    return f.read().strip() or None
+                    text = f.read()
             except FileNotFoundError:
                 return None
-        query = (
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :n"
-            if parsed.get_backend_name() == "postgresql"
-            else "SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"
-        )
-        with server_admin(url) as conn:
-            return conn.execute(sa.text(query), {"n": parsed.database}).scalar() or None
+        else:
+            query = (
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :n"
+                if parsed.get_backend_name() == "postgresql"
+                else "SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"
+            )
+            with server_admin(url) as conn:
+                text = conn.execute(sa.text(query), {"n": parsed.database}).scalar()
+        label = parse_label(text)
+        return label.fingerprint if label is not None else None
 
     def overwrite_marker(self, url: str, value: str) -> None:
         """What a user (or another tool) could do by hand to a kept database's marker."""
@@ -538,7 +544,7 @@ class _Templates(_Processes):
         self.the_template(url)
         parsed = sa.make_url(url)
         backend = backend_for(parsed)
-        name = provisioning._template_prefix(parsed, None) + "lock"
+        name = provisioning._lock_name(parsed, None)
         with (
             mock.patch.dict(os.environ, {"TRANSACTIONAL_TESTCASE_CACHE": self.cache}),
             backend.lock(parsed, name),
@@ -804,11 +810,14 @@ class TemplateOwners(unittest.TestCase):
     def test_the_per_process_folder_does_not_count(self) -> None:
         # Every run gets a new temporary folder: templates must outlive it.
         tmp = tempfile.gettempdir()
-        first = self.prefix("sqlite:///" + os.path.join(tmp, "transactional_testcase-abc123", "test.db"))
-        second = self.prefix("sqlite:///" + os.path.join(tmp, "transactional_testcase-xyz789", "test.db"))
+        name = provisioning.project_database_name() + ".db"
+        first = self.prefix("sqlite:///" + os.path.join(tmp, "transactional_testcase-abc123", name))
+        second = self.prefix("sqlite:///" + os.path.join(tmp, "transactional_testcase-xyz789", name))
         self.assertEqual(first, second)
         default = provisioning.provisioner.default_sqlite_url()
         self.assertEqual(self.prefix(default), first)
+        kept = provisioning.provisioner.default_sqlite_url(keepdb=True)
+        self.assertEqual(os.path.basename(sa.make_url(kept).database or ""), name)
 
     def test_bind_and_server_database_count(self) -> None:
         url = "postgresql://postgres@127.0.0.1/app_test"

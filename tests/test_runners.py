@@ -212,7 +212,8 @@ def template_prefixes(url: sa.URL) -> list[str]:
     if prefix is None:
         return []
     audit = url.set(database=f"{url.database}{sample_cases.AUDIT_SUFFIX}")
-    return [prefix(url, None), prefix(audit, "audit")]
+    # The sample suite builds with create_all() (alembic_config = False).
+    return [prefix(url, None, "create_all"), prefix(audit, "audit", "create_all")]
 
 
 # -- one run ---------------------------------------------------------------------------------

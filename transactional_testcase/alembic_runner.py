@@ -21,9 +21,11 @@ it: both go through :meth:`AlembicProject.migrate`, which
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import logging
 import os
+import re
 import types
 import typing as t
 import warnings
@@ -55,37 +57,73 @@ class MigrationFailure(Exception):
 class AlembicProject:
     """An Alembic configuration and its script directory, loaded once per process.
 
-    Loading reads no revision: Alembic imports them on first use, so a run
-    that reuses its databases never imports one.
+    Finding the project imports no Alembic: ``alembic.ini`` is read with
+    :mod:`configparser`, enough to know the script folder and the files a
+    revision may come from (the schema fingerprint). Alembic itself (its
+    ``Config`` and ``ScriptDirectory``) is imported on first use of
+    :attr:`config` or :attr:`script`, that is only when a database is
+    migrated or checked; the revisions are imported later still. A run that
+    reuses or clones its databases never imports Alembic.
+
+    .. versionchanged:: 0.4
+       Alembic is imported on first use, not when the project is found.
     """
 
-    def __init__(self, config: Config, uses_flask_migrate: bool) -> None:
-        from alembic.script import ScriptDirectory
-
-        self.config = config
+    def __init__(self, ini: str, location: str, uses_flask_migrate: bool, layout: _Layout | None) -> None:
+        #: The absolute path of ``alembic.ini``.
+        self.ini = ini
+        #: The absolute path of the script folder (``env.py``'s).
+        self.location = location
         #: Whether ``env.py`` takes the engine from ``current_app`` (Flask-Migrate's).
         self.uses_flask_migrate = uses_flask_migrate
-        self.script: ScriptDirectory = ScriptDirectory.from_config(config)
-        self.location: str = os.path.abspath(self.script.dir)
+        #: Where revisions are read from, as ``alembic.ini`` says without Alembic
+        #: (None: only Alembic can tell, a package resource say).
+        self._layout = layout
+        self._config: Config | None = None
+        self._script: ScriptDirectory | None = None
+
+    @property
+    def config(self) -> Config:
+        """Alembic's ``Config`` of ``alembic.ini`` (imports Alembic on first use)."""
+        if self._config is None:
+            with quiet_alembic():
+                from alembic.config import Config
+
+                config = Config(self.ini)
+                config.set_main_option("script_location", self.location)
+            self._config = config
+        return self._config
+
+    @property
+    def script(self) -> ScriptDirectory:
+        """Alembic's ``ScriptDirectory`` (imports Alembic on first use, no revision yet)."""
+        if self._script is None:
+            with quiet_alembic():
+                from alembic.script import ScriptDirectory
+
+                self._script = ScriptDirectory.from_config(self.config)
+        return self._script
 
     @classmethod
     def from_ini(cls, ini: str) -> AlembicProject:
-        """The project of ``ini`` (an ``alembic.ini``).
+        """The project of ``ini`` (an ``alembic.ini``), read without importing Alembic.
 
         A relative ``script_location`` is taken relative to the ini file when it
         does not exist from the current directory; Flask-Migrate's layout (no
         ``script_location``: the ini sits in the script folder) works as is.
         """
-        from alembic.config import Config
-
         folder = os.path.dirname(ini)
-        config = Config(ini)
-        location = config.get_main_option("script_location")
+        try:
+            main = _read_main_section(ini)
+            location = main.get("script_location")
+        except (configparser.Error, OSError, UnicodeError):
+            # What Alembic makes of it (an error worth its own words, usually).
+            main, location = None, cls._alembic_location(ini)
         if not location:
             location = folder
         elif not os.path.isabs(location) and not os.path.isdir(location):
             location = os.path.join(folder, location)
-        config.set_main_option("script_location", os.path.abspath(location))
+        location = os.path.abspath(location)
         env_py = os.path.join(location, "env.py")
         try:
             with open(env_py, encoding="utf-8") as f:
@@ -95,7 +133,15 @@ class AlembicProject:
                 f"alembic_config: {env_py} does not exist; point alembic_config at a "
                 "folder holding alembic.ini and env.py, or at alembic.ini itself."
             ) from None
-        return cls(config, uses_flask_migrate)
+        layout = _layout(main, location) if main is not None else None
+        return cls(ini, location, uses_flask_migrate, layout)
+
+    @staticmethod
+    def _alembic_location(ini: str) -> str | None:
+        with quiet_alembic():
+            from alembic.config import Config
+
+            return Config(ini).get_main_option("script_location")
 
     # -- revisions -------------------------------------------------------------------
 
@@ -118,7 +164,8 @@ class AlembicProject:
         Alembic's loader, once per class.
         """
         try:
-            yield
+            with quiet_alembic():
+                yield
         except TransactionalTestCaseError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported as MigrationFailure
@@ -150,19 +197,30 @@ class AlembicProject:
 
         The files of each version location (recursively if the config says so),
         ``.pyc`` ones included for a ``sourceless`` script directory. Extra files
-        (``__init__.py``, helpers) only make a fingerprint stricter.
+        (``__init__.py``, helpers) only make a fingerprint stricter. Read from
+        ``alembic.ini`` alone where it can be (no Alembic import); a package
+        resource location asks Alembic.
         """
-        script = self.script
-        suffixes = (".py", ".pyc", ".pyo") if script.sourceless else (".py",)
+        layout = self._layout
+        if layout is None:
+            script = self.script
+            layout = _Layout(
+                tuple(os.path.normpath(p) for p in version_locations(script)),
+                script.recursive_version_locations,
+                script.sourceless,
+            )
+        suffixes = (".py", ".pyc", ".pyo") if layout.sourceless else (".py",)
         found: list[str] = []
-        for location in version_locations(script):
+        for location in layout.locations:
+            if not os.path.isdir(location):
+                continue  # as Alembic: a version location that does not exist holds nothing
             for root, dirs, files in os.walk(location):
                 dirs.sort()
-                if os.path.basename(root) == "__pycache__" and not script.sourceless:
+                if os.path.basename(root) == "__pycache__" and not layout.sourceless:
                     continue
-                found.extend(os.path.join(root, name) for name in files if name.endswith(suffixes))
-                if not script.recursive_version_locations:
-                    dirs[:] = ["__pycache__"] if script.sourceless and "__pycache__" in dirs else []
+                found.extend(os.path.join(root, name) for name in sorted(files) if name.endswith(suffixes))
+                if not layout.recursive:
+                    dirs[:] = ["__pycache__"] if layout.sourceless and "__pycache__" in dirs else []
         return found
 
     def where(self, script: Script) -> str:
@@ -307,20 +365,85 @@ def register_flask_migrate(app: Flask, db: SQLAlchemy, directory: str) -> None:
 
 
 @contextlib.contextmanager
+def quiet_alembic() -> t.Iterator[None]:
+    """Keep Alembic's INFO lines out of a test run's output while Alembic works.
+
+    Importing Alembic logs each plugin it sets up (``alembic.runtime.plugins``)
+    and a migration each step (``alembic.runtime.migration``), at INFO: an
+    app that sets the root logger to INFO would print them between the
+    tests. Warnings and errors still get through.
+    """
+    previous = logging.root.manager.disable
+    logging.disable(max(previous, logging.INFO))
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+@contextlib.contextmanager
 def quiet_migrations() -> t.Iterator[None]:
     """Keep a test run's output clean while migrations run.
 
     Alembic logs every revision at INFO, and Flask-Migrate's stock env.py calls
     Flask-SQLAlchemy 3's deprecated ``db.get_engine()`` before falling back.
     """
-    previous = logging.root.manager.disable
-    logging.disable(logging.INFO)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*get_engine.*", category=DeprecationWarning)
-            yield
-    finally:
-        logging.disable(previous)
+    with quiet_alembic(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*get_engine.*", category=DeprecationWarning)
+        yield
+
+
+class _Layout(t.NamedTuple):
+    """Where a project's revisions are read from, as ``ScriptDirectory`` would find them."""
+
+    #: Absolute folders (Alembic skips those that do not exist).
+    locations: tuple[str, ...]
+    recursive: bool
+    sourceless: bool
+
+
+#: Alembic's legacy splitting of ``version_locations`` when no separator is configured.
+_LEGACY_SPLIT = re.compile(r", *|(?: +)")
+#: Alembic's values of ``path_separator`` (and the deprecated ``version_path_separator``).
+_SEPARATORS = {"space": " ", "newline": "\n", "os": os.pathsep, ":": ":", ";": ";"}
+
+
+def _read_main_section(ini: str) -> dict[str, str]:
+    """The ``[alembic]`` section of ``ini`` as Alembic's ``Config`` reads it (``%(here)s`` too)."""
+    parser = configparser.ConfigParser({"here": os.path.dirname(os.path.abspath(ini)).replace(os.sep, "/")})
+    with open(ini, encoding="utf-8") as f:
+        parser.read_file(f, ini)
+    if not parser.has_section("alembic"):
+        raise configparser.NoSectionError("alembic")
+    return {key: parser.get("alembic", key) for key in parser.options("alembic")}
+
+
+def _layout(main: t.Mapping[str, str], location: str) -> _Layout | None:
+    """The revision folders ``main`` (``[alembic]``) names; None where only Alembic can tell."""
+    raw = main.get("version_locations")
+    if raw:
+        separator: str | None = None
+        for option in ("path_separator", "version_path_separator"):
+            if option in main:
+                separator = _SEPARATORS.get(main[option])
+                if separator is None:
+                    return None  # Alembic's error to say
+                break
+        parts = (
+            _LEGACY_SPLIT.split(raw) if separator is None else [p.strip() for p in raw.split(separator) if p]
+        )
+        locations = []
+        for part in parts:
+            if not os.path.isabs(part) and ":" in part:
+                return None  # a package resource: Alembic resolves it
+            locations.append(os.path.abspath(part))
+    else:
+        locations = [os.path.join(location, "versions")]
+    return _Layout(
+        tuple(locations),
+        main.get("recursive_version_locations") == "true",
+        main.get("sourceless") == "true",
+    )
 
 
 class _LoggerState(t.NamedTuple):

@@ -21,6 +21,9 @@ WORKER = "TRANSACTIONAL_TESTCASE_WORKER"
 DIAGNOSTICS = "TRANSACTIONAL_TESTCASE_DIAGNOSTICS"
 #: Folder of SQLite templates, keepdb markers and lock files.
 CACHE = "TRANSACTIONAL_TESTCASE_CACHE"
+#: ``1``: print what provisioning did, one line per database, to stderr (it is
+#: always logged at INFO on the ``transactional_testcase`` logger).
+VERBOSE = "TRANSACTIONAL_TESTCASE_VERBOSE"
 
 _YES = ("1", "true", "yes", "on")
 _NO = ("0", "false", "no", "off")

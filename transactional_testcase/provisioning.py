@@ -12,6 +12,10 @@ Migrating is paid once per schema fingerprint, not per class or per run:
 
 With ``keepdb`` a database whose recorded fingerprint still matches is used as
 it is, and not dropped at exit.
+
+What it did is said once per database on the ``transactional_testcase``
+logger at INFO (built, cloned, kept, rebuilt and why), and printed to stderr
+with ``TRANSACTIONAL_TESTCASE_VERBOSE=1``.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import logging
 import multiprocessing
 import multiprocessing.util
 import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -36,7 +42,7 @@ from sqlalchemy.engine import URL, Engine
 
 from . import environment
 from ._types import BindKey
-from .backends import Backend, backend_for, check_safe, unreachable
+from .backends import Backend, backend_for, check_safe, make_label, unreachable
 from .connections import keeper
 from .errors import MigrationError, first_line, mask_url
 
@@ -52,8 +58,20 @@ KEEPDB_ENV = environment.KEEPDB
 KEEP_TEMPLATES_ENV = environment.KEEP_TEMPLATES
 #: Environment variable naming this process's worker explicitly.
 WORKER_ENV = environment.WORKER
+#: Environment variable that prints what provisioning did to stderr.
+VERBOSE_ENV = environment.VERBOSE
 #: Seconds a terminated worker gets to start dropping before SIGTERM is repeated.
 _SIGTERM_REPEAT = 1.0
+
+#: The library's logger: one INFO line per database provisioned.
+logger = logging.getLogger("transactional_testcase")
+
+
+def say(message: str) -> None:
+    """Log ``message`` at INFO; print it to stderr too with ``TRANSACTIONAL_TESTCASE_VERBOSE=1``."""
+    logger.info(message)
+    if environment.flag(VERBOSE_ENV):
+        print(f"transactional_testcase: {message}", file=sys.stderr, flush=True)
 
 
 def worker_id() -> str | None:
@@ -124,6 +142,8 @@ class _Database(t.NamedTuple):
     backend: Backend
     fingerprint: str
     keep: bool
+    #: Where its schema came from (a kept database's marker says it again when invalidated).
+    source: str
     #: What classes planned from the database's schema (see ``Provisioner.plan``).
     plans: dict[t.Hashable, t.Any]
 
@@ -143,15 +163,21 @@ class Provisioner:
         self.stats: dict[str, int] = {"reuse": 0, "keep": 0, "clone": 0, "build": 0}
 
     def default_sqlite_url(self, keepdb: bool = False) -> str:
-        """A SQLite file: in a temporary folder of this process, or a stable one for keepdb."""
+        """A SQLite file: in a temporary folder of this process, or a stable one for keepdb.
+
+        .. versionchanged:: 0.4
+           Named after the project (:func:`project_root`): two projects on one
+           machine no longer share the kept file, nor evict each other's templates.
+        """
+        name = project_database_name() + ".db"
         if keepdb:
             folder = os.path.join(tempfile.gettempdir(), _TEMP_PREFIX + "keepdb")
             os.makedirs(folder, exist_ok=True)
-            return "sqlite:///" + os.path.join(folder, "test.db")
+            return "sqlite:///" + os.path.join(folder, name)
         if self._tempdir is None:
             self._tempdir = tempfile.mkdtemp(prefix=_TEMP_PREFIX)
             self._register_atexit()
-        return "sqlite:///" + os.path.join(self._tempdir, "test.db")
+        return "sqlite:///" + os.path.join(self._tempdir, name)
 
     def ensure(
         self,
@@ -186,6 +212,8 @@ class Provisioner:
                 and known.fingerprint == target.fingerprint
                 for target in targets
             ):
+                for target in targets:
+                    logger.debug("Test database %s: reused in this process", _where(target))
                 return self._count("reuse")
             for target, engine in zip(targets, engines.values(), strict=False):
                 keeper.discard(target.url)  # connections into a database about to be replaced
@@ -201,7 +229,7 @@ class Provisioner:
                 for target in targets:
                     if not target.backend.is_memory(target.url):
                         self._databases[_key(target.url)] = _Database(
-                            target.url, target.backend, _INVALIDATED, keepdb, {}
+                            target.url, target.backend, _INVALIDATED, keepdb, schema.describe(), {}
                         )
                 self._register_atexit()
                 if isinstance(exc, sa.exc.OperationalError):
@@ -210,7 +238,7 @@ class Provisioner:
             for target in targets:
                 if not target.backend.is_memory(target.url):
                     self._databases[_key(target.url)] = _Database(
-                        target.url, target.backend, target.fingerprint, keepdb, {}
+                        target.url, target.backend, target.fingerprint, keepdb, schema.describe(), {}
                     )
                     self._register_atexit()
             return self._count(how)
@@ -224,18 +252,29 @@ class Provisioner:
         targets: list[_Wanted],
         keepdb: bool,
     ) -> str:
+        #: Why each kept database is not used as it is (said with what is done instead).
+        why: dict[BindKey, str] = {}
         if keepdb:
-            if all(
-                not target.backend.is_memory(target.url)
-                and target.backend.read_marker(target.url, engines[target.key]) == target.fingerprint
+            markers = {
+                target.key: None
+                if target.backend.is_memory(target.url)
+                else target.backend.read_marker(target.url, engines[target.key])
                 for target in targets
-            ):
+            }
+            if all(markers[target.key] == target.fingerprint for target in targets):
+                for target in targets:
+                    say(
+                        f"Test database {_where(target)}: using the kept database "
+                        f"(schema fingerprint {target.fingerprint[:12]} unchanged)"
+                    )
                 return "keep"
+            for target in targets:
+                why[target.key] = _why_rebuilt(markers[target.key], target.fingerprint)
             for engine in engines.values():
                 engine.dispose()  # its connections point at a database about to be replaced
         templates = {
             target.key: target.backend.template_url(
-                target.url, _template_name(target.url, target.key, target.fingerprint)
+                target.url, _template_name(target.url, target.key, target.fingerprint, schema.kind)
             )
             for target in targets
         }
@@ -243,6 +282,8 @@ class Provisioner:
             template = templates[target.key]
             self._templates[_key(template)] = _Template(template, target.backend, target.url, target.key)
         self._register_atexit()
+        started = time.perf_counter()
+        stale: dict[BindKey, list[str]] = {}
         # Complete templates are cloned without the lock: parallel workers
         # clone at the same time (a template is complete or absent, never
         # half built). Only a template that went away meanwhile (a run of
@@ -256,14 +297,34 @@ class Provisioner:
                 how = self._clone(engines, targets, templates, locked=True)
                 if how is None:
                     self._build(app, db, engines, schema, targets)
+                    source = f"{schema.describe()}, {schema.reached()}"
                     for target in targets:
                         template = templates[target.key]
-                        target.backend.save_template(target.url, template, engines[target.key])
-                        target.backend.drop_templates(template, _template_prefix(target.url, target.key))
+                        target.backend.save_template(
+                            target.url, template, engines[target.key], make_label(target.fingerprint, source)
+                        )
+                        stale[target.key] = target.backend.drop_templates(
+                            template, _template_prefix(target.url, target.key, schema.kind)
+                        )
                     how = "build"
+        seconds = time.perf_counter() - started
         if keepdb:
             for target in targets:
-                target.backend.write_marker(target.url, target.fingerprint)
+                target.backend.write_marker(target.url, target.fingerprint, schema.describe())
+        for target in targets:
+            template_name = _shown_name(templates[target.key])
+            if how == "build":
+                done = f"{schema.reached()} in {seconds:.2f}s; saved as template {template_name}"
+                dropped = stale.get(target.key)
+                if dropped:
+                    done += f" (dropped the stale {', '.join(dropped)})"
+            else:
+                done = f"cloned from template {template_name} in {seconds:.2f}s"
+            if target.key in why:
+                done = f"{why[target.key]}; {done}"
+            if keepdb:
+                done += "; kept for the next run"
+            say(f"Test database {_where(target)}: {done}")
         return how
 
     def _clone(
@@ -347,7 +408,7 @@ class Provisioner:
                 self._databases[_key(url)] = known._replace(fingerprint=_INVALIDATED)
                 if known.keep:
                     with contextlib.suppress(Exception):
-                        known.backend.write_marker(url, _INVALIDATED)
+                        known.backend.write_marker(url, _INVALIDATED, known.source)
 
     def drop_all(self) -> None:
         """Drop every database this process created and does not keep (at exit)."""
@@ -468,6 +529,10 @@ class Provisioner:
 _INVALIDATED = "invalidated"
 #: The folders this library makes: one per process, and the keepdb one.
 _TEMP_PREFIX = "transactional_testcase-"
+#: The longest part of a template's name taken from the database's name.
+_NAME_PART = 24
+#: What marks a project's root folder.
+_PROJECT_MARKS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 _T = t.TypeVar("_T")
 
 
@@ -479,13 +544,23 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def _template_prefix(url: URL, key: str | None) -> str:
-    """Names every template of one database and bind, whatever its fingerprint.
+def _template_prefix(url: URL, key: str | None, kind: str = "alembic") -> str:
+    """Names every template of one database, bind and kind of schema source, whatever its fingerprint.
+
+    ``tt_tpl_<database>_<owner>_``: the database's name (shortened) says whose
+    templates they are on a shared server; the hash of its server, name, bind
+    and ``kind`` (``alembic``, ``create_all``: see
+    :attr:`~transactional_testcase.schema.SchemaSource.kind`) tells apart those
+    that would share a shortened name, and keeps a class with migrations and
+    one with ``create_all()`` on the same database from evicting each
+    other's template.
 
     .. versionchanged:: 0.2
        A SQLite file is named by its folder too (two ``test.db`` in two
        projects no longer share, nor drop, each other's templates), except in
        the folders this library makes itself, new for every run.
+    .. versionchanged:: 0.4
+       The database's name, and the kind of schema source, are in it.
     """
     name = url.database or ""
     if backend_for(url).is_file:
@@ -493,13 +568,67 @@ def _template_prefix(url: URL, key: str | None) -> str:
     worker = worker_id()
     if worker and name.endswith("_" + worker):
         name = name[: -len(worker) - 1]
-    owner = _digest(url.get_backend_name(), str(url.host), str(url.port), str(url.username), name, repr(key))
-    return f"tt_tpl_{owner[:10]}_"
+    owner = _digest(
+        url.get_backend_name(), str(url.host), str(url.port), str(url.username), name, repr(key), kind
+    )
+    return f"tt_tpl_{_readable(os.path.basename(name), _NAME_PART)}_{owner[:8]}_"
 
 
 def _lock_name(url: URL, key: BindKey) -> str:
-    """The lock every process takes to build, or drop, the templates of one database and bind."""
-    return _template_prefix(url, key) + "lock"
+    """The lock every process takes to build, or drop, the templates of one database and bind.
+
+    One lock for every kind of schema source: they build in the same database.
+    """
+    return _template_prefix(url, key, kind="") + "lock"
+
+
+def _readable(name: str, limit: int) -> str:
+    """``name`` as lowercase letters, digits and single underscores, at most ``limit`` long."""
+    readable = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    return readable[:limit].rstrip("_") or "db"
+
+
+def project_root(start: str | None = None) -> str:
+    """The folder of the project under test: the nearest one up from ``start`` (the current
+    folder) that holds ``pyproject.toml``, ``setup.py``, ``setup.cfg`` or ``.git``; else ``start``."""
+    start = os.path.abspath(start or os.getcwd())
+    folder = start
+    while True:
+        if any(os.path.exists(os.path.join(folder, mark)) for mark in _PROJECT_MARKS):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return start
+        folder = parent
+
+
+def project_database_name() -> str:
+    """The default SQLite database's name: ``<project>_<hash of its folder>_test``."""
+    root = project_root()
+    return f"{_readable(os.path.basename(root), _NAME_PART)}_{_digest(root)[:8]}_test"
+
+
+def _where(target: _Wanted) -> str:
+    """A database in a log line: its URL, password masked, and its bind."""
+    bind = f" (bind {target.key!r})" if target.key is not None else ""
+    return mask_url(target.url) + bind
+
+
+def _shown_name(template: URL) -> str:
+    """A template's name as ``list`` shows it: the database, or the file's name without ``.db``."""
+    name = os.path.basename(template.database or "")
+    return name.removesuffix(".db") if backend_for(template).is_file else name
+
+
+def _why_rebuilt(marker: str | None, fingerprint: str) -> str:
+    """Why a kept database is not used as it is."""
+    if marker is None:
+        return "no kept database yet"
+    if marker == _INVALIDATED:
+        return "the kept database was rebuilt: a test committed into it"
+    if marker == fingerprint:
+        return "the kept database was rebuilt with the other binds"
+    return f"the kept database was rebuilt: schema fingerprint changed ({marker[:12]} -> {fingerprint[:12]})"
 
 
 def _file_owner(path: str) -> str:
@@ -517,9 +646,12 @@ def _file_owner(path: str) -> str:
     return stem if ours else os.path.join(folder, stem)
 
 
-def _template_name(url: URL, key: str | None, fingerprint: str) -> str:
-    # Short enough for PostgreSQL's 63-byte names, and a test database by name.
-    return f"{_template_prefix(url, key)}{fingerprint[:16]}_test"
+def _template_name(url: URL, key: str | None, fingerprint: str, kind: str = "alembic") -> str:
+    """``tt_tpl_<database>_<owner>_<fingerprint>_test``: at most 58 characters.
+
+    Within PostgreSQL's 63-byte names and MySQL's 64, and a test database by name.
+    """
+    return f"{_template_prefix(url, key, kind)}{fingerprint[:12]}_test"
 
 
 #: The process-wide provisioner every test case class shares.

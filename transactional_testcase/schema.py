@@ -30,6 +30,19 @@ if t.TYPE_CHECKING:
 class SchemaSource:
     """Builds the schema of a freshly created set of test databases."""
 
+    #: What kind of source this is: its templates are kept apart from other
+    #: kinds' (a class with migrations and one with ``create_all()`` on the
+    #: same database each keep their own).
+    kind: t.ClassVar[str] = "schema"
+
+    def describe(self) -> str:
+        """Where the schema comes from, for log lines and ``python -m transactional_testcase list``."""
+        return self.kind
+
+    def reached(self) -> str:
+        """What the last :meth:`build` did, for a log line (``migrated to head 3f2a1b9c0d12``)."""
+        return ""
+
     def fingerprint(self) -> str:
         """Changes whenever the schema this source builds changes."""
         raise NotImplementedError
@@ -42,8 +55,16 @@ class SchemaSource:
 class CreateAllSchema(SchemaSource):
     """``alembic_config = False``: ``db.create_all()`` for every bind."""
 
+    kind = "create_all"
+
     def __init__(self, db: SQLAlchemy) -> None:
         self.db = db
+
+    def describe(self) -> str:
+        return "db.create_all()"
+
+    def reached(self) -> str:
+        return "created with db.create_all()"
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256(b"create_all")
@@ -65,9 +86,20 @@ class AlembicSchema(SchemaSource):
     is actually migrated, so a warm run never imports them.
     """
 
+    kind = "alembic"
+
     def __init__(self, project: AlembicProject) -> None:
         self.project = project
         self._fingerprint: str | None = None
+        self._heads: tuple[str, ...] | None = None
+
+    def describe(self) -> str:
+        return f"alembic {self.project.location}"
+
+    def reached(self) -> str:
+        if not self._heads:
+            return "migrated (no revision)"
+        return "migrated to head " + ", ".join(self._heads)
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
@@ -99,7 +131,7 @@ class AlembicSchema(SchemaSource):
         return tuple(heads)
 
     def build(self, app: Flask, db: SQLAlchemy, engines: t.Mapping[BindKey, Engine]) -> None:
-        heads = self.heads()
+        heads = self._heads = self.heads()
         url = engines[None].url
         try:
             self.project.migrate(app, db, engines)

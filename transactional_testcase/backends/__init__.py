@@ -15,11 +15,16 @@ from sqlalchemy.engine import URL
 
 from ..errors import ConfigurationError, mask_url
 from .base import (
+    TEMPLATE_NAME,
     Backend,
     ConstraintChecker,
+    Label,
+    Leftover,
     TableEmptier,
     TableRef,
+    make_label,
     model_schemas,
+    parse_label,
     quiet_socket,
     reflect_tables,
 )
@@ -75,8 +80,11 @@ __all__ = [
     "DRIVER_MODULES",
     "DRIVER_PACKAGES",
     "MARKER_SUFFIX",
+    "TEMPLATE_NAME",
     "Backend",
     "ConstraintChecker",
+    "Label",
+    "Leftover",
     "MySQLBackend",
     "PostgreSQLBackend",
     "SQLiteBackend",
@@ -86,7 +94,9 @@ __all__ = [
     "check_driver",
     "check_safe",
     "install_hint",
+    "make_label",
     "model_schemas",
+    "parse_label",
     "quiet_socket",
     "reflect_tables",
     "register",

@@ -10,8 +10,10 @@ says what it is for; the vendor modules (:mod:`.sqlite`, :mod:`.postgresql`,
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import select
+import time
 import typing as t
 
 import sqlalchemy as sa
@@ -120,8 +122,12 @@ class Backend:
         """Where the migrated template called ``name`` lives, next to ``url``."""
         return url.set(database=name)
 
-    def save_template(self, url: URL, template: URL, engine: Engine) -> None:
-        """Copy the freshly migrated database ``url`` to ``template`` (all or nothing)."""
+    def save_template(self, url: URL, template: URL, engine: Engine, label: str = "") -> None:
+        """Copy the freshly migrated database ``url`` to ``template`` (all or nothing).
+
+        ``label`` (see :func:`make_label`) is kept with the template, for
+        ``python -m transactional_testcase list``.
+        """
         raise NotImplementedError
 
     def has_template(self, template: URL, url: URL) -> bool:
@@ -136,8 +142,9 @@ class Backend:
         """Replace the database ``url`` by a copy of ``template``."""
         raise NotImplementedError
 
-    def drop_templates(self, template: URL, prefix: str) -> None:
-        """Drop templates named ``prefix*`` other than ``template`` (stale fingerprints)."""
+    def drop_templates(self, template: URL, prefix: str) -> list[str]:
+        """Drop templates named ``prefix*`` other than ``template`` (stale fingerprints); their names."""
+        return []
 
     def read_marker(self, url: URL, engine: Engine) -> str | None:
         """The fingerprint a kept database was built from, if it exists.
@@ -147,8 +154,18 @@ class Backend:
         """
         return None
 
-    def write_marker(self, url: URL, fingerprint: str) -> None:
-        """Remember which fingerprint ``url`` was built from (``keepdb``)."""
+    def write_marker(self, url: URL, fingerprint: str, source: str = "") -> None:
+        """Remember which fingerprint ``url`` was built from (``keepdb``), and from what ``source``."""
+
+    # -- what the library left on a server (python -m transactional_testcase) ------
+
+    def inventory(self, url: URL) -> list[Leftover]:
+        """The templates and kept databases this library left on ``url``'s server (SQLite: its cache)."""
+        return []
+
+    def drop_leftover(self, leftover: Leftover) -> None:
+        """Drop one of :meth:`inventory`'s leftovers (refused unless it is one)."""
+        raise NotImplementedError
 
     @contextlib.contextmanager
     def lock(self, url: URL, name: str) -> t.Iterator[None]:
@@ -237,6 +254,81 @@ class Backend:
 
 # -- helpers the vendor modules share -------------------------------------------
 
+#: Names every template: ``tt_tpl_<database>_<owner>_<fingerprint>_test``.
+TEMPLATE_NAME = re.compile(r"^tt_tpl_[a-z0-9_]+_test$")
+#: What a label says it was made by.
+_LABEL_BY = "transactional_testcase"
+#: A kept database's marker before labels (0.4): the bare fingerprint.
+_BARE_MARKER = re.compile(r"^(?:[0-9a-f]{64}|invalidated)$")
+#: Long enough for a path; MariaDB keeps 1024 characters of a schema comment.
+_SOURCE_LIMIT = 400
+
+
+class Label(t.NamedTuple):
+    """What the library writes on a template and on a kept database (its marker)."""
+
+    fingerprint: str
+    #: Where the schema came from: ``alembic /path/migrations, to head abc``, ``db.create_all()``.
+    source: str
+    #: When it was made (seconds since the epoch); None for a database labelled before 0.4.
+    made: float | None
+
+
+class Leftover(t.NamedTuple):
+    """A template or kept database this library made, as ``python -m transactional_testcase list`` shows it."""
+
+    #: ``template`` or ``kept``.
+    kind: str
+    #: The database's name (SQLite: the file's path).
+    name: str
+    url: URL
+    source: str
+    #: Bytes, None where the server would not tell.
+    size: int | None
+    made: float | None
+
+
+def make_label(fingerprint: str, source: str) -> str:
+    """The text stored with a template or as a kept database's marker (JSON, one line)."""
+    if len(source) > _SOURCE_LIMIT:
+        source = "..." + source[-_SOURCE_LIMIT:]
+    text = json.dumps(
+        {"by": _LABEL_BY, "fingerprint": fingerprint, "source": source, "made": int(time.time())},
+        separators=(",", ":"),
+    )
+    # No '%' in it, escaped or not: drivers that format parameters (psycopg2,
+    # PyMySQL) read one in a statement, DDL included.
+    return text.replace("%", "\\u0025")
+
+
+def parse_label(text: str | None) -> Label | None:
+    """The :class:`Label` ``text`` holds; None when this library did not write it."""
+    if not text:
+        return None
+    text = text.strip()
+    if _BARE_MARKER.match(text):
+        return Label(text, "", None)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("by") != _LABEL_BY:
+        return None
+    made = data.get("made")
+    return Label(
+        str(data.get("fingerprint", "")),
+        str(data.get("source", "")),
+        float(made) if isinstance(made, int | float) else None,
+    )
+
+
+def sql_literal(connection: Connection, text: str) -> str:
+    """``text`` as a string literal of ``connection``'s dialect (for DDL, which takes no parameters)."""
+    if connection.dialect.name in ("mysql", "mariadb"):
+        text = text.replace("\\", "\\\\")  # a backslash escapes in MySQL's strings
+    return "'" + text.replace("'", "''") + "'"
+
+
 #: What the servers say (PostgreSQL, MySQL/MariaDB) when the server answered
 #: but refused: checked in order, the first match tells why.
 _FAILURE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -294,10 +386,12 @@ def query_marker(engine: Engine, statement: str) -> str | None:
     """The fingerprint ``statement`` reads through ``engine``; None if it cannot be read."""
     try:
         with engine.connect() as conn:
-            return conn.exec_driver_sql(statement).scalar() or None
+            text = conn.exec_driver_sql(statement).scalar() or None
     except sa.exc.DBAPIError:
         # No such database yet (or no server: provisioning then says so).
         return None
+    label = parse_label(text)
+    return label.fingerprint if label is not None else None
 
 
 def empty_nothing(connection: Connection) -> list[str]:

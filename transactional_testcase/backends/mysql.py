@@ -17,7 +17,19 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from ..errors import DatabaseUnreachableError
 from . import register
-from .base import Backend, TableEmptier, TableRef, empty_nothing, query_marker, quoted_names
+from .base import (
+    TEMPLATE_NAME,
+    Backend,
+    Leftover,
+    TableEmptier,
+    TableRef,
+    empty_nothing,
+    make_label,
+    parse_label,
+    query_marker,
+    quoted_names,
+    sql_literal,
+)
 
 #: The table a template gets last: without it, it was left half-built.
 _MYSQL_COMPLETE = "transactional_testcase_complete"
@@ -67,12 +79,16 @@ class MySQLBackend(Backend):
             quoted = conn.dialect.identifier_preparer.quote(url.database or "")
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
 
-    def save_template(self, url: URL, template: URL, engine: Engine) -> None:
+    def save_template(self, url: URL, template: URL, engine: Engine, label: str = "") -> None:
         self._copy(url, template)
         with self.admin_connection(template) as conn:
             q = conn.dialect.identifier_preparer.quote
-            # Written last: a template without it was left half-built.
-            conn.exec_driver_sql(f"CREATE TABLE {q(template.database or '')}.{q(_MYSQL_COMPLETE)} (id INT)")
+            # Written last, with the label in its one row: a template without
+            # it was left half-built.
+            conn.exec_driver_sql(
+                f"CREATE TABLE {q(template.database or '')}.{q(_MYSQL_COMPLETE)} (label TEXT) "
+                f"SELECT {sql_literal(conn, label)} AS label"
+            )
 
     def has_template(self, template: URL, url: URL) -> bool:
         with self.admin_connection(template, named=url) as conn:
@@ -121,7 +137,7 @@ class MySQLBackend(Backend):
             finally:
                 conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
 
-    def drop_templates(self, template: URL, prefix: str) -> None:
+    def drop_templates(self, template: URL, prefix: str) -> list[str]:
         with self.admin_connection(template) as conn:
             names = (
                 conn.execute(
@@ -138,6 +154,7 @@ class MySQLBackend(Backend):
                 conn.exec_driver_sql(
                     f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}"
                 )
+        return list(names)
 
     def read_marker(self, url: URL, engine: Engine) -> str | None:
         # MySQL has no schema comments: the query fails, and nothing is reused.
@@ -146,10 +163,74 @@ class MySQLBackend(Backend):
             "SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()",
         )
 
-    def write_marker(self, url: URL, fingerprint: str) -> None:
+    def write_marker(self, url: URL, fingerprint: str, source: str = "") -> None:
         with self.admin_connection(url) as conn, contextlib.suppress(sa.exc.DBAPIError):
             quoted = conn.dialect.identifier_preparer.quote(url.database or "")
-            conn.exec_driver_sql(f"ALTER DATABASE {quoted} COMMENT '{fingerprint}'")
+            label = sql_literal(conn, make_label(fingerprint, source))
+            conn.exec_driver_sql(f"ALTER DATABASE {quoted} COMMENT {label}")
+
+    def inventory(self, url: URL) -> list[Leftover]:
+        found: list[Leftover] = []
+        with self.admin_connection(url) as conn:
+            like = {"p": "%test%"}
+            try:  # MariaDB 10.5+; MySQL has no schema comments (and no kept databases)
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT SCHEMA_NAME, SCHEMA_COMMENT FROM information_schema.SCHEMATA "
+                        "WHERE SCHEMA_NAME LIKE :p ORDER BY SCHEMA_NAME"
+                    ),
+                    like,
+                ).all()
+            except sa.exc.DBAPIError:
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT SCHEMA_NAME, NULL FROM information_schema.SCHEMATA "
+                        "WHERE SCHEMA_NAME LIKE :p ORDER BY SCHEMA_NAME"
+                    ),
+                    like,
+                ).all()
+            sizes = {
+                row[0]: int(row[1] or 0)
+                for row in conn.execute(
+                    sa.text(
+                        "SELECT TABLE_SCHEMA, SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES "
+                        "WHERE TABLE_SCHEMA LIKE :p GROUP BY TABLE_SCHEMA"
+                    ),
+                    like,
+                )
+            }
+            q = conn.dialect.identifier_preparer.quote
+            for name, comment in rows:
+                if TEMPLATE_NAME.match(name):
+                    kind = "template"
+                    try:  # a template made before 0.4 has no label
+                        text = conn.exec_driver_sql(
+                            f"SELECT label FROM {q(name)}.{q(_MYSQL_COMPLETE)}"
+                        ).scalar()
+                    except sa.exc.DBAPIError:
+                        text = None
+                    label = parse_label(text)
+                else:
+                    label = parse_label(comment)
+                    if label is None:
+                        continue
+                    kind = "kept"
+                found.append(
+                    Leftover(
+                        kind,
+                        name,
+                        url.set(database=name),
+                        label.source if label else "",
+                        sizes.get(name, 0),
+                        label.made if label else None,
+                    )
+                )
+        return found
+
+    def drop_leftover(self, leftover: Leftover) -> None:
+        with self.admin_connection(leftover.url) as conn:
+            quoted = conn.dialect.identifier_preparer.quote(leftover.name)
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
 
     @contextlib.contextmanager
     def lock(self, url: URL, name: str) -> t.Iterator[None]:

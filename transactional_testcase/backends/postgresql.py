@@ -17,14 +17,19 @@ from sqlalchemy.engine import URL, Connection, Engine
 from ..errors import first_line
 from . import register
 from .base import (
+    TEMPLATE_NAME,
     Backend,
     ConstraintChecker,
+    Leftover,
     TableEmptier,
     TableRef,
     empty_nothing,
+    make_label,
+    parse_label,
     query_marker,
     quoted_names,
     reset_nothing,
+    sql_literal,
 )
 
 #: Every sequence of ``:schemas`` with the table that owns it (NULLs: owned by none).
@@ -108,7 +113,7 @@ class PostgreSQLBackend(Backend):
             quoted = conn.dialect.identifier_preparer.quote(url.database or "")
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
 
-    def save_template(self, url: URL, template: URL, engine: Engine) -> None:
+    def save_template(self, url: URL, template: URL, engine: Engine, label: str = "") -> None:
         engine.dispose()  # nobody may be connected to the source of a copy
         with self.admin_connection(url) as conn:
             q = conn.dialect.identifier_preparer.quote
@@ -117,6 +122,10 @@ class PostgreSQLBackend(Backend):
             conn.exec_driver_sql(
                 f"CREATE DATABASE {q(template.database or '')} TEMPLATE {q(url.database or '')}"
             )
+            if label:  # not copied by CREATE DATABASE ... TEMPLATE: its clones have none
+                conn.exec_driver_sql(
+                    f"COMMENT ON DATABASE {q(template.database or '')} IS {sql_literal(conn, label)}"
+                )
 
     def has_template(self, template: URL, url: URL) -> bool:
         with self.admin_connection(template, named=url) as conn:
@@ -134,7 +143,7 @@ class PostgreSQLBackend(Backend):
                 f"CREATE DATABASE {q(url.database or '')} TEMPLATE {q(template.database or '')}"
             )
 
-    def drop_templates(self, template: URL, prefix: str) -> None:
+    def drop_templates(self, template: URL, prefix: str) -> list[str]:
         with self.admin_connection(template) as conn:
             names = (
                 conn.execute(
@@ -147,6 +156,7 @@ class PostgreSQLBackend(Backend):
             for name in names:
                 quoted = conn.dialect.identifier_preparer.quote(name)
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+        return list(names)
 
     def read_marker(self, url: URL, engine: Engine) -> str | None:
         return query_marker(
@@ -155,10 +165,52 @@ class PostgreSQLBackend(Backend):
             "WHERE datname = current_database()",
         )
 
-    def write_marker(self, url: URL, fingerprint: str) -> None:
+    def write_marker(self, url: URL, fingerprint: str, source: str = "") -> None:
         with self.admin_connection(url) as conn:
             quoted = conn.dialect.identifier_preparer.quote(url.database or "")
-            conn.exec_driver_sql(f"COMMENT ON DATABASE {quoted} IS '{fingerprint}'")
+            label = sql_literal(conn, make_label(fingerprint, source))
+            conn.exec_driver_sql(f"COMMENT ON DATABASE {quoted} IS {label}")
+
+    def inventory(self, url: URL) -> list[Leftover]:
+        found: list[Leftover] = []
+        with self.admin_connection(url) as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                    "WHERE datname LIKE :p ORDER BY datname"
+                ),
+                {"p": "%test%"},
+            ).all()
+            for name, comment in rows:
+                label = parse_label(comment)
+                if TEMPLATE_NAME.match(name):
+                    kind = "template"
+                elif label is not None:
+                    kind = "kept"
+                else:
+                    continue
+                try:  # dropped meanwhile by another run: no size
+                    size = conn.execute(sa.text("SELECT pg_database_size(:n)"), {"n": name}).scalar()
+                except sa.exc.DBAPIError:
+                    size = None
+                found.append(
+                    Leftover(
+                        kind,
+                        name,
+                        url.set(database=name),
+                        label.source if label else "",
+                        int(size) if size is not None else None,
+                        label.made if label else None,
+                    )
+                )
+        return found
+
+    def drop_leftover(self, leftover: Leftover) -> None:
+        # Without FORCE: a database someone is connected to (a run cloning
+        # this template right now) is refused, not pulled from under them.
+        with self.admin_connection(leftover.url) as conn:
+            quoted = conn.dialect.identifier_preparer.quote(leftover.name)
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
 
     @contextlib.contextmanager
     def lock(self, url: URL, name: str) -> t.Iterator[None]:

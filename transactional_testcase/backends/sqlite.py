@@ -8,6 +8,7 @@ SAVEPOINTs isolate at all.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import math
 import os
@@ -22,17 +23,25 @@ from .. import environment
 from ..errors import ConfigurationError, mask_url
 from . import register
 from .base import (
+    TEMPLATE_NAME,
     Backend,
     ConstraintChecker,
+    Leftover,
     TableEmptier,
     TableRef,
     empty_nothing,
+    make_label,
+    parse_label,
     quoted_names,
     reset_nothing,
 )
 
 #: Added to a database file's path to name the file holding its keepdb fingerprint.
 MARKER_SUFFIX = ".tt-fingerprint"
+#: Next to a template ``<name>.db`` in the cache folder: its label.
+LABEL_SUFFIX = ".label"
+#: The cache folder's subfolder naming every kept database (one file each, holding its path).
+KEPT_FOLDER = "kept"
 
 
 @register("sqlite")
@@ -79,16 +88,18 @@ class SQLiteBackend(Backend):
         if self.is_memory(url):
             return
         path = url.database or ""
-        for suffix in ("", "-journal", "-wal", "-shm", MARKER_SUFFIX):
+        for suffix in ("", "-journal", "-wal", "-shm", MARKER_SUFFIX, LABEL_SUFFIX):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path + suffix)
 
     def template_url(self, url: URL, name: str) -> URL:
         return url.set(database=os.path.join(template_folder(), name + ".db"), query={})
 
-    def save_template(self, url: URL, template: URL, engine: Engine) -> None:
+    def save_template(self, url: URL, template: URL, engine: Engine, label: str = "") -> None:
         path = template.database or ""
         partial = f"{path}.{os.getpid()}.partial"
+        if label:  # first: a template never lacks the label its fingerprint says
+            _write_atomically(path + LABEL_SUFFIX, label)
         if self.is_memory(url):
             raw = engine.raw_connection()
             try:
@@ -119,27 +130,81 @@ class SQLiteBackend(Backend):
         self.recreate(url)
         shutil.copyfile(template.database or "", url.database or "")
 
-    def drop_templates(self, template: URL, prefix: str) -> None:
+    def drop_templates(self, template: URL, prefix: str) -> list[str]:
         folder = os.path.dirname(template.database or "")
         keep = os.path.basename(template.database or "")
-        for name in os.listdir(folder):
+        dropped: list[str] = []
+        for name in sorted(os.listdir(folder)):
             if name.startswith(prefix) and name.endswith(".db") and name != keep:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, name))
+                    dropped.append(name[: -len(".db")])
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name + LABEL_SUFFIX))
+        return dropped
 
     def read_marker(self, url: URL, engine: Engine) -> str | None:
         if self.is_memory(url) or not os.path.isfile(url.database or ""):
             return None
         try:
             with open(_marker_path(url), encoding="utf-8") as f:
-                return f.read().strip()
+                label = parse_label(f.read())
         except OSError:
             return None
+        return label.fingerprint if label is not None else None
 
-    def write_marker(self, url: URL, fingerprint: str) -> None:
-        if not self.is_memory(url):
-            with open(_marker_path(url), "w", encoding="utf-8") as f:
-                f.write(fingerprint)
+    def write_marker(self, url: URL, fingerprint: str, source: str = "") -> None:
+        if self.is_memory(url):
+            return
+        with open(_marker_path(url), "w", encoding="utf-8") as f:
+            f.write(make_label(fingerprint, source))
+        # Named in the cache folder too, for python -m transactional_testcase list.
+        path = os.path.abspath(url.database or "")
+        kept = os.path.join(template_folder(), KEPT_FOLDER)
+        os.makedirs(kept, exist_ok=True)
+        _write_atomically(os.path.join(kept, _kept_record(path)), path)
+
+    def inventory(self, url: URL) -> list[Leftover]:
+        """The templates of the cache folder, and the kept databases it names."""
+        folder = template_folder()
+        found: list[Leftover] = []
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if not (name.endswith(".db") and TEMPLATE_NAME.match(name[: -len(".db")])):
+                continue
+            label = parse_label(_read(path + LABEL_SUFFIX))
+            found.append(
+                Leftover(
+                    "template",
+                    path,
+                    url.set(database=path, query={}),
+                    label.source if label else "",
+                    _size(path),
+                    label.made if label else _mtime(path),
+                )
+            )
+        kept = os.path.join(folder, KEPT_FOLDER)
+        for record in sorted(os.listdir(kept)) if os.path.isdir(kept) else []:
+            path = (_read(os.path.join(kept, record)) or "").strip()
+            label = parse_label(_read(path + MARKER_SUFFIX)) if path else None
+            if label is None or not os.path.isfile(path):
+                # Dropped (or rebuilt without keepdb) since: forget it.
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(kept, record))
+                continue
+            found.append(
+                Leftover(
+                    "kept", path, url.set(database=path, query={}), label.source, _size(path), label.made
+                )
+            )
+        return found
+
+    def drop_leftover(self, leftover: Leftover) -> None:
+        self.drop(leftover.url)
+        if leftover.kind == "kept":
+            record = os.path.join(template_folder(), KEPT_FOLDER, _kept_record(leftover.name))
+            with contextlib.suppress(OSError):
+                os.unlink(record)
 
     @contextlib.contextmanager
     def lock(self, url: URL, name: str) -> t.Iterator[None]:
@@ -245,6 +310,40 @@ def template_folder() -> str:
 
 def _marker_path(url: URL) -> str:
     return (url.database or "") + MARKER_SUFFIX
+
+
+def _kept_record(path: str) -> str:
+    """The name of the cache folder's record of the kept database ``path``."""
+    return hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:16] + ".path"
+
+
+def _write_atomically(path: str, text: str) -> None:
+    partial = f"{path}.{os.getpid()}.partial"
+    with open(partial, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(partial, path)
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.path.getmtime(path)
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager
