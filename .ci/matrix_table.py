@@ -3,7 +3,9 @@
 ``nox -f .ci/noxfile.py`` writes one JSON file per session into
 ``.ci/matrix/``; ``python .ci/matrix_table.py --write`` replaces the table
 between the ``matrix-table`` markers of docs/versions.rst with what those sessions
-ran (printing it without ``--write``).
+ran (printing it without ``--write``). Each row is one session: the Python
+and package versions it installed, and the backends it ran on, each server
+backend with its driver's version.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / ".ci" / "matrix"
 START, END = ".. matrix-table-start", ".. matrix-table-end"
-COLUMNS = ("Flask", "Flask-SQLAlchemy", "SQLAlchemy", "Werkzeug", "alembic", "Flask-Migrate")
+COLUMNS = ("Python", "Flask", "Flask-SQLAlchemy", "SQLAlchemy", "Werkzeug", "alembic", "Flask-Migrate")
+#: Each backend of the suite and the distribution of its driver (SQLite's is Python's own).
+DRIVERS = {
+    "psycopg2": "psycopg2-binary",
+    "psycopg": "psycopg",
+    "pymysql": "PyMySQL",
+    "mysqlclient": "mysqlclient",
+}
 
 
 def rows() -> list[list[str]]:
@@ -24,9 +33,13 @@ def rows() -> list[list[str]]:
     for path in sorted(RESULTS.glob("*.json")):
         outcome = json.loads(path.read_text())
         versions = dict(item.split("==", 1) for item in outcome["versions"].split())
-        backends = outcome["backends"].replace(",", ", ")
+        backends = ", ".join(
+            f"{name} {versions[DRIVERS[name]]}" if DRIVERS.get(name) in versions else name
+            for name in outcome["backends"].split(",")
+        )
         found.append([*(versions.get(c, "?") for c in COLUMNS), backends, outcome["result"]])
-    found.sort(key=lambda r: [tuple(int(p) for p in re.findall(r"\d+", v)) for v in r[:3]])
+    # Oldest first: by Flask, Flask-SQLAlchemy, SQLAlchemy, then Python.
+    found.sort(key=lambda r: [tuple(int(p) for p in re.findall(r"\d+", v)) for v in (*r[1:4], r[0])])
     return found
 
 
@@ -50,13 +63,13 @@ def main() -> int:
     if "--write" not in sys.argv:
         print(text)
         return 0
-    page = ROOT / "docs" / "versions.rst"
-    content = page.read_text()
+    readme = ROOT / "docs" / "versions.rst"
+    content = readme.read_text()
     pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
     if not pattern.search(content):
         print(f"docs/versions.rst has no {START} ... {END} markers", file=sys.stderr)
         return 1
-    page.write_text(pattern.sub(lambda _: f"{START}\n\n{text}\n\n{END}", content))
+    readme.write_text(pattern.sub(lambda _: f"{START}\n\n{text}\n\n{END}", content))
     return 0
 
 

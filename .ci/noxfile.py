@@ -1,11 +1,25 @@
 """The version matrix: ``nox -f .ci/noxfile.py``.
 
-SQLAlchemy 2.0 and 2.1 x Flask-SQLAlchemy 3.0 and 3.1 x Flask 2.3 and 3.1,
-each running the test suite on SQLite and PostgreSQL (all but the process
-plumbing of ``PROCESS_MODULES``), plus the newest combination on every backend
-with the whole suite. Each session writes its outcome to
-``.ci/matrix/<session>.json``; ``python .ci/matrix_table.py`` turns those into
-the table of ``docs/versions.rst``.
+* ``matrix``: SQLAlchemy 2.0 and 2.1 x Flask-SQLAlchemy 3.0 and 3.1 x Flask
+  2.3 and 3.1 (each series' newest release), on Python 3.11, each running the
+  test suite on SQLite and PostgreSQL (all but the process plumbing of
+  ``PROCESS_MODULES``);
+* ``lowest``: the lowest version of every dependency that ``setup.cfg``
+  allows (``LOWEST``), on Python 3.11, on SQLite and PostgreSQL with both
+  PostgreSQL drivers and on MariaDB with both MySQL drivers (all but the
+  process plumbing);
+* ``newest``: the newest release of everything on Python 3.11, 3.12 and 3.13,
+  on the backends given by ``TT_MATRIX_BACKENDS`` (every backend, MariaDB
+  included, when unset) with the whole suite.
+
+Each session writes its outcome to ``.ci/matrix/<name>.json``, named after the
+session without quotes or parentheses (:func:`evidence_name`);
+``python .ci/matrix_table.py --write`` turns those into the table of
+``docs/versions.rst``.
+
+``nox -f .ci/noxfile.py -s lowest -- alembic==1.11.0`` runs the lowest set
+with some versions replaced, to look for a lower bound: such a run writes its
+outcome to ``.nox/probes/`` instead, as it is no evidence for a row.
 """
 
 from __future__ import annotations
@@ -14,12 +28,14 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import subprocess
 
 import nox
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / ".ci" / "matrix"
+PROBES = ROOT / ".nox" / "probes"
 
 nox.options.reuse_existing_virtualenvs = True
 nox.options.envdir = str(ROOT / ".nox")
@@ -30,20 +46,63 @@ nox.options.error_on_missing_interpreters = True
 #: combinations skip them to keep CI short.
 PROCESS_MODULES = ("test_runners", "test_provisioning")
 
+PYTHONS = ["3.11", "3.12", "3.13"]
 SQLALCHEMY = ["2.0", "2.1"]
 FLASK_SQLALCHEMY = ["3.0", "3.1"]
 FLASK = ["2.3", "3.1"]
 
+#: The lower bounds of ``setup.cfg``, exactly: what a user pinning the oldest
+#: allowed release of each gets (Werkzeug: the lowest Flask 2.3.0 accepts).
+LOWEST = {
+    "Flask": "2.3.0",
+    "Werkzeug": "2.3.0",
+    "Flask-SQLAlchemy": "3.0.0",
+    "SQLAlchemy": "2.0.0",
+    "alembic": "1.10.0",
+    "Flask-Migrate": "3.1.0",
+    "psycopg": "3.1.4",
+    "psycopg-binary": "3.1.4",
+    "psycopg2-binary": "2.9.5",
+    "PyMySQL": "1.0.2",
+    "mysqlclient": "2.2.0",
+}
 
-def _run_suite(session: nox.Session, backends: str, pins: dict[str, str], skip: tuple[str, ...] = ()) -> None:
+#: What each outcome records, as installed.
+RECORDED = (
+    "Flask",
+    "Flask-SQLAlchemy",
+    "SQLAlchemy",
+    "alembic",
+    "Flask-Migrate",
+    "Werkzeug",
+    "psycopg",
+    "psycopg2-binary",
+    "PyMySQL",
+    "mysqlclient",
+)
+
+ALL_BACKENDS = "sqlite,psycopg2,psycopg,pymysql,mysqlclient"
+
+
+def evidence_name(session_name: str) -> str:
+    """``matrix(flask='2.3', sqlalchemy='2.0')`` -> ``matrix-flask-2.3-sqlalchemy-2.0``: a plain file name."""
+    return re.sub(r"[^A-Za-z0-9._]+", "-", session_name).strip("-")
+
+
+def _run_suite(
+    session: nox.Session,
+    backends: str,
+    requirements: list[str],
+    skip: tuple[str, ...] = (),
+    results: pathlib.Path = RESULTS,
+) -> None:
     session.chdir(ROOT)
-    session.install("-e", f"{ROOT}[test,mysqlclient]", *(f"{k}=={v}.*" for k, v in pins.items()))
+    session.install("-e", f"{ROOT}[test,mysqlclient]", *requirements)
     versions = session.run(
         "python",
         "-c",
-        "import importlib.metadata as m;"
-        "print(' '.join(f'{p}=={m.version(p)}' for p in "
-        "('Flask', 'Flask-SQLAlchemy', 'SQLAlchemy', 'alembic', 'Flask-Migrate', 'Werkzeug')))",
+        "import importlib.metadata as m, platform;"
+        f"print('Python==' + platform.python_version(), *(f'{{p}}=={{m.version(p)}}' for p in {RECORDED!r}))",
         silent=True,
     )
     # Each session gets database names (and a SQLite template cache) of its own,
@@ -72,8 +131,8 @@ def _run_suite(session: nox.Session, backends: str, pins: dict[str, str], skip: 
         outcome["result"] = "failed"
         raise
     finally:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"{session.name.replace('/', '_')}.json").write_text(json.dumps(outcome))
+        results.mkdir(parents=True, exist_ok=True)
+        (results / f"{evidence_name(session.name)}.json").write_text(json.dumps(outcome))
 
 
 @nox.session(python="3.11")
@@ -82,21 +141,36 @@ def _run_suite(session: nox.Session, backends: str, pins: dict[str, str], skip: 
 @nox.parametrize("flask", FLASK)
 def matrix(session: nox.Session, sqlalchemy: str, flask_sqlalchemy: str, flask: str) -> None:
     """The suite (but its process plumbing) on SQLite and PostgreSQL for one combination."""
-    _run_suite(
-        session,
-        "sqlite,psycopg2",
-        {"SQLAlchemy": sqlalchemy, "Flask-SQLAlchemy": flask_sqlalchemy, "Flask": flask},
-        skip=PROCESS_MODULES,
-    )
+    pins = {"SQLAlchemy": sqlalchemy, "Flask-SQLAlchemy": flask_sqlalchemy, "Flask": flask}
+    _run_suite(session, "sqlite,psycopg2", [f"{k}=={v}.*" for k, v in pins.items()], skip=PROCESS_MODULES)
 
 
 @nox.session(python="3.11")
-def newest(session: nox.Session) -> None:
-    """The newest combination on every backend, MariaDB included."""
+def lowest(session: nox.Session) -> None:
+    """The lowest allowed version of everything, on every backend (but the process plumbing).
+
+    ``-- NAME==VERSION ...`` replaces some of them (a probe, kept out of the table).
+    """
+    pins = dict(LOWEST)
+    for arg in session.posargs:
+        name, _, version = arg.partition("==")
+        pins[next((k for k in pins if k.lower() == name.lower()), name)] = version
     _run_suite(
         session,
-        "sqlite,psycopg2,psycopg,pymysql,mysqlclient",
-        {"SQLAlchemy": SQLALCHEMY[-1], "Flask-SQLAlchemy": FLASK_SQLALCHEMY[-1], "Flask": FLASK[-1]},
+        os.environ.get("TT_MATRIX_BACKENDS", ALL_BACKENDS),
+        [f"{k}=={v}" for k, v in pins.items()],
+        skip=PROCESS_MODULES,
+        results=PROBES if session.posargs else RESULTS,
+    )
+
+
+@nox.session(python=PYTHONS)
+def newest(session: nox.Session) -> None:
+    """The newest release of everything, with the whole suite."""
+    _run_suite(
+        session,
+        os.environ.get("TT_MATRIX_BACKENDS", ALL_BACKENDS),
+        ["--upgrade", "--upgrade-strategy", "eager"],
     )
 
 

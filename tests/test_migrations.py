@@ -731,7 +731,7 @@ class Fingerprint(unittest.TestCase):
         ini = os.path.join(self.folder, "alembic.ini")
         with open(ini, "w") as f:
             f.write(
-                "[alembic]\nscript_location = %(here)s\npath_separator = os\n"
+                "[alembic]\nscript_location = %(here)s\npath_separator = os\nversion_path_separator = os\n"
                 f"version_locations = %(here)s/versions{os.pathsep}%(here)s/extra_versions\n"
                 f"recursive_version_locations = {str(recursive).lower()}\n"
             )

@@ -2,9 +2,10 @@
 
 Every function or class here says which private attribute it touches and the
 versions it was checked against; nothing else in the package touches one.
-The versions, as ``setup.cfg`` declares them: SQLAlchemy 2.0.x and 2.1.x
-(2.1.9), Flask-SQLAlchemy 3.0.x and 3.1.x (3.1.1), Alembic 1.20, CPython 3.11
-to 3.13's ``logging``.
+The versions, as ``setup.cfg`` declares them (lowest first) and as the version
+matrix (``.ci/noxfile.py``) ran them: SQLAlchemy 2.0.0, 2.0.58 and 2.1.9,
+Flask-SQLAlchemy 3.0.0, 3.0.5 and 3.1.1, Alembic 1.10.0 and 1.20.1, PyMySQL
+1.0.2 and 1.2.4, CPython 3.11.7, 3.12.1 and 3.13.0's ``logging``.
 
 .. versionchanged:: 0.4
    Also the live engine map of Flask-SQLAlchemy (:func:`live_engines`), the
@@ -61,7 +62,7 @@ def handlers_out_of_reach_of_fileconfig() -> t.Iterator[None]:
     handler in ``logging._handlerList`` before installing its own; a test
     suite's open log files would stay closed. Hiding the list while migrations
     run leaves only the handlers created meanwhile to be closed.
-    Checked against CPython 3.11 to 3.13's ``logging`` module.
+    Checked against CPython 3.11.7, 3.12.1 and 3.13.0's ``logging`` module.
     """
     saved_list = logging._handlerList[:]  # type: ignore[attr-defined]
     saved_map = dict(logging._handlers)  # type: ignore[attr-defined]
@@ -80,7 +81,7 @@ def revision_steps(script: t.Any, destination: str, current: t.Any, upgrade: boo
     What ``alembic.command.upgrade``/``downgrade`` pass to ``EnvironmentContext``
     (``ScriptDirectory._upgrade_revs``/``_downgrade_revs``); calling them with
     one ``ScriptDirectory`` avoids re-reading every revision file per step.
-    Checked against Alembic 1.20.
+    Checked against Alembic 1.10.0 and 1.20.1.
     """
     if upgrade:
         return script._upgrade_revs(destination, current)
@@ -92,7 +93,7 @@ def savepoint_counter(connection: t.Any) -> int:
 
     SQLAlchemy numbers them per Connection (``sa_savepoint_N``) in the private,
     name-mangled ``Connection.__savepoint_seq``. Checked against SQLAlchemy
-    2.0.x and 2.1.9.
+    2.0.0, 2.0.58 and 2.1.9.
     """
     return int(getattr(connection, "_Connection__savepoint_seq", 0))
 
@@ -103,7 +104,7 @@ def version_locations(script: t.Any) -> list[str]:
     ``ScriptDirectory._version_locations``: ``version_locations`` resolved
     (package resources included), or ``<script_location>/versions``; folders
     that do not exist are left out, as Alembic does. Checked against Alembic
-    1.20.
+    1.10.0 and 1.20.1.
     """
     return [str(path) for path in script._version_locations if os.path.isdir(path)]
 
@@ -125,7 +126,8 @@ def engine_listeners(
 
     Reads each dispatcher's instance-level collections (``_event_names``,
     ``_ListenerCollection.listeners``; an event without any is an
-    ``_EmptyListener``) and the registry's ``_collection_to_key``. Checked against SQLAlchemy 2.0.x and 2.1.9.
+    ``_EmptyListener``) and the registry's ``_collection_to_key``. Checked
+    against SQLAlchemy 2.0.0, 2.0.58 and 2.1.9.
     """
     found: set[tuple[str, str, t.Hashable]] = set()
     for role, target in (("engine", engine), ("dialect", engine.dialect), ("pool", engine.pool)):
@@ -185,7 +187,7 @@ class SavepointSparingConnection(Connection):
     SQL it sends: this overrides ``Connection._savepoint_impl``,
     ``_release_savepoint_impl`` and ``_rollback_to_savepoint_impl`` and
     numbers savepoints with the name-mangled ``Connection.__savepoint_seq``,
-    as they do. Checked against SQLAlchemy 2.0.x and 2.1.9.
+    as they do. Checked against SQLAlchemy 2.0.0, 2.0.58 and 2.1.9.
     """
 
     #: The savepoint that stands for the transaction's start (nothing sent), or None.
@@ -238,7 +240,7 @@ def rewind(savepoint: NestedTransaction) -> None:
     in SQLAlchemy, so the next one would be a new SAVEPOINT on top. Calls
     ``Connection._rollback_to_savepoint_impl`` with
     ``NestedTransaction._savepoint``, as ``rollback()`` does, and leaves the
-    transaction active. Checked against SQLAlchemy 2.0.x and 2.1.9.
+    transaction active. Checked against SQLAlchemy 2.0.0, 2.0.58 and 2.1.9.
     """
     savepoint.connection._rollback_to_savepoint_impl(savepoint._savepoint)
 
@@ -247,8 +249,8 @@ def socket_fileno(dbapi_connection: t.Any) -> int | None:
     """The file descriptor of a DBAPI connection's socket, or None.
 
     psycopg2, psycopg 3 and mysqlclient show it with ``fileno()``; PyMySQL
-    keeps its socket in ``Connection._sock`` (checked against PyMySQL 1.1 and
-    1.2). None when the connection is closed or the driver hides it.
+    keeps its socket in ``Connection._sock`` (checked against PyMySQL 1.0.2 and
+    1.2.4). None when the connection is closed or the driver hides it.
     """
     try:
         fileno = getattr(dbapi_connection, "fileno", None)
@@ -267,8 +269,8 @@ def live_engines(db: t.Any) -> dict[t.Any, Engine]:
     Flask-SQLAlchemy keeps per app (``SQLAlchemy._app_engines[app]``) and reads
     on every ``get_bind``: replacing its values is how the maintainers suggest
     pointing an app at other engines (pallets-eco/flask-sqlalchemy#1171).
-    Needs an app context of the app. Checked against Flask-SQLAlchemy 3.0.x
-    and 3.1.1.
+    Needs an app context of the app. Checked against Flask-SQLAlchemy 3.0.0,
+    3.0.5 and 3.1.1.
     """
     return t.cast(dict[t.Any, Engine], db.engines)
 
@@ -278,7 +280,7 @@ def root_connection(context: t.Any) -> Connection:
 
     ``DefaultExecutionContext.root_connection``: the dialect-level events
     (``do_execute``) hand over the context, not the connection. Checked
-    against SQLAlchemy 2.0.x and 2.1.9.
+    against SQLAlchemy 2.0.0, 2.0.58 and 2.1.9.
     """
     return t.cast(Connection, context.root_connection)
 
@@ -295,7 +297,7 @@ class ConnectionFacade(Connection):
     ``Connection.__init__`` is deliberately not called (it would check out a
     connection of its own), and ``Connection._run_ddl_visitor`` is overridden so
     that DDL (``metadata.create_all(conn)``) sends its statements through this
-    object's ``execute``. Checked against SQLAlchemy 2.0.x and 2.1.9.
+    object's ``execute``. Checked against SQLAlchemy 2.0.0, 2.0.58 and 2.1.9.
     """
 
     def __init__(self, engine: Engine, target: Connection) -> None:
