@@ -162,11 +162,17 @@ def render(benches: dict[str, BackendRun], settings: Settings) -> str:
 
     phase = speedup("n1", "n2", "phase")
     tbl.row("speedup 1 -> 2 workers, test phase", ratio_text, phase)
-    tbl.row("  target >= 1.6x", verdict, {d: med(v) >= 1.6 for d, v in phase.items()})
     if control:
-        tbl.add(
-            "  as a share of the control's speedup",
-            {d: f"{100 * med(ratios(v, control[d])):.0f}%" for d, v in phase.items() if d in control},
+        # The target as it holds on any machine: the suite's speedup as a share of what
+        # a CPU-bound suite gets in the same rounds (the machine's ceiling right now).
+        share = {d: med(ratios(v, control[d])) for d, v in phase.items() if d in control}
+        tbl.add("  as a share of the control's speedup", {d: f"{100 * v:.0f}%" for d, v in share.items()})
+        tbl.row("  target >= 95% of the control's", verdict, {d: v >= 0.95 for d, v in share.items()})
+    else:
+        tbl.row(
+            "  target >= 1.6x (quick runs have no control)",
+            verdict,
+            {d: med(v) >= 1.6 for d, v in phase.items()},
         )
     tbl.row("speedup 1 -> 2 workers, whole command", ratio_text, speedup("n1", "n2", "wall"))
     tbl.row("speedup no xdist -> 2 workers, test phase", ratio_text, speedup("n0", "n2", "phase"))
