@@ -32,7 +32,12 @@ from transactional_testcase import app_testcase
 
 #: Modules that spend their time waiting on processes of their own, and the
 #: state machine: together about as long as all the others.
-SECOND = ("tests.test_runners", "tests.test_provisioning", "tests.test_state_machine")
+SECOND = (
+    "tests.test_runners",
+    "tests.test_provisioning",
+    "tests.test_state_machine",
+    "tests.test_pytest_plugin",
+)
 #: At most this long between two progress lines of a process.
 PROGRESS_SECONDS = 20.0
 #: Set for a child process of a split run: its name, shown on its lines.

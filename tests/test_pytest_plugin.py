@@ -26,7 +26,8 @@ from tests.admin import server_databases
 from tests.matrix import BACKENDS, require, selected_backends
 from tests.pytest_suite import configure, sample_functions
 from tests.runner_suite import sample_cases
-from tests.test_runners import ROOT, _run, drop_server_databases, parse_pytest, template_prefixes
+from tests.running import run_command
+from tests.test_runners import ROOT, TIMEOUT, drop_server_databases, parse_pytest, template_prefixes
 
 PLUGIN = "transactional_testcase.pytest_plugin"
 SAMPLE_PATH = os.path.relpath(sample_functions.__file__, ROOT)
@@ -120,7 +121,7 @@ class ImportCostTest(unittest.TestCase):
 
     def test_fixtures_without_a_class_say_how_to_configure_one(self) -> None:
         argv = [*_PYTEST, f"{SAMPLE_PATH}::test_app"]
-        returncode, output = _run(argv, _clean_env())
+        returncode, output = run_command(argv, _clean_env(), ROOT, TIMEOUT)
         self.assertNotEqual(returncode, 0, output)
         self.assertIn("define the session fixture transactional_testcase_class in conftest.py", output)
         self.assertIn("1 error", output)
@@ -162,7 +163,7 @@ class FixtureRuns(_Base):
             ours = [base, *template_prefixes(url)]
             drop_server_databases(url, *ours)
             self.addCleanup(drop_server_databases, url, *ours)
-        returncode, output = _run([*_PYTEST, *argv, SAMPLE_PATH], env)
+        returncode, output = run_command([*_PYTEST, *argv, SAMPLE_PATH], env, ROOT, TIMEOUT)
         context = f"\n--- pytest {' '.join(argv)} ---\n{output}"
         summary = parse_pytest(output)
         used: dict[str, set[int]] = defaultdict(set)
@@ -232,7 +233,7 @@ class MixedSessionTest(unittest.TestCase):
             work = tempfile.mkdtemp(prefix="tt_mixed_")
             self.addCleanup(shutil.rmtree, work, True)
             env = _clean_env(TMPDIR=work, TRANSACTIONAL_TESTCASE_CACHE=os.path.join(work, "cache"))
-            returncode, output = _run([*_PYTEST, *_CONFTEST, *order], env)
+            returncode, output = run_command([*_PYTEST, *_CONFTEST, *order], env, ROOT, TIMEOUT)
             summary = parse_pytest(output)
             # Without the class stepping aside, the unittest classes' redirect lands on the
             # fixtures' and their tests fail.
