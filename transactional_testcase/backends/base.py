@@ -164,8 +164,14 @@ class Backend:
         return []
 
     def drop_leftover(self, leftover: Leftover) -> None:
-        """Drop one of :meth:`inventory`'s leftovers (refused unless it is one)."""
-        raise NotImplementedError
+        """Drop one of :meth:`inventory`'s leftovers (refused unless it is one).
+
+        On a server, without FORCE: a database someone is connected to (a run
+        cloning this template right now) is refused, not pulled from under them.
+        """
+        with self.admin_connection(leftover.url) as conn:
+            quoted = conn.dialect.identifier_preparer.quote(leftover.name)
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
 
     @contextlib.contextmanager
     def lock(self, url: URL, name: str) -> t.Iterator[None]:

@@ -227,11 +227,6 @@ class MySQLBackend(Backend):
                 )
         return found
 
-    def drop_leftover(self, leftover: Leftover) -> None:
-        with self.admin_connection(leftover.url) as conn:
-            quoted = conn.dialect.identifier_preparer.quote(leftover.name)
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
-
     @contextlib.contextmanager
     def lock(self, url: URL, name: str) -> t.Iterator[None]:
         with self.admin_connection(url) as conn:

@@ -205,13 +205,6 @@ class PostgreSQLBackend(Backend):
                 )
         return found
 
-    def drop_leftover(self, leftover: Leftover) -> None:
-        # Without FORCE: a database someone is connected to (a run cloning
-        # this template right now) is refused, not pulled from under them.
-        with self.admin_connection(leftover.url) as conn:
-            quoted = conn.dialect.identifier_preparer.quote(leftover.name)
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
-
     @contextlib.contextmanager
     def lock(self, url: URL, name: str) -> t.Iterator[None]:
         key = zlib.crc32(name.encode())
