@@ -5,7 +5,25 @@
 under pytest, each process recording its test phase in ``$BENCH_OUT``.
 """
 
-WARM_MODULE = '''\
+#: The class hooks of the generated TransactionalTestCase modules (sections 3c and 6):
+#: they time the app's create_app and the whole setUpClass into ``TIMES``.
+_TIMED_HOOKS = """\
+    @classmethod
+    def create_app(cls, config):
+        t0 = time.perf_counter()
+        app = create_app(config)
+        TIMES["create_app"] = time.perf_counter() - t0
+        return app
+
+    @classmethod
+    def setUpClass(cls):
+        t0 = time.perf_counter()
+        super().setUpClass()
+        TIMES["setup_class"] = time.perf_counter() - t0
+"""
+
+WARM_MODULE = (
+    '''\
 """One TransactionalTestCase class; reports how long its setUpClass and provisioning took."""
 import json, os, time, unittest
 
@@ -35,19 +53,9 @@ class WarmCase(TransactionalTestCase):
     database_url = os.environ["BENCH_URL"]
     alembic_config = str(MIGRATIONS_DIR)
 
-    @classmethod
-    def create_app(cls, config):
-        t0 = time.perf_counter()
-        app = create_app(config)
-        TIMES["create_app"] = time.perf_counter() - t0
-        return app
-
-    @classmethod
-    def setUpClass(cls):
-        t0 = time.perf_counter()
-        super().setUpClass()
-        TIMES["setup_class"] = time.perf_counter() - t0
-
+'''
+    + _TIMED_HOOKS
+    + """
     def test_empty(self):
         self.assertIsNotNone(self.db.session.connection())
 
@@ -58,7 +66,8 @@ if __name__ == "__main__":
         raise SystemExit(1)
     with open(os.environ["BENCH_OUT"], "w") as f:
         json.dump(TIMES, f)
-'''
+"""
+)
 
 #: What both generated suites share: each process records its test phase (first
 #: setUpClass to last tearDownClass) in $BENCH_OUT at exit...
@@ -254,26 +263,16 @@ class Small(TransactionalTestCase):
     database_url = os.environ["BENCH_URL"]
     alembic_config = str(MIGRATIONS_DIR)
 
-    @classmethod
-    def create_app(cls, config):
-        t0 = time.perf_counter()
-        app = create_app(config)
-        TIMES["create_app"] = time.perf_counter() - t0
-        return app
-
-    @classmethod
-    def setUpClass(cls):
-        t0 = time.perf_counter()
-        super().setUpClass()
-        TIMES["setup_class"] = time.perf_counter() - t0
-
+'''
+    + _TIMED_HOOKS
+    + """
     @classmethod
     def tearDownClass(cls):
         t0 = time.perf_counter()
         super().tearDownClass()
         TIMES["teardown_class"] = time.perf_counter() - t0
 
-'''
+"""
     + _SMALL_TESTS
     + """
 if __name__ == "__main__":

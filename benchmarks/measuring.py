@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import subprocess
+import sys
 import time
 import unittest
 from collections.abc import Iterator, Sequence
@@ -89,3 +91,15 @@ def class_fixture(cls: type[unittest.TestCase]) -> Iterator[None]:
         yield
     finally:
         cls.tearDownClass()
+
+
+def run_script(path: str, env: dict[str, str], cwd: str, what: str) -> float:
+    """Run the generated script ``path`` in a fresh interpreter; its wall time. Stops the benchmark if it fails."""
+    t0 = pc()
+    proc = subprocess.run(
+        [sys.executable, path], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+    wall = pc() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{what}: the subprocess failed:\n{proc.stdout}\n{proc.stderr}")
+    return wall

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import typing as t
 
@@ -24,23 +22,12 @@ from benchmarks.backend_run import BackendRun
 from benchmarks.databases import drop_templates
 from benchmarks.formatting import Table, ms, ratio_text, secs, verdict
 from benchmarks.generated_suites import SMALL_LIBRARY_MODULE, SMALL_ORIGINAL_MODULE
-from benchmarks.measuring import med, pc
+from benchmarks.measuring import med, run_script
 from benchmarks.settings import Settings
 from benchmarks.workspace import WORK, child_env
 
 #: The library's own share of a first run's fixed cost, at most (seconds): SQLite, then the servers.
 TARGETS = {"sqlite": 0.100, "server": 0.300}
-
-
-def _run(module: str, env: dict[str, str], what: str) -> float:
-    t0 = pc()
-    proc = subprocess.run(
-        [sys.executable, module], check=False, env=env, cwd=WORK, capture_output=True, text=True, timeout=300
-    )
-    wall = pc() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"small suite, {what}: the subprocess failed:\n{proc.stdout}\n{proc.stderr}")
-    return wall
 
 
 def one_round(bench: BackendRun, repeat: int) -> dict[str, t.Any]:
@@ -57,13 +44,15 @@ def one_round(bench: BackendRun, repeat: int) -> dict[str, t.Any]:
     out = os.path.join(WORK, f"small_{bench.driver}_{repeat}.json")
     try:
         servers.create_database(url)  # the original suite expects its database to exist
-        original = _run(modules["small_original"], child_env(BENCH_URL=url), "original")
+        original = run_script(
+            modules["small_original"], child_env(BENCH_URL=url), WORK, "small suite, original"
+        )
         servers.drop_database(url)
         env = child_env(BENCH_URL=url, BENCH_OUT=out, TRANSACTIONAL_TESTCASE_CACHE=cache)
-        first = _run(modules["small_library"], env, "first run")
+        first = run_script(modules["small_library"], env, WORK, "small suite, first run")
         with open(out) as f:
             times = json.load(f)
-        second = _run(modules["small_library"], env, "second run")
+        second = run_script(modules["small_library"], env, WORK, "small suite, second run")
     finally:
         servers.drop_database(url)
         drop_templates(url)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import typing as t
 
@@ -15,7 +13,7 @@ from benchmarks.backend_run import BackendRun
 from benchmarks.databases import drop_templates
 from benchmarks.formatting import Table, ms, ms2, percent, verdict
 from benchmarks.generated_suites import WARM_MODULE
-from benchmarks.measuring import med, pc
+from benchmarks.measuring import med, run_script
 from benchmarks.settings import Settings
 from benchmarks.workspace import WORK, child_env
 
@@ -39,19 +37,7 @@ def warm_pair(bench: BackendRun, repeat: int) -> dict[str, t.Any]:
             BENCH_URL=url,
             BENCH_OUT=out,
         )
-        t0 = pc()
-        proc = subprocess.run(
-            [sys.executable, module],
-            check=False,
-            env=env,
-            cwd=WORK,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        wall = pc() - t0
-        if proc.returncode != 0:
-            raise SystemExit(f"{bench.driver}: warm-run subprocess failed:\n{proc.stdout}\n{proc.stderr}")
+        wall = run_script(module, env, WORK, f"{bench.driver}: warm run")
         with open(out) as f:
             data = json.load(f)
         data["wall"] = wall

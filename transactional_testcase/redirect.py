@@ -353,6 +353,8 @@ class SessionRedirect:
 
     def take_violations(self) -> list[IsolationError]:
         """The isolation errors other threads met since the last call (and forget them)."""
+        if not self.violations:  # every test asks: the usual answer costs nothing
+            return []
         found = list(self.violations)
         del self.violations[:]
         return found
