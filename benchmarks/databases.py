@@ -14,6 +14,7 @@ from benchmarks.schema import create_app, db
 from benchmarks.schema.check import quiet
 from transactional_testcase import provisioning as tt_provisioning
 from transactional_testcase.backends import backend_for
+from transactional_testcase.extension import extension_of
 from transactional_testcase.schema import schema_source
 
 
@@ -64,7 +65,9 @@ def provision(url: str, prov: BenchProvisioner, keepdb: bool = False, timed: str
         engines = dict(db.engines)
         engine = engines[None]
         backend = backend_for(engine.url)
-        schema = schema_source(MIGRATIONS, app, db, engines)
+        extension = extension_of(app)
+        assert extension is not None
+        schema = schema_source(MIGRATIONS, app, extension, "bench")
         t0 = pc()
         if timed == "connect":
             with engine.connect() as conn:
@@ -79,7 +82,7 @@ def provision(url: str, prov: BenchProvisioner, keepdb: bool = False, timed: str
                 with quiet():
                     flask_migrate.upgrade(directory=MIGRATIONS)
             else:
-                how = prov.ensure(app, db, engines, schema, {None: "bench"}, keepdb=keepdb)
+                how = prov.ensure(app, extension, engines, schema, {None: "bench"}, keepdb=keepdb)
             with engine.connect() as conn:
                 conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
         elapsed = pc() - t0

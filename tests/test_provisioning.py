@@ -71,6 +71,7 @@ from unittest import mock
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from tests.admin import admin_connection as server_admin
@@ -88,6 +89,7 @@ from tests.running import transcript
 from transactional_testcase import provisioning
 from transactional_testcase.alembic_runner import AlembicProject
 from transactional_testcase.backends import MARKER_SUFFIX, backend_for, parse_label
+from transactional_testcase.extension import FlaskSQLAlchemy
 from transactional_testcase.schema import AlembicSchema, CreateAllSchema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -864,7 +866,7 @@ class Fingerprints(unittest.TestCase):
                 sa.Column("id", sa.Integer, primary_key=True),
                 *(sa.Column(c, sa.String(20)) for c in columns),
             )
-            return CreateAllSchema(db).fingerprint()
+            return CreateAllSchema(FlaskSQLAlchemy(db, Flask(__name__)), "Case").fingerprint()
 
         self.assertEqual(models("name"), models("name"))
         self.assertNotEqual(models("name"), models("name", "colour"))

@@ -100,6 +100,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlalchemy.engine import Connection
+from werkzeug.local import LocalProxy
 
 from tests.admin import delete_all_rows, leftover_rows
 from tests.apps import model_app, shop
@@ -154,8 +155,9 @@ TARGETS: dict[str, Target] = {
     AUDIT: Target("audit", AuditEntry, AuditEntry.message, "a", ""),
 }
 
-#: The same scoped session under the two names app code uses.
-SESSIONS = {"db.session": db.session, "shop.session": shop.session}
+#: The test's session under the two names app code uses: ``db.session``, looked
+#: up on every use, and a reference taken at import time.
+SESSIONS: dict[str, t.Any] = {"db.session": LocalProxy(lambda: db.session), "shop.session": shop.session}
 
 #: The request routes that flush a row and then fail with 500.
 FAILING_ROUTES = {
@@ -260,7 +262,7 @@ class ExampleTest:
         self.cleanups = case._sm_cleanups = contextlib.ExitStack()
         try:
             case.setUp()
-            engines = dict(db.engines)
+            engines = shop.engines()
             assert all(isinstance(e, RedirectedEngine) for e in engines.values()), "db.engines not redirected"
             self.connections: dict[str | None, Connection] = {
                 key: t.cast(RedirectedEngine, engine).test_connection() for key, engine in engines.items()
@@ -427,7 +429,7 @@ class IsolationMachine(RuleBasedStateMachine):
     @step
     def end_session(self, how: str) -> None:
         if how == "remove":
-            db.session.remove()
+            shop.end_session()  # Flask-SQLAlchemy's remove(); Flask-SQLAlchemy-Lite has none: close()
         else:
             db.session.close()
         self.model.rollback()
@@ -443,7 +445,7 @@ class IsolationMachine(RuleBasedStateMachine):
             session.add(spec.new(value))
             session.flush()
             if direct:
-                with db.engines[spec.bind_key].begin() as conn:
+                with shop.engine(spec.bind_key).begin() as conn:
                     conn.execute(spec.insert(extra))
             if not release:
                 raise Abandon
@@ -560,7 +562,7 @@ class IsolationMachine(RuleBasedStateMachine):
             self.model.add(table, added)
         value = self.fresh(table)
         enclosed = self.model.tables[table].savepoint
-        conn = db.engines[spec.bind_key].connect()
+        conn = shop.engine(spec.bind_key).connect()
         conn.execute(spec.insert(value))
         self.case.assertIn(value, conn.scalars(sa.select(spec.column)).all())
         interleaved = False
@@ -597,7 +599,7 @@ class IsolationMachine(RuleBasedStateMachine):
         self.session_first(before)
         spec = TARGETS[table]
         value = self.fresh(table)
-        with contextlib.suppress(Abandon), db.engines[spec.bind_key].begin() as conn:
+        with contextlib.suppress(Abandon), shop.engine(spec.bind_key).begin() as conn:
             conn.execute(spec.insert(value))
             if fail:
                 raise Abandon
@@ -666,11 +668,11 @@ class _Machine(model_app.ModelCase, _CaseBase):  # type: ignore[misc]  # alembic
     def test_model_agrees_with_database(self) -> None:
         with self.example() as case:
             # The model's requests share the test's session (Flask <= 3.1).
-            session = db.session()
+            session = shop.current_session()
             with case.app.test_request_context():
                 flask_version = importlib.metadata.version("flask")
                 self.assertIs(
-                    db.session(),
+                    shop.current_session(),
                     session,
                     f"Flask {flask_version} gives a request its own app context and session: "
                     "update the model's request rules",

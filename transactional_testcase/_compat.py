@@ -43,8 +43,11 @@ __all__ = [
     "app_engine_map",
     "engine_listeners",
     "handlers_out_of_reach_of_fileconfig",
-    "live_engines",
+    "close_lite_sessions",
+    "lite_state",
     "make_app_engine",
+    "make_lite_engine",
+    "repair_lite_binds",
     "revision_steps",
     "rewind",
     "root_connection",
@@ -262,19 +265,6 @@ def socket_fileno(dbapi_connection: t.Any) -> int | None:
         return None
 
 
-def live_engines(db: t.Any) -> dict[t.Any, Engine]:
-    """The current app's engine map of ``db`` (a Flask-SQLAlchemy extension), to write into.
-
-    ``db.engines`` is typed as a read-only mapping, but it is the very dict
-    Flask-SQLAlchemy keeps per app (``SQLAlchemy._app_engines[app]``) and reads
-    on every ``get_bind``: replacing its values is how the maintainers suggest
-    pointing an app at other engines (pallets-eco/flask-sqlalchemy#1171).
-    Needs an app context of the app. Checked against Flask-SQLAlchemy 3.0.0,
-    3.0.5 and 3.1.1.
-    """
-    return t.cast(dict[t.Any, Engine], db.engines)
-
-
 def root_connection(context: t.Any) -> Connection:
     """The Connection a statement's execution context runs on.
 
@@ -361,3 +351,92 @@ def make_app_engine(db: t.Any, app: t.Any, key: str | None, value: t.Any) -> Eng
 
         record_queries._listen(engine)
     return engine
+
+
+def lite_state(db: t.Any, app: t.Any) -> t.Any:
+    """What Flask-SQLAlchemy-Lite keeps for ``app``: ``engines`` and ``sessionmaker``.
+
+    ``SQLAlchemy._app_state[app]``, a ``_State`` whose ``engines`` dict is
+    what :attr:`db.engines` returns in an app context of ``app`` and whose
+    ``sessionmaker`` is :attr:`db.sessionmaker`; read here without one (a
+    class's app is pointed at its test databases before its app context is
+    pushed). Checked against Flask-SQLAlchemy-Lite 0.1.0 and 0.2.1.
+    """
+    state = db._app_state.get(app)
+    if state is None:
+        raise KeyError(app)
+    return state
+
+
+def make_lite_engine(db: t.Any, app: t.Any, name: str, value: t.Any) -> Engine:
+    """A new engine for ``SQLALCHEMY_ENGINES[name]`` of ``app``, made as ``db.init_app(app)`` makes it.
+
+    ``value`` is what the config entry would hold (a URL, or engine options
+    with ``url``): merged with the extension's ``engine_options`` and given
+    its per-backend defaults by ``_make._prepare_engine_options`` (SQLite
+    paths under the instance folder, MySQL's ``utf8mb4``), then built with
+    ``engine_from_config`` as ``_make._make_engines`` does. Nothing connects.
+    Checked against Flask-SQLAlchemy-Lite 0.1.0 and 0.2.1.
+    """
+    import sqlalchemy as sa
+    from flask_sqlalchemy_lite._make import _prepare_engine_options
+
+    options = _prepare_engine_options(app, f'SQLALCHEMY_ENGINES["{name}"]', db._engine_options, value)
+    engine: Engine = sa.engine_from_config(options, prefix="")
+    return engine
+
+
+def close_lite_sessions() -> None:
+    """Close the current app context's Flask-SQLAlchemy-Lite sessions, as its teardown does.
+
+    ``db.get_session()`` keeps them in ``g._sqlalchemy_sessions``; popping
+    it makes the next ``db.session`` a new session. Checked against
+    Flask-SQLAlchemy-Lite 0.1.0 and 0.2.1.
+    """
+    from flask import g
+
+    sessions = g.pop("_sqlalchemy_sessions", None) or {}
+    for session in sessions.values():
+        session.close()
+
+
+#: The name of every Flask-SQLAlchemy-Lite engine seen, for :func:`repair_lite_binds`.
+_lite_engine_names: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def repair_lite_binds(db: t.Any, app: t.Any) -> list[str]:
+    """Give ``app``'s Lite sessionmaker its own engines in ``binds``; the bound names repaired.
+
+    Flask-SQLAlchemy-Lite turns the engine names of
+    ``session_options["binds"]`` into engines by writing into the extension's
+    own dict (pallets-eco/flask-sqlalchemy-lite#41): every app initialised
+    after the first gets the first app's engines for its bound models. A test
+    run builds an app per class, so its writes to those models would land in
+    the first class's databases. The engines of every app registered so far
+    are remembered by name; an engine in ``app``'s ``binds`` that is not one
+    of its own is replaced by its engine of the same name. Raises KeyError
+    with the model's name when none can be found. Reads
+    ``SQLAlchemy._app_state``; checked against Flask-SQLAlchemy-Lite 0.1.0
+    and 0.2.1.
+    """
+    for state in list(db._app_state.values()):
+        for name, engine in state.engines.items():
+            _lite_engine_names.setdefault(engine, name)
+    state = lite_state(db, app)
+    kw = state.sessionmaker.kw
+    binds = kw.get("binds")
+    own = set(map(id, state.engines.values()))
+    if not binds or all(id(bind) in own for bind in binds.values()):
+        return []
+    repaired: dict[t.Any, t.Any] = {}
+    names: list[str] = []
+    for model, bind in binds.items():
+        if id(bind) not in own and isinstance(bind, Engine):
+            name = _lite_engine_names.get(bind)
+            if name is None or name not in state.engines:
+                raise KeyError(getattr(model, "__name__", repr(model)))
+            bind = state.engines[name]
+            names.append(f"{getattr(model, '__name__', model)} -> {name}")
+        repaired[model] = bind
+    kw["binds"] = repaired  # this app's sessionmaker only: the extension's dict is shared
+    return names

@@ -33,7 +33,7 @@ import warnings
 from flask import Flask
 from sqlalchemy.engine import URL, Engine
 
-from ._compat import handlers_out_of_reach_of_fileconfig, live_engines, revision_steps, version_locations
+from ._compat import handlers_out_of_reach_of_fileconfig, revision_steps, version_locations
 from ._types import BindKey
 from .errors import ConfigurationError, TransactionalTestCaseError, first_line, scrub
 
@@ -41,7 +41,8 @@ if t.TYPE_CHECKING:
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import Script, ScriptDirectory
-    from flask_sqlalchemy import SQLAlchemy
+
+    from .extension import Extension
 
 AlembicSetting = t.Union[str, "os.PathLike[str]", bool, None]
 
@@ -249,7 +250,7 @@ class AlembicProject:
     def migrate(
         self,
         app: Flask,
-        db: SQLAlchemy,
+        extension: Extension,
         engines: t.Mapping[BindKey, Engine],
         destination: str = "heads",
         upgrade: bool = True,
@@ -268,13 +269,12 @@ class AlembicProject:
         engine = engines[None]
         with app.app_context():
             if self.uses_flask_migrate and "migrate" not in app.extensions:
-                register_flask_migrate(app, db, self.location)
+                register_flask_migrate(app, extension, self.location)
             config.set_main_option(
                 "sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%")
             )
-            live = live_engines(db)
-            saved = dict(live)
-            live.update(engines)
+            saved = extension.engines()
+            extension.point(engines)
             try:
                 with preserved_logging(), quiet_migrations(), engine.begin() as connection:
                     config.attributes["connection"] = connection
@@ -286,8 +286,7 @@ class AlembicProject:
                 raise MigrationFailure(self.describe(exc, [e.url for e in engines.values()])) from None
             finally:
                 config.attributes.pop("connection", None)
-                live.clear()
-                live.update(saved)
+                extension.point(saved)
 
     def describe(self, exc: BaseException, urls: t.Iterable[URL | str]) -> str:
         """``ErrorType: first line (revision R, file, line N)`` for an error the migrations raised."""
@@ -352,7 +351,7 @@ def _message(exc: BaseException) -> str:
     return first_line(exc)
 
 
-def register_flask_migrate(app: Flask, db: SQLAlchemy, directory: str) -> None:
+def register_flask_migrate(app: Flask, extension: Extension, directory: str) -> None:
     """Register Flask-Migrate on ``app``, which its ``env.py`` needs and the app did not do."""
     try:
         from flask_migrate import Migrate
@@ -361,7 +360,7 @@ def register_flask_migrate(app: Flask, db: SQLAlchemy, directory: str) -> None:
             f"the migrations in {directory} use Flask-Migrate's env.py, but Flask-Migrate "
             "is not installed: pip install Flask-Migrate."
         ) from None
-    Migrate(app, db, directory=directory)
+    Migrate(app, extension.db, directory=directory)
 
 
 @contextlib.contextmanager

@@ -1,31 +1,30 @@
 """Pointing an app that already exists (built at import, or by a factory that takes no config) at test databases.
 
-Flask-SQLAlchemy 3 builds an app's engines in ``db.init_app(app)`` (or
-``SQLAlchemy(app)``): for an app built at import, from the configuration it
-read then, before any test case could hand it one. :class:`PointedEngines`
+Flask-SQLAlchemy 3 and Flask-SQLAlchemy-Lite build an app's engines in
+``db.init_app(app)`` (or ``SQLAlchemy(app)``): for an app built at import,
+from the configuration it read then, before any test case could hand it one. :class:`PointedEngines`
 builds, per bind, a new engine on the class's test database with the options
 the extension itself would use, puts it in the app's engine map in place of
-the app's own (which never connect), and sets ``SQLALCHEMY_DATABASE_URI``,
-``SQLALCHEMY_BINDS`` and the rest of the class's ``config`` in ``app.config``
+the app's own (which never connect), and sets the URL keys
+(``SQLALCHEMY_DATABASE_URI`` and ``SQLALCHEMY_BINDS``, or
+``SQLALCHEMY_ENGINES``) and the rest of the class's ``config`` in ``app.config``
 for the class. :meth:`PointedEngines.restore` puts back the app's own engines
 and configuration after the class.
 
 .. versionadded:: 0.4
+
+.. versionchanged:: 0.5
+   Flask-SQLAlchemy-Lite apps too, through :mod:`.extension`.
 """
 
 from __future__ import annotations
 
 import typing as t
 
-from flask import Flask
 from sqlalchemy.engine import Engine
 
-from ._compat import app_engine_map, make_app_engine
 from ._types import BindKey
-from .errors import ConfigurationError
-
-if t.TYPE_CHECKING:
-    from flask_sqlalchemy import SQLAlchemy
+from .extension import URL_KEYS, Extension
 
 _MISSING = object()
 
@@ -33,43 +32,28 @@ _MISSING = object()
 class PointedEngines:
     """An app's engines swapped for engines on the test databases, until :meth:`restore`."""
 
-    def __init__(
-        self, app: Flask, db: SQLAlchemy, urls: t.Mapping[BindKey, t.Any], config: t.Mapping[str, t.Any]
-    ):
-        """Point every engine of ``app`` at ``urls[key]`` (a URL, or engine options with ``url``).
+    def __init__(self, extension: Extension, urls: t.Mapping[BindKey, t.Any], config: t.Mapping[str, t.Any]):
+        """Point every engine of the extension's app at ``urls[key]`` (a URL, or engine options with ``url``).
 
         ``config``: further keys set in ``app.config`` for the class (``TESTING``...).
         """
-        engines = app_engine_map(db, app)
-        if engines is None:
-            raise ConfigurationError(
-                f"the app {app.name!r} is not registered with its Flask-SQLAlchemy extension "
-                "(db.init_app(app) was not called for it)."
-            )
-        self.app, self.db = app, db
-        self._engines = engines
+        app = extension.app
+        self.app, self.extension = app, extension
         #: The app's own engines (built at import), put back by :meth:`restore`.
-        self.original: dict[BindKey, Engine] = dict(engines)
+        self.original: dict[BindKey, Engine] = extension.engines()
         #: The engines on the test databases, per bind.
         self.test: dict[BindKey, Engine] = {}
-        binds = dict(app.config.get("SQLALCHEMY_BINDS") or {})
-        updates: dict[str, t.Any] = {k: v for k, v in config.items() if k not in _URL_KEYS}
-        for key, value in urls.items():
-            if key is None:
-                updates["SQLALCHEMY_DATABASE_URI"] = value
-            else:
-                binds[key] = value
-        if binds:
-            updates["SQLALCHEMY_BINDS"] = binds
+        updates: dict[str, t.Any] = {k: v for k, v in config.items() if k not in URL_KEYS}
+        updates.update(extension.url_config(urls))
         self._saved = {k: app.config.get(k, _MISSING) for k in updates}
         try:
             for key, value in urls.items():
-                self.test[key] = make_app_engine(db, app, key, value)
+                self.test[key] = extension.make_engine(key, value)
         except BaseException:
             self._dispose(self.test.values())
             raise
         app.config.update(updates)
-        engines.update(self.test)
+        extension.point(self.test)
 
     def restore(self, handed_on: t.Container[int] = ()) -> None:
         """Put the app's own engines and configuration back; dispose of the test engines.
@@ -77,8 +61,7 @@ class PointedEngines:
         ``handed_on``: ids of test engines something else disposes of or keeps
         for the next class (the connection keeper).
         """
-        self._engines.clear()
-        self._engines.update(self.original)
+        self.extension.point(self.original)
         for key, value in self._saved.items():
             if value is _MISSING:
                 self.app.config.pop(key, None)
@@ -92,6 +75,3 @@ class PointedEngines:
     def _dispose(engines: t.Iterable[Engine]) -> None:
         for engine in engines:
             engine.dispose()
-
-
-_URL_KEYS = ("SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_BINDS")

@@ -48,11 +48,9 @@ from .errors import (
     mask_url,
     scrub,
 )
+from .extension import Extension, MetadataSetting, extension_of, requested_urls, url_config
 from .provisioning import provisioner, worker_url
 from .state import ClassState
-
-if t.TYPE_CHECKING:
-    from flask_sqlalchemy import SQLAlchemy
 
 logger = logging.getLogger("transactional_testcase")
 
@@ -88,10 +86,23 @@ class AppTestCase(unittest.TestCase):
     #: .. versionadded:: 0.4
     flask_app: t.ClassVar[t.Any] = None
 
+    #: The models' ``MetaData``, for an extension that keeps none
+    #: (Flask-SQLAlchemy-Lite): ``Base.metadata``, or ``{bind_key: MetaData}``
+    #: (``None`` or ``"default"`` for the default engine). Needed for
+    #: ``alembic_config = False`` and the migration checks' model comparison.
+    #: ``None``: Flask-Alembic's ``metadatas`` when the app registers it.
+    #: Flask-SQLAlchemy apps use ``db.metadatas``.
+    #:
+    #: .. versionadded:: 0.5
+    metadata: t.ClassVar[MetadataSetting] = None
+
     #: The app built by :meth:`create_app`.
     app: t.ClassVar[Flask]
-    #: The app's Flask-SQLAlchemy extension.
-    db: t.ClassVar[SQLAlchemy]
+    #: The app's SQLAlchemy extension (Flask-SQLAlchemy's or Flask-SQLAlchemy-Lite's ``db``).
+    #:
+    #: .. versionchanged:: 0.5
+    #:    Flask-SQLAlchemy-Lite's too.
+    db: t.ClassVar[t.Any]
 
     _tt_state: t.ClassVar[ClassState | None] = None
     #: Where the running class's app came from, and its pointed engines (apps not built from config).
@@ -138,13 +149,9 @@ class AppTestCase(unittest.TestCase):
         Under a parallel runner each worker's database names get the worker's
         suffix (``myapp_test_gw0``), so workers never share a database.
         """
-        config: dict[str, t.Any] = {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": cls._tt_url_for(cls.get_database_url(), None),
-        }
-        if cls.binds:
-            config["SQLALCHEMY_BINDS"] = {k: cls._tt_url_for(v, k) for k, v in cls.binds.items()}
-        return config
+        urls: dict[BindKey, t.Any] = {None: cls._tt_url_for(cls.get_database_url(), None)}
+        urls.update((k, cls._tt_url_for(v, k)) for k, v in cls.binds.items())
+        return {"TESTING": True, **url_config(urls)}
 
     @classmethod
     def _tt_database_url(cls, url: str | URL, key: BindKey) -> URL:
@@ -176,9 +183,9 @@ class AppTestCase(unittest.TestCase):
             cls._tt_check_urls(requested_urls(config))
             source = state.source = cls._tt_app_source()
             app = cls._tt_build_app(config)
-            db = _extension_of(app, cls)
-            cls.app, cls.db = app, db
-            state.app, state.db = app, db
+            extension = _extension_of(app, cls)
+            cls.app, cls.db = app, extension.db
+            state.app, state.extension = app, extension
             logger.info("%s: testing %s", cls.__qualname__, source.describe())
             if not source.takes_config:
                 config = cls._tt_point_engines(state, config)
@@ -204,6 +211,13 @@ class AppTestCase(unittest.TestCase):
     @classmethod
     def _tt_set_up_class(cls, state: ClassState, config: t.Mapping[str, t.Any]) -> None:
         """What the class does with its app (a subclass hook)."""
+
+    @classmethod
+    def _tt_extension(cls) -> Extension:
+        """The running class's SQLAlchemy extension."""
+        state = cls._tt_state
+        assert state is not None and state.extension is not None, "set in setUpClass"
+        return state.extension
 
     @classmethod
     def _tt_check_urls(cls, requested: t.Mapping[BindKey, t.Any]) -> None:
@@ -309,36 +323,35 @@ class AppTestCase(unittest.TestCase):
         worker's suffix under a parallel runner (and refused later unless its
         name contains ``test``).
         """
-        app, db = cls.app, cls.db
-        own = app_engine_map_of(db, app)
+        app, extension = cls.app, state.extension
+        assert extension is not None
+        own = extension.engines()
         given = cls._tt_url_given()
-        app_binds = app.config.get("SQLALCHEMY_BINDS") or {}
+        requested = extension.requested_urls(config)
         urls: dict[BindKey, t.Any] = {}
         settings: dict[BindKey, str] = {}
         for key, engine in own.items():
             if key is None:
                 if given:
-                    url = config["SQLALCHEMY_DATABASE_URI"]
+                    url = requested[None]
                     settings[key] = "database_url (or the TEST_DATABASE_URL environment variable)"
                 else:
                     url = cls._tt_url_for(engine.url, key)
                     settings[key] = (
-                        "the app's own SQLALCHEMY_DATABASE_URI (or set database_url or the "
+                        f"the app's own {extension.setting(key)} (or set database_url or the "
                         "TEST_DATABASE_URL environment variable)"
                     )
-                urls[key] = url
+            elif key in cls.binds:
+                url = requested[key]
+                settings[key] = f"binds[{key!r}]"
             else:
-                if key in cls.binds:
-                    url = config["SQLALCHEMY_BINDS"][key]
-                    settings[key] = f"binds[{key!r}]"
-                else:
-                    url = cls._tt_url_for(engine.url, key)
-                    settings[key] = f"the app's own SQLALCHEMY_BINDS[{key!r}] (or set binds[{key!r}])"
-                value = app_binds.get(key)
-                urls[key] = {**value, "url": url} if isinstance(value, dict) else url
+                url = cls._tt_url_for(engine.url, key)
+                settings[key] = f"the app's own {extension.setting(key)} (or set binds[{key!r}])"
+            value = extension.own_config(key)
+            urls[key] = {**value, "url": url} if isinstance(value, dict) else url
         cls._tt_check_urls(urls)
         state.pointed_settings = settings
-        pointed = state.pointed = PointedEngines(app, db, urls, config)
+        pointed = state.pointed = PointedEngines(extension, urls, config)
         logger.info(
             "%s: the engines of %s were built from its own configuration (not from the config the "
             "library hands over); pointed at the test databases for the class: %s",
@@ -348,13 +361,7 @@ class AppTestCase(unittest.TestCase):
                 f"{'default' if k is None else k} -> {mask_url(e.url)}" for k, e in pointed.test.items()
             ),
         )
-        effective = dict(config)
-        if None in urls:
-            effective["SQLALCHEMY_DATABASE_URI"] = urls[None]
-        binds = {k: v for k, v in urls.items() if k is not None}
-        if binds:
-            effective["SQLALCHEMY_BINDS"] = binds
-        return effective
+        return {**config, **url_config(urls)}
 
     @classmethod
     def _tt_url_given(cls) -> bool:
@@ -368,13 +375,6 @@ class AppTestCase(unittest.TestCase):
 
 
 _BASE_CREATE_APP = AppTestCase.__dict__["create_app"]
-
-
-def app_engine_map_of(db: SQLAlchemy, app: Flask) -> dict[BindKey, t.Any]:
-    """The app's own engines per bind key (read without an app context)."""
-    from ._compat import app_engine_map
-
-    return dict(app_engine_map(db, app) or {})
 
 
 def _check_create_app(cls: type, raw: t.Any) -> None:
@@ -445,19 +445,14 @@ def said_once(exc: TransactionalTestCaseError, owner: type) -> TransactionalTest
     return type(exc)(f"{first_line(exc)} (the same error as {first}.setUpClass, explained in full there)")
 
 
-def requested_urls(config: t.Mapping[str, t.Any]) -> dict[BindKey, t.Any]:
-    """Per bind key, what ``config`` asks for: a URL, or a dict of engine options with ``url``."""
-    return {None: config["SQLALCHEMY_DATABASE_URI"], **config.get("SQLALCHEMY_BINDS", {})}
-
-
-def _extension_of(app: Flask, cls: type) -> SQLAlchemy:
-    db: SQLAlchemy | None = app.extensions.get("sqlalchemy")
-    if db is None:
+def _extension_of(app: Flask, cls: type) -> Extension:
+    extension = extension_of(app, getattr(cls, "metadata", None))
+    if extension is None:
         raise ConfigurationError(
-            f"the app built by {cls.__qualname__}.create_app() has no Flask-SQLAlchemy "
-            "extension: create_app must call db.init_app(app) (or SQLAlchemy(app))."
+            f"the app built by {cls.__qualname__}.create_app() has no Flask-SQLAlchemy or "
+            "Flask-SQLAlchemy-Lite extension: create_app must call db.init_app(app) (or SQLAlchemy(app))."
         )
-    return db
+    return extension
 
 
 def _urls(config: t.Mapping[str, t.Any]) -> list[t.Any]:

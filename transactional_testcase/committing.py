@@ -116,7 +116,7 @@ class CommittingTestCase(DatabaseTestCase):
     def _tt_end_test(self, state: ClassState) -> None:
         """Remove the session and empty what the test wrote (before the app context is popped)."""
         try:
-            self.db.session.remove()
+            self._tt_extension().remove_session()
         finally:
             try:
                 if state.monitor.wrote or self.always_empty_tables:

@@ -50,7 +50,8 @@ from .state import ClassState
 
 if t.TYPE_CHECKING:
     from flask import Flask
-    from flask_sqlalchemy import SQLAlchemy
+
+    from .extension import Extension
 
     _TestCaseBase = unittest.TestCase
 else:
@@ -200,8 +201,8 @@ class _MigrationsDatabases:
 class MigrationAssertionsMixin(_TestCaseBase):
     """Assertions on the app's Alembic migrations, for any test case class.
 
-    Needs ``cls.app`` (the Flask app) and ``cls.db`` (its Flask-SQLAlchemy
-    extension), as :class:`~transactional_testcase.TransactionalTestCase` and
+    Needs ``cls.app`` (the Flask app, with its Flask-SQLAlchemy or
+    Flask-SQLAlchemy-Lite extension), as :class:`~transactional_testcase.TransactionalTestCase` and
     :class:`MigrationsTestCase` provide, and reads ``alembic_config`` with the
     same meaning. Each check that needs a database creates the migrations
     databases (see :func:`migrations_url`) empty and drops them afterwards.
@@ -216,8 +217,23 @@ class MigrationAssertionsMixin(_TestCaseBase):
     irreversible_revisions: t.ClassVar[t.Collection[str]] = ()
 
     app: t.ClassVar[Flask]
-    db: t.ClassVar[SQLAlchemy]
+    db: t.ClassVar[t.Any]
     alembic_config: t.ClassVar[AlembicSetting]
+
+    @classmethod
+    def _tt_extension(cls) -> Extension:
+        """The app's SQLAlchemy extension (the running class's, else found on ``cls.app``)."""
+        from .extension import extension_of
+
+        state = getattr(cls, "_tt_state", None)
+        if state is not None and state.extension is not None:
+            return t.cast("Extension", state.extension)
+        extension = extension_of(cls.app, getattr(cls, "metadata", None))
+        if extension is None:
+            raise ConfigurationError(
+                f"{cls.__qualname__}.app has no Flask-SQLAlchemy or Flask-SQLAlchemy-Lite extension."
+            )
+        return extension
 
     # -- hooks -----------------------------------------------------------------
 
@@ -225,7 +241,7 @@ class MigrationAssertionsMixin(_TestCaseBase):
     def migrations_database_urls(cls) -> dict[BindKey, URL]:
         """Per bind key, the database the checks recreate: the app's, plus ``_migrations``."""
         with cls.app.app_context():
-            return {key: migrations_url(e.url, key) for key, e in cls.db.engines.items()}
+            return {key: migrations_url(e.url, key) for key, e in cls._tt_extension().engines().items()}
 
     @classmethod
     def get_migrations(cls) -> AlembicProject:
@@ -341,7 +357,7 @@ class MigrationAssertionsMixin(_TestCaseBase):
     ) -> None:
         """``alembic upgrade/downgrade destination`` on the migrations databases; a failure if it fails."""
         try:
-            migrations.migrate(self.app, self.db, databases.engines, destination, upgrade)
+            migrations.migrate(self.app, self._tt_extension(), databases.engines, destination, upgrade)
         except MigrationFailure as failure:
             raise _Failure(f"{doing} failed: {failure}") from None
 
@@ -375,13 +391,20 @@ class MigrationAssertionsMixin(_TestCaseBase):
         if self.compare_server_default:
             opts["compare_server_default"] = True
         lines: list[str] = []
+        extension = self._tt_extension()
+        metadatas = extension.metadatas()
+        if not metadatas:
+            raise _Failure(
+                f"there are no models to compare the migrated database with: {extension.name} keeps "
+                f"none. Set metadata = Base.metadata on {type(self).__qualname__} (the MetaData of your "
+                "declarative base), or {bind: MetaData} for several engines."
+            )
         for key, engine in databases.engines.items():
-            metadata = self.db.metadatas.get(key)
+            found = metadatas.get(key, ())
             with engine.connect() as conn:
                 if key is not None and not sa.inspect(conn).has_table("alembic_version"):
                     continue  # env.py does not migrate this bind
-                if metadata is None:
-                    metadata = sa.MetaData()
+                metadata: t.Any = found[0] if len(found) == 1 else list(found) or sa.MetaData()
                 context = MigrationContext.configure(connection=conn, opts=dict(opts))
                 diffs = compare_metadata(context, metadata)
                 prefix = "" if key is None else f"[bind {key!r}] "
@@ -475,7 +498,7 @@ class MigrationsTestCase(MigrationAssertionsMixin, AppTestCase):
     @classmethod
     def _tt_set_up_class(cls, state: ClassState, config: t.Mapping[str, t.Any]) -> None:
         with cls.app.app_context():
-            state.own_engines = dict(cls.db.engines)
+            state.own_engines = cls._tt_extension().engines()
         # Disposed of and dropped after the class, in case a test was interrupted.
         state.databases_to_drop = list(cls.migrations_database_urls().values())
         cls.get_migrations()

@@ -47,8 +47,7 @@ from .connections import keeper
 from .errors import MigrationError, first_line, mask_url
 
 if t.TYPE_CHECKING:
-    from flask_sqlalchemy import SQLAlchemy
-
+    from .extension import Extension
     from .schema import SchemaSource
 
 #: Environment variable that turns ``keepdb`` on for every class.
@@ -182,7 +181,7 @@ class Provisioner:
     def ensure(
         self,
         app: Flask,
-        db: SQLAlchemy,
+        extension: Extension,
         engines: t.Mapping[str | None, Engine],
         schema: SchemaSource,
         settings: t.Mapping[str | None, str],
@@ -200,7 +199,7 @@ class Provisioner:
         targets: list[_Wanted] = []
         for key, engine in engines.items():
             url = engine.url
-            check_safe(url, settings.get(key, "the app's SQLALCHEMY_DATABASE_URI"))
+            check_safe(url, settings.get(key, "the app's database URL"))
             backend = backend_for(url)
             backend.prepare_engine(engine)
             fingerprint = _digest(schema.fingerprint(), url.get_backend_name(), repr(key), __version__)
@@ -223,7 +222,7 @@ class Provisioner:
             for target in targets:
                 self._databases.pop(_key(target.url), None)
             try:
-                how = self._provision(app, db, engines, schema, targets, keepdb)
+                how = self._provision(app, extension, engines, schema, targets, keepdb)
             except BaseException as exc:
                 # Maybe created, half built: dropped at exit (unless kept), never reused.
                 for target in targets:
@@ -246,7 +245,7 @@ class Provisioner:
     def _provision(
         self,
         app: Flask,
-        db: SQLAlchemy,
+        extension: Extension,
         engines: t.Mapping[str | None, Engine],
         schema: SchemaSource,
         targets: list[_Wanted],
@@ -296,7 +295,7 @@ class Provisioner:
                     locks.enter_context(target.backend.lock(target.url, _lock_name(target.url, target.key)))
                 how = self._clone(engines, targets, templates, locked=True)
                 if how is None:
-                    self._build(app, db, engines, schema, targets)
+                    self._build(app, extension, engines, schema, targets)
                     source = f"{schema.describe()}, {schema.reached()}"
                     for target in targets:
                         template = templates[target.key]
@@ -353,7 +352,7 @@ class Provisioner:
     def _build(
         self,
         app: Flask,
-        db: SQLAlchemy,
+        extension: Extension,
         engines: t.Mapping[str | None, Engine],
         schema: SchemaSource,
         targets: list[_Wanted],
@@ -361,7 +360,7 @@ class Provisioner:
         for target in targets:
             target.backend.recreate(target.url)
         try:
-            schema.build(app, db, engines)
+            schema.build(app, extension, engines)
         except sa.exc.OperationalError:
             raise
         except sa.exc.SQLAlchemyError as exc:

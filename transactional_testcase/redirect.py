@@ -1,7 +1,8 @@
 """Routing ``db.session`` and ``db.engine`` onto the test's transaction.
 
 While a test case class runs, every engine in ``db.engines`` is replaced by a
-:class:`RedirectedEngine` and the scoped session's factory produces a
+:class:`RedirectedEngine` (through :mod:`.extension`: Flask-SQLAlchemy-Lite's
+``sessionmaker`` binds are repointed too) and the session factory produces a
 :class:`~sqlalchemy.orm.Session` subclass whose ``get_bind`` returns the test's
 :class:`~sqlalchemy.engine.Connection` instead of an engine. The Session thus
 always sees a Connection as its bind and, with
@@ -16,6 +17,9 @@ session event listeners all keep working.
 .. versionchanged:: 0.4
    Was ``isolation``; ``TestEngine`` is now :class:`RedirectedEngine` and
    ``SavepointConnection`` :class:`NestedConnection`.
+
+.. versionchanged:: 0.5
+   Flask-SQLAlchemy-Lite apps too.
 """
 
 from __future__ import annotations
@@ -28,13 +32,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, NestedTransaction
 from sqlalchemy.orm import Session, sessionmaker
 
-from ._compat import ConnectionFacade, OptionEngine, live_engines, savepoint_counter
+from ._compat import ConnectionFacade, OptionEngine, savepoint_counter
 from ._types import BindKey
 from .errors import IsolationError
 from .monitor import WRITES_KEY
 
 if t.TYPE_CHECKING:
-    from flask_sqlalchemy import SQLAlchemy
+    from .extension import Extension
 
 
 def _ignore(connection: Connection) -> None:
@@ -320,11 +324,11 @@ class SessionRedirect:
     Call :meth:`apply` and :meth:`restore` inside an app context of the app.
     """
 
-    def __init__(self, db: SQLAlchemy, watch: t.Callable[[Connection], t.Any] = _ignore) -> None:
+    def __init__(self, extension: Extension, watch: t.Callable[[Connection], t.Any] = _ignore) -> None:
         """``watch(connection)`` is called before app code uses a test connection directly."""
-        self.db = db
-        self.factory: sessionmaker[t.Any] = db.session.session_factory
-        self.engines: dict[BindKey, Engine] = dict(db.engines)
+        self.extension = extension
+        self.factory: sessionmaker[t.Any] = extension.session_factory()
+        self.engines: dict[BindKey, Engine] = extension.engines()
         #: Isolation errors raised in other threads since the last :meth:`take_violations`.
         self.violations: list[IsolationError] = []
         self.test_engines = {
@@ -334,17 +338,17 @@ class SessionRedirect:
         self._saved_kw: dict[str, t.Any] | None = None
 
     def apply(self) -> None:
-        self.db.session.remove()
+        self.extension.remove_session()
         self._saved_class = self.factory.class_
         self._saved_kw = dict(self.factory.kw)
         self.factory.class_ = routed_session_class(self.factory.class_)
         self.factory.configure(join_transaction_mode="create_savepoint")
-        live_engines(self.db).update(self.test_engines)
+        self.extension.point(self.test_engines)
 
     def restore(self) -> None:
         with contextlib.suppress(Exception):
-            self.db.session.remove()
-        live_engines(self.db).update(self.engines)
+            self.extension.remove_session()
+        self.extension.point(self.engines)
         if self._saved_class is not None and self._saved_kw is not None:
             self.factory.class_ = self._saved_class
             self.factory.kw.clear()

@@ -24,7 +24,7 @@ from .alembic_runner import AlembicProject, AlembicSetting, MigrationFailure, al
 from .errors import MigrationError, mask_url
 
 if t.TYPE_CHECKING:
-    from flask_sqlalchemy import SQLAlchemy
+    from .extension import Extension
 
 
 class SchemaSource:
@@ -47,35 +47,38 @@ class SchemaSource:
         """Changes whenever the schema this source builds changes."""
         raise NotImplementedError
 
-    def build(self, app: Flask, db: SQLAlchemy, engines: t.Mapping[BindKey, Engine]) -> None:
-        """Create the schema in ``engines`` (inside an app context of ``app``)."""
+    def build(self, app: Flask, extension: Extension, engines: t.Mapping[BindKey, Engine]) -> None:
+        """Create the schema in ``engines`` (inside an app context of ``app``, its engines pointed at them)."""
         raise NotImplementedError
 
 
 class CreateAllSchema(SchemaSource):
-    """``alembic_config = False``: ``db.create_all()`` for every bind."""
+    """``alembic_config = False``: ``db.create_all()`` for every bind (each model metadata's ``create_all``)."""
 
     kind = "create_all"
 
-    def __init__(self, db: SQLAlchemy) -> None:
-        self.db = db
+    def __init__(self, extension: Extension, owner: str) -> None:
+        self.extension = extension
+        #: The class it is built for, named in its errors.
+        self.owner = owner
 
     def describe(self) -> str:
-        return "db.create_all()"
+        return self.extension.create_all_name()
 
     def reached(self) -> str:
-        return "created with db.create_all()"
+        return f"created with {self.extension.create_all_name()}"
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256(b"create_all")
-        for key, metadata in sorted(self.db.metadatas.items(), key=lambda kv: str(kv[0])):
+        for key, metadatas in sorted(self.extension.metadatas().items(), key=lambda kv: str(kv[0])):
             digest.update(repr(key).encode())
-            for table in metadata.sorted_tables:
-                digest.update(repr(table).encode())
+            for metadata in metadatas:
+                for table in metadata.sorted_tables:
+                    digest.update(repr(table).encode())
         return digest.hexdigest()
 
-    def build(self, app: Flask, db: SQLAlchemy, engines: t.Mapping[BindKey, Engine]) -> None:
-        db.create_all()
+    def build(self, app: Flask, extension: Extension, engines: t.Mapping[BindKey, Engine]) -> None:
+        extension.create_all(engines, self.owner)
 
 
 class AlembicSchema(SchemaSource):
@@ -130,11 +133,11 @@ class AlembicSchema(SchemaSource):
             )
         return tuple(heads)
 
-    def build(self, app: Flask, db: SQLAlchemy, engines: t.Mapping[BindKey, Engine]) -> None:
+    def build(self, app: Flask, extension: Extension, engines: t.Mapping[BindKey, Engine]) -> None:
         heads = self._heads = self.heads()
         url = engines[None].url
         try:
-            self.project.migrate(app, db, engines)
+            self.project.migrate(app, extension, engines)
         except MigrationFailure as failure:
             raise MigrationError(f"migrating {mask_url(url)} to head failed: {failure}") from None
         if heads and not sa.inspect(engines[None]).has_table("alembic_version"):
@@ -151,12 +154,10 @@ class AlembicSchema(SchemaSource):
 _alembic_schemas: dict[AlembicProject, AlembicSchema] = {}
 
 
-def schema_source(
-    setting: AlembicSetting, app: Flask, db: SQLAlchemy, engines: t.Mapping[BindKey, Engine]
-) -> SchemaSource:
-    """Turn the ``alembic_config`` class attribute into a :class:`SchemaSource`."""
+def schema_source(setting: AlembicSetting, app: Flask, extension: Extension, owner: str) -> SchemaSource:
+    """Turn the ``alembic_config`` class attribute of ``owner`` (a class's name) into a :class:`SchemaSource`."""
     if setting is False:
-        return CreateAllSchema(db)
+        return CreateAllSchema(extension, owner)
     project = alembic_project(None if setting is True else setting, app)
     schema = _alembic_schemas.get(project)
     if schema is None:

@@ -29,7 +29,6 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import URL, Connection, Engine
 
-from ._compat import live_engines
 from ._types import BindKey
 from .backends import backend_for, model_schemas, reflect_tables
 from .connections import AppKey, keeper
@@ -40,13 +39,13 @@ from .transaction import TransactionSet
 
 if t.TYPE_CHECKING:
     from flask.ctx import AppContext
-    from flask_sqlalchemy import SQLAlchemy
 
     from .app_discovery import AppSource
     from .app_engines import PointedEngines
     from .assertions import RequestRecorder
     from .backends import Backend, ConstraintChecker, TableEmptier
     from .diagnostics import TransactionLog
+    from .extension import Extension
     from .redirect import SessionRedirect
 
 
@@ -65,7 +64,7 @@ class ClassState:
     def __init__(self) -> None:
         #: The app built for the class (dropped from the class after it) and its extension.
         self.app: Flask | None = None
-        self.db: SQLAlchemy | None = None
+        self.extension: Extension | None = None
         #: The class-long app context (transactional and committing cases).
         self.app_context: AppContext | None = None
         #: Templates and flashed messages of the app's requests.
@@ -110,11 +109,12 @@ class ClassState:
     def plan_emptiers(self, keep: t.Container[str], lock_timeout: float) -> dict[BindKey, TableEmptier]:
         """How to empty each engine's tables but ``keep`` (reflected from the databases: tables the
         migrations made but the models lack are included)."""
-        assert self.db is not None
+        assert self.extension is not None
+        metadatas = self.extension.metadatas()
         emptiers: dict[BindKey, TableEmptier] = {}
         for key, engine in self.engines.items():
             with engine.connect() as conn:
-                tables = reflect_tables(conn, model_schemas(self.db, key), keep)
+                tables = reflect_tables(conn, model_schemas(metadatas.get(key, ())), keep)
                 emptiers[key] = self.backends[key].table_emptier(conn, tables, lock_timeout)
         return emptiers
 
@@ -173,7 +173,7 @@ class ClassState:
                 step()
             except BaseException as exc:  # noqa: BLE001 - raised below, after every step ran
                 errors.append(exc)
-        self.app = self.db = None
+        self.app = self.extension = None
         if errors:
             raise errors[0]
 
@@ -213,8 +213,8 @@ class ClassState:
             return
         self.engines, self.own_engines = {}, {}
         try:
-            if self.db is not None and self.app_context is not None and used != own:
-                live_engines(self.db).update(own)  # the app's own engines back in db.engines
+            if self.extension is not None and self.app_context is not None and used != own:
+                self.extension.point(own)  # the app's own engines back in db.engines
         finally:
             # The engines are the app's: kept for the next class or disposed of, whatever happens.
             keeper.release(used, own.values(), self.app_key)

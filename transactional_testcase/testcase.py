@@ -30,9 +30,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.state import InstanceState
 
 from . import diagnostics
-from ._compat import live_engines
 from ._types import BindKey
-from .app_testcase import AppTestCase, requested_urls
+from .app_testcase import AppTestCase
 from .assertions import RequestAssertionsMixin, RequestRecorder
 from .backends import backend_for
 from .connections import AppKey, keeper
@@ -95,31 +94,32 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
     @classmethod
     def _tt_provision(cls, state: ClassState, config: t.Mapping[str, t.Any]) -> None:
         """Push the class's app context, choose its engines and provision their databases."""
-        app, db = cls.app, cls.db
+        app, extension = cls.app, state.extension
+        assert extension is not None
         state.app_context = app.app_context()
         state.app_context.push()
         state.recorder = RequestRecorder.start(app, cls.render_templates)
-        own = state.own_engines = dict(db.engines)
+        own = state.own_engines = extension.engines()
         # An earlier class of the same factory and config hands its engines
         # (or their connections) on, and this class's are kept for the next.
         state.app_key = cls._tt_connection_key(config)
         engines = state.engines = keeper.adopt(own, state.app_key)
         if engines != own:
-            live_engines(db).update(engines)
+            extension.point(engines)
         missing = sorted(set(cls.binds) - {k for k in engines if k is not None})
         if missing:
             raise ConfigurationError(
                 f"{cls.__qualname__}.binds names {', '.join(map(repr, missing))}, but the app "
-                "created no engine for it: make create_app apply config['SQLALCHEMY_BINDS'] "
+                f"created no engine for it: make create_app apply {extension.config_key(missing[0])} "
                 "(app.config.update(config) before db.init_app(app))."
             )
         state.backends = {key: backend_for(e.url) for key, e in engines.items()}
-        requested = requested_urls(config)
+        requested = extension.requested_urls(config)
         cls._tt_check_engine_urls(engines, requested)
-        schema = schema_source(cls.alembic_config, app, db, engines)
+        schema = schema_source(cls.alembic_config, app, extension, cls.__qualname__)
         settings = cls._tt_settings(engines, requested)
         try:
-            provisioner.ensure(app, db, engines, schema, settings, keepdb=cls._tt_keepdb())
+            provisioner.ensure(app, extension, engines, schema, settings, keepdb=cls._tt_keepdb())
         except MigrationError as exc:
             memory = [
                 (key, e)
@@ -132,7 +132,7 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
             raise ConfigurationError(
                 scrub(
                     f"{cls.__qualname__}: the app's {bind_name(key)} engine is in-memory SQLite "
-                    f"({mask_url(engine.url)}), not the database handed over in {_config_key(key)} "
+                    f"({mask_url(engine.url)}), not the database handed over in {extension.config_key(key)} "
                     f"({_masked(requested.get(key))}), and migrating it failed: each connection to an "
                     "in-memory database is a new, empty database of its own. "
                     f"{_FIX} The migration error: {first_line(exc)}",
@@ -186,7 +186,7 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
             factory: t.Hashable = getattr(cls.create_app, "__func__", cls.create_app)
         else:
             factory = source.identity
-        applied = {k: cls.app.config.get(k) for k in _ENGINE_SETTINGS}
+        applied = {k: cls.app.config.get(k) for k in cls._tt_extension().engine_settings}
         return AppKey((cls.db, repr(applied)), (factory, repr(sorted(config.items()))))
 
     @classmethod
@@ -200,15 +200,17 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
         such engines are provisioned as they are, and said in the log.
         """
         worker = worker_id()
+        extension = cls._tt_extension()
         for key, engine in engines.items():
             if _ours(engine, key, requested):
                 continue
             backend = backend_for(engine.url)
             handed = (
-                f"not the database handed over in {_config_key(key)} ({_masked(requested[key])})"
+                f"not the database handed over in {extension.config_key(key)} ({_masked(requested[key])})"
                 if key in requested
                 else f"and no database was handed over for it (binds has no {key!r})"
             )
+            fix = _FIX if key in requested else _BIND_FIX.format(key=key, where=extension.config_key(key))
             shared = worker is not None and not backend.is_memory(engine.url)
             if shared and worker.lower() not in backend.database_name(engine.url).lower():  # type: ignore[union-attr]
                 raise ConfigurationError(
@@ -216,7 +218,7 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
                         f"{cls.__qualname__}: under a parallel runner (this is worker {worker}) each worker "
                         f"needs databases of its own, but the app's {bind_name(key)} engine uses "
                         f"{mask_url(engine.url)}, {handed}: every worker would use and drop that same "
-                        f"database. {_FIX if key in requested else _BIND_FIX.format(key=key)}",
+                        f"database. {fix}",
                         *_requested_urls(requested),
                     )
                 )
@@ -234,6 +236,7 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
     ) -> dict[BindKey, str]:
         """Name, per engine, the setting that chose its URL (for safety errors)."""
         state = cls._tt_state
+        extension = cls._tt_extension()
         settings: dict[BindKey, str] = (
             dict(state.pointed_settings) if state is not None and state.pointed else {}
         )
@@ -245,15 +248,15 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
                 settings[key] = (
                     "database_url (or the TEST_DATABASE_URL environment variable)"
                     if ours
-                    else "the SQLALCHEMY_DATABASE_URI that create_app sets (it ignores "
-                    "config['SQLALCHEMY_DATABASE_URI'])"
+                    else f"the {extension.setting(key)} that create_app sets (it ignores "
+                    f"{extension.config_key(key)})"
                 )
             else:
                 settings[key] = (
                     f"binds[{key!r}]"
                     if ours
-                    else f"the app's own SQLALCHEMY_BINDS[{key!r}] (or set binds[{key!r}] "
-                    "and make create_app use config['SQLALCHEMY_BINDS'])"
+                    else f"the app's own {extension.setting(key)} (or set binds[{key!r}] "
+                    f"and make create_app use {extension.config_key(key)})"
                 )
         return settings
 
@@ -316,7 +319,9 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
     @property
     def session(self) -> Session:
         """The test's session: what ``db.session`` hands out in the test's app context."""
-        return self.db.session()
+        extension = self._tt_class_state().extension
+        assert extension is not None
+        return extension.session()
 
     @t.overload
     def assertNumQueries(self, num: int) -> contextlib.AbstractContextManager[list[str]]: ...
@@ -415,8 +420,9 @@ class TransactionalTestCase(DatabaseTestCase):
         """Redirect ``db`` onto test connections and run :meth:`setUpTestData`."""
         super().setUpDatabases()
         state = cls._tt_state
-        assert state is not None
-        redirect = state.redirect = SessionRedirect(cls.db, watch=state.monitor.watch)
+        assert state is not None and state.extension is not None
+        extension = state.extension
+        redirect = state.redirect = SessionRedirect(extension, watch=state.monitor.watch)
         redirect.apply()
         if _has_class_data(cls):
             cls._tt_run_setup_test_data(state, redirect)
@@ -441,12 +447,13 @@ class TransactionalTestCase(DatabaseTestCase):
 
     @classmethod
     def _tt_run_setup_test_data(cls, state: ClassState, redirect: SessionRedirect) -> None:
+        extension = redirect.extension
         transaction = state.class_transaction = state.begin()
         redirect.attach(transaction.connections)
         before = dict(vars(cls))
         try:
             cls.setUpTestData()
-            session = cls.db.session()
+            session = extension.session()
             session.commit()
             state.class_data = {
                 name: value
@@ -458,7 +465,7 @@ class TransactionalTestCase(DatabaseTestCase):
                 if obj in session:
                     session.refresh(obj)
         finally:
-            cls.db.session.remove()
+            extension.remove_session()
             redirect.attach(None)
 
     def _tt_before_test(self, state: ClassState) -> None:
@@ -473,7 +480,7 @@ class TransactionalTestCase(DatabaseTestCase):
         for key, reset in state.resetters:
             reset(transaction.connections[key])
         if state.class_data:
-            session = self.db.session()
+            session = redirect.extension.session()
             for name, value in state.class_data.items():
                 setattr(self, name, _merge(session, value))
 
@@ -491,7 +498,7 @@ class TransactionalTestCase(DatabaseTestCase):
         ended: list[BindKey] = []
         try:
             with contextlib.suppress(Exception):
-                self.db.session.remove()
+                state.redirect.extension.remove_session()
             if state.checkers and state.monitor.wrote:
                 violations = self._tt_check_constraints(state, transaction)
         finally:
@@ -580,22 +587,10 @@ def _has_class_data(cls: type[TransactionalTestCase]) -> bool:
 
 
 _MISSING = object()
-#: The app settings that shape its engines' connections.
-_ENGINE_SETTINGS = (
-    "SQLALCHEMY_ENGINE_OPTIONS",
-    "SQLALCHEMY_BINDS",
-    "SQLALCHEMY_DATABASE_URI",
-    "SQLALCHEMY_ECHO",
-    "SQLALCHEMY_RECORD_QUERIES",
-)
 
 
 def _ours(engine: Engine, key: BindKey, requested: t.Mapping[BindKey, t.Any]) -> bool:
     return key in requested and _same_database(engine.url, requested[key])
-
-
-def _config_key(key: BindKey) -> str:
-    return "config['SQLALCHEMY_DATABASE_URI']" if key is None else f"config['SQLALCHEMY_BINDS'][{key!r}]"
 
 
 def _masked(value: t.Any) -> str:
@@ -616,7 +611,7 @@ _FIX = (
 )
 _BIND_FIX = (
     "Set binds = {{{key!r}: '<a URL whose database name contains test>'}} on the class and make "
-    "the factory apply config['SQLALCHEMY_BINDS'] before db.init_app(app)."
+    "the factory apply {where} before db.init_app(app)."
 )
 
 

@@ -30,7 +30,7 @@ from tests.apps import shop
 committed_sessions: collections.deque[int] = collections.deque(maxlen=50)
 
 
-@event.listens_for(shop.db.session, "after_commit")
+@event.listens_for(shop.session_events, "after_commit")
 def _record_commit(session: Session) -> None:
     committed_sessions.append(id(session))
 
@@ -65,7 +65,7 @@ class Mailer:
             except Exception as exc:  # noqa: BLE001 - handed to the test, which asserts on it
                 self.errors.append(exc)
             finally:
-                shop.db.session.remove()
+                shop.end_session()
 
 
 def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
@@ -110,8 +110,7 @@ class IsolationCase(shop.ShopCase, _CaseBase):  # type: ignore[misc]  # alembic_
     @classmethod
     def get_app_config(cls) -> dict[str, t.Any]:
         config = super().get_app_config()
-        config["SQLALCHEMY_BINDS"] = {"audit": cls.bind_url("iso_audit")}
-        return config
+        return shop.with_bind(config, "audit", cls.bind_url("iso_audit"))
 
 
 # -- the control app ---------------------------------------------------------------

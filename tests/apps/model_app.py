@@ -62,8 +62,7 @@ class ModelCase(shop.ShopCase, _CaseBase):  # type: ignore[misc]
 
     @classmethod
     def get_app_config(cls) -> dict[str, t.Any]:
-        config = super().get_app_config()
-        config["SQLALCHEMY_BINDS"] = {"audit": cls.bind_url("sm_audit")}
+        config = shop.with_bind(super().get_app_config(), "audit", cls.bind_url("sm_audit"))
         # An exception in a view becomes a 500 response, as in production.
         config["PROPAGATE_EXCEPTIONS"] = False
         return config

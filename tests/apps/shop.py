@@ -1,7 +1,9 @@
 """A small shop app: two binds, routes that commit, fail and use the engine directly.
 
 Built with ``db.create_all()`` (tests set ``alembic_config = False``); the
-migration tests use their own apps.
+migration tests use their own apps. :mod:`tests.apps.shop_lite` is its
+Flask-SQLAlchemy-Lite twin: the functions below the models are what the
+isolation tests and the state machine use where the two extensions differ.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import typing as t
 import sqlalchemy as sa
 from flask import Flask, abort, jsonify, request
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+#: The extension's name, for test names and messages.
+EXTENSION = "Flask-SQLAlchemy"
 
 # The default model class: the matrix runs Flask-SQLAlchemy 3.0 too, which has
 # no DeclarativeBase support.
@@ -19,6 +24,8 @@ db = SQLAlchemy()
 
 #: Taken at import time, as many apps (and admin views, factories) do.
 session = db.session
+#: Where session event listeners go.
+session_events: t.Any = db.session
 
 
 class Customer(db.Model):
@@ -45,6 +52,43 @@ class AuditEntry(db.Model):
 
 def count(model: type[db.Model]) -> int:  # type: ignore[name-defined]
     return db.session.scalar(sa.select(sa.func.count()).select_from(model)) or 0
+
+
+def current_session() -> Session:
+    """The session app code gets now (``db.session()``)."""
+    return db.session()
+
+
+def end_session() -> None:
+    """What app code does to be done with its session (``db.session.remove()``)."""
+    db.session.remove()
+
+
+def engine(key: str | None) -> sa.Engine:
+    """The engine of bind ``key`` (None: the default one)."""
+    return db.engines[key]
+
+
+def engines() -> dict[str | None, sa.Engine]:
+    """The app's engines keyed as the library keys them (None: the default one)."""
+    return dict(db.engines)
+
+
+def with_bind(config: dict[str, t.Any], key: str, url: str) -> dict[str, t.Any]:
+    """``config`` with one more bind."""
+    config["SQLALCHEMY_BINDS"] = {**config.get("SQLALCHEMY_BINDS", {}), key: url}
+    return config
+
+
+def bind_url_in(config: t.Mapping[str, t.Any], key: str) -> str:
+    """The URL ``config`` (the app's) gives bind ``key``."""
+    url: str = config["SQLALCHEMY_BINDS"][key]
+    return url
+
+
+def flask_sqlalchemy_only(test: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    """Mark a test of what only Flask-SQLAlchemy has (``Model.query``, ``remove()``)."""
+    return test
 
 
 def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
@@ -104,5 +148,4 @@ class ShopCase:
     @classmethod
     def get_app_config(cls) -> dict[str, t.Any]:
         config: dict[str, t.Any] = super().get_app_config()  # type: ignore[misc]
-        config["SQLALCHEMY_BINDS"] = {"audit": cls.bind_url("audit")}  # type: ignore[attr-defined]
-        return config
+        return with_bind(config, "audit", cls.bind_url("audit"))  # type: ignore[attr-defined]

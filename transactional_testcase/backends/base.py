@@ -20,9 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
-if t.TYPE_CHECKING:
-    from flask_sqlalchemy import SQLAlchemy
-
 from .._compat import socket_fileno
 from ..errors import ConfigurationError
 from .drivers import unreachable
@@ -357,10 +354,9 @@ def reflect_tables(
     return found
 
 
-def model_schemas(db: SQLAlchemy, key: str | None) -> list[str | None]:
-    """The default schema, then every other schema the bind's models name."""
-    metadata = db.metadatas.get(key)
-    named = {table.schema for table in metadata.tables.values()} if metadata is not None else set()
+def model_schemas(metadatas: t.Iterable[sa.MetaData]) -> list[str | None]:
+    """The default schema, then every other schema the bind's models (``metadatas``) name."""
+    named = {table.schema for metadata in metadatas for table in metadata.tables.values()}
     return [None, *sorted(s for s in named if s is not None)]
 
 

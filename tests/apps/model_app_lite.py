@@ -1,0 +1,5 @@
+""":mod:`tests.apps.model_app` on Flask-SQLAlchemy-Lite: its code run again on :mod:`tests.apps.shop_lite`."""
+
+from tests.flavours import run_again
+
+run_again("tests.apps.model_app", globals())

@@ -1,0 +1,166 @@
+"""The shop app of :mod:`tests.apps.shop`, on Flask-SQLAlchemy-Lite.
+
+The same tables, routes and module-level names, written as a
+Flask-SQLAlchemy-Lite app is: models on declarative bases of their own (the
+``audit`` entries on a second base, bound to the ``audit`` engine through
+``session_options["binds"]``), ``db.session`` the app context's session, a
+``Session`` subclass to listen on, and the import-time reference a
+:class:`~werkzeug.local.LocalProxy` (Lite has no session before an app
+context). :mod:`tests.flavours` runs the isolation tests and the state
+machine on it.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import sqlalchemy as sa
+from flask import Flask, abort, jsonify, request
+from flask_sqlalchemy_lite import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from werkzeug.local import LocalProxy
+
+#: The extension's name, for test names and messages.
+EXTENSION = "Flask-SQLAlchemy-Lite"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AuditBase(DeclarativeBase):
+    """Models of the ``audit`` engine."""
+
+
+class ShopSession(Session):
+    """The app's session class: what session event listeners are registered on."""
+
+
+db = SQLAlchemy(session_options={"class_": ShopSession, "binds": {AuditBase: "audit"}})
+
+#: Taken at import time, as many apps (and admin views, factories) do: Lite
+#: has no session outside an app context, so apps hold a proxy to it.
+session: Session = t.cast(Session, LocalProxy(lambda: db.session))
+#: Where session event listeners go.
+session_events: t.Any = ShopSession
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(120), unique=True)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id"))
+    total: Mapped[int] = mapped_column(default=0)
+
+
+class AuditEntry(AuditBase):
+    """Lives in the ``audit`` engine."""
+
+    __tablename__ = "audit_entries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message: Mapped[str] = mapped_column(sa.String(200))
+
+
+def count(model: type[t.Any]) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model)) or 0
+
+
+def current_session() -> Session:
+    """The session app code gets now (``db.session``)."""
+    return db.session
+
+
+def end_session() -> None:
+    """What app code does to be done with its session: Lite has no ``remove()``."""
+    db.session.close()
+
+
+def engine(key: str | None) -> sa.Engine:
+    """The engine of bind ``key`` (None: the default one)."""
+    return db.get_engine(key or "default")
+
+
+def engines() -> dict[str | None, sa.Engine]:
+    """The app's engines keyed as the library keys them (None: the default one)."""
+    return {None if name == "default" else name: e for name, e in db.engines.items()}
+
+
+def with_bind(config: dict[str, t.Any], key: str, url: str) -> dict[str, t.Any]:
+    """``config`` with one more engine."""
+    config["SQLALCHEMY_ENGINES"] = {**config["SQLALCHEMY_ENGINES"], key: url}
+    return config
+
+
+def bind_url_in(config: t.Mapping[str, t.Any], key: str) -> str:
+    """The URL ``config`` (the app's) gives bind ``key``."""
+    url: str = config["SQLALCHEMY_ENGINES"][key]
+    return url
+
+
+def flask_sqlalchemy_only(test: t.Callable[..., t.Any]) -> None:
+    """Leave out a test of what only Flask-SQLAlchemy has (``Model.query``, ``remove()``)."""
+    return None
+
+
+def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(SQLALCHEMY_ENGINES={"default": "sqlite://", "audit": "sqlite://"})
+    app.config.update(config or {})
+    db.init_app(app)
+
+    @app.post("/customers")
+    def add_customer() -> t.Any:
+        email = request.get_json()["email"]
+        session.add(Customer(email=email))
+        try:
+            session.commit()
+        except sa.exc.IntegrityError:
+            session.rollback()
+            return jsonify(error="exists"), 409
+        return jsonify(count=count(Customer)), 201
+
+    @app.get("/customers/count")
+    def customer_count() -> t.Any:
+        return jsonify(count=count(Customer))
+
+    @app.post("/customers/fail")
+    def add_then_fail() -> t.Any:
+        db.session.add(Customer(email=request.get_json()["email"]))
+        db.session.flush()
+        abort(500)
+
+    @app.post("/customers/raw")
+    def add_raw() -> t.Any:
+        with db.engine.begin() as conn:
+            conn.execute(sa.insert(Customer).values(email=request.get_json()["email"]))
+        return jsonify(count=count(Customer)), 201
+
+    @app.post("/audit")
+    def audit() -> t.Any:
+        db.session.add(AuditEntry(message=request.get_json()["message"]))
+        db.session.commit()
+        return jsonify(count=count(AuditEntry)), 201
+
+    return app
+
+
+class ShopCase:
+    """Mixin for ``@on_all_backends`` test classes that run against this app."""
+
+    alembic_config = False
+    #: Lite keeps no models: ``create_all()`` needs them named.
+    metadata = {None: Base.metadata, "audit": AuditBase.metadata}
+
+    @classmethod
+    def create_app(cls, config: dict[str, t.Any]) -> Flask:
+        return create_app(config)
+
+    @classmethod
+    def get_app_config(cls) -> dict[str, t.Any]:
+        config: dict[str, t.Any] = super().get_app_config()  # type: ignore[misc]
+        return with_bind(config, "audit", cls.bind_url("audit"))  # type: ignore[attr-defined]
