@@ -12,6 +12,10 @@
   on the backends given by ``TT_MATRIX_BACKENDS`` (every backend, MariaDB
   included, when unset) with the whole suite.
 
+Flask-SQLAlchemy-Lite needs Flask 3: the combinations with Flask 2.3 skip its
+modules (``LITE_MODULES``, listed in their outcome), those with Flask 3.1 pin
+its lowest release (``LITE_LOWEST``), the newest sessions take its newest.
+
 Each session writes its outcome to ``.ci/matrix/<name>.json``, named after the
 session without quotes or parentheses (:func:`evidence_name`);
 ``python .ci/matrix_table.py --write`` turns those into the table of
@@ -45,6 +49,12 @@ nox.options.error_on_missing_interpreters = True
 #: template): the newest combination runs them on every backend; the older
 #: combinations skip them to keep CI short.
 PROCESS_MODULES = ("test_runners", "test_provisioning")
+#: Flask-SQLAlchemy-Lite imports ``flask.sansio``, new in Flask 3.0: with Flask
+#: 2.3 these modules cannot run (recorded as skipped in the outcome).
+LITE_MODULES = ("test_lite", "test_isolation_lite", "test_state_machine_lite")
+#: The Flask-SQLAlchemy-Lite release the older combinations with Flask 3 pin
+#: (the newest sessions take the newest one).
+LITE_LOWEST = "0.1.0"
 
 PYTHONS = ["3.11", "3.12", "3.13"]
 SQLALCHEMY = ["2.0", "2.1"]
@@ -74,6 +84,7 @@ RECORDED = (
     "SQLAlchemy",
     "alembic",
     "Flask-Migrate",
+    "Flask-SQLAlchemy-Lite",
     "Werkzeug",
     "psycopg",
     "psycopg2-binary",
@@ -142,7 +153,13 @@ def _run_suite(
 def matrix(session: nox.Session, sqlalchemy: str, flask_sqlalchemy: str, flask: str) -> None:
     """The suite (but its process plumbing) on SQLite and PostgreSQL for one combination."""
     pins = {"SQLAlchemy": sqlalchemy, "Flask-SQLAlchemy": flask_sqlalchemy, "Flask": flask}
-    _run_suite(session, "sqlite,psycopg2", [f"{k}=={v}.*" for k, v in pins.items()], skip=PROCESS_MODULES)
+    requirements = [f"{k}=={v}.*" for k, v in pins.items()]
+    if flask.startswith("2."):
+        skip = PROCESS_MODULES + LITE_MODULES
+    else:
+        requirements.append(f"Flask-SQLAlchemy-Lite=={LITE_LOWEST}")
+        skip = PROCESS_MODULES
+    _run_suite(session, "sqlite,psycopg2", requirements, skip=skip)
 
 
 @nox.session(python="3.11")
@@ -159,7 +176,7 @@ def lowest(session: nox.Session) -> None:
         session,
         os.environ.get("TT_MATRIX_BACKENDS", ALL_BACKENDS),
         [f"{k}=={v}" for k, v in pins.items()],
-        skip=PROCESS_MODULES,
+        skip=PROCESS_MODULES + (LITE_MODULES if pins["Flask"].startswith("2.") else ()),
         results=PROBES if session.posargs else RESULTS,
     )
 

@@ -36,6 +36,7 @@ SECOND = (
     "tests.test_runners",
     "tests.test_provisioning",
     "tests.test_state_machine",
+    "tests.test_state_machine_lite",
     "tests.test_pytest_plugin",
 )
 #: At most this long between two progress lines of a process.
