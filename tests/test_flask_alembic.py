@@ -51,7 +51,12 @@ from tests.test_migrations import empty_cwd, forced_build, make_case, run_case
 from transactional_testcase import MigrationError
 from transactional_testcase import migration_checks as mc
 from transactional_testcase import schema as tt_schema
-from transactional_testcase.alembic_runner import AlembicProject, FlaskAlembicProject, alembic_project
+from transactional_testcase.alembic_runner import (
+    AlembicProject,
+    FlaskAlembicProject,
+    MigrationFailure,
+    alembic_project,
+)
 from transactional_testcase.errors import ConfigurationError
 
 if t.TYPE_CHECKING:
@@ -312,6 +317,15 @@ class FlaskAlembicProjectLookup(unittest.TestCase):
         del app.extensions["alembic"].engines  # as Flask-Alembic 3.0's extension: it has none
         with self.assertRaisesRegex(ConfigurationError, re.escape("pip install 'Flask-Alembic>=3.1'")):
             alembic_project(None, app)
+
+    def test_revision_that_cannot_be_imported_names_its_file_and_line(self) -> None:
+        with open(os.path.join(self.folder, "0001_a.py"), "w") as f:
+            f.write('revision = "a"\ndown_revision = None\n\n\ndef upgrade(:\n    pass\n')
+        project = FlaskAlembicProject.of(self.app(script_location=self.folder))
+        with self.assertRaisesRegex(
+            MigrationFailure, r"^cannot load the revisions in .*: SyntaxError: .*\(0001_a\.py, line 5\)$"
+        ):
+            project.heads()
 
     def test_fingerprint_follows_the_revision_files_without_importing_them(self) -> None:
         first = self.write("0001_a.py", "a", None)
