@@ -27,6 +27,7 @@ COLUMNS = (
     "Werkzeug",
     "alembic",
     "Flask-Migrate",
+    "Flask-Alembic",
 )
 #: Each backend of the suite and the distribution of its driver (SQLite's is Python's own).
 DRIVERS = {
@@ -47,7 +48,8 @@ def rows() -> list[list[str]]:
             for name in outcome["backends"].split(",")
         )
         if "tests.test_lite" in outcome.get("skipped_modules", ()):
-            versions["Flask-SQLAlchemy-Lite"] = "not run"  # it needs Flask 3 (see .ci/noxfile.py)
+            # Both need Flask 3 (see .ci/noxfile.py).
+            versions["Flask-SQLAlchemy-Lite"] = versions["Flask-Alembic"] = "not run"
         found.append([*(versions.get(c, "?") for c in COLUMNS), backends, outcome["result"]])
     # Oldest first: by Flask, Flask-SQLAlchemy, SQLAlchemy, then Python.
     order = [COLUMNS.index(c) for c in ("Flask", "Flask-SQLAlchemy", "SQLAlchemy", "Python")]

@@ -12,9 +12,10 @@
   on the backends given by ``TT_MATRIX_BACKENDS`` (every backend, MariaDB
   included, when unset) with the whole suite.
 
-Flask-SQLAlchemy-Lite needs Flask 3: the combinations with Flask 2.3 skip its
-modules (``LITE_MODULES``, listed in their outcome), those with Flask 3.1 pin
-its lowest release (``LITE_LOWEST``), the newest sessions take its newest.
+Flask-SQLAlchemy-Lite and Flask-Alembic need Flask 3: the combinations with
+Flask 2.3 install neither and skip their modules (``FLASK3_MODULES``, listed in
+their outcome); those with Flask 3.1 pin Lite's lowest release (``LITE_LOWEST``),
+the newest sessions take the newest of both.
 
 Each session writes its outcome to ``.ci/matrix/<name>.json``, named after the
 session without quotes or parentheses (:func:`evidence_name`);
@@ -28,6 +29,7 @@ outcome to ``.nox/probes/`` instead, as it is no evidence for a row.
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import json
 import os
@@ -49,9 +51,12 @@ nox.options.error_on_missing_interpreters = True
 #: template): the newest combination runs them on every backend; the older
 #: combinations skip them to keep CI short.
 PROCESS_MODULES = ("test_runners", "test_provisioning")
-#: Flask-SQLAlchemy-Lite imports ``flask.sansio``, new in Flask 3.0: with Flask
-#: 2.3 these modules cannot run (recorded as skipped in the outcome).
-LITE_MODULES = ("test_lite", "test_isolation_lite", "test_state_machine_lite")
+#: Flask-SQLAlchemy-Lite imports ``flask.sansio`` and Flask-Alembic 3.1 requires
+#: Flask 3.0 (and Alembic 1.13): with Flask 2.3 neither is installed and these
+#: modules cannot run (recorded as skipped in the outcome).
+FLASK3_MODULES = ("test_lite", "test_isolation_lite", "test_state_machine_lite", "test_flask_alembic")
+#: The ``test`` extra's requirements left out with Flask 2.3.
+FLASK3_REQUIREMENTS = ("Flask-SQLAlchemy-Lite", "Flask-Alembic")
 #: The Flask-SQLAlchemy-Lite release the older combinations with Flask 3 pin
 #: (the newest sessions take the newest one).
 LITE_LOWEST = "0.1.0"
@@ -85,6 +90,7 @@ RECORDED = (
     "alembic",
     "Flask-Migrate",
     "Flask-SQLAlchemy-Lite",
+    "Flask-Alembic",
     "Werkzeug",
     "psycopg",
     "psycopg2-binary",
@@ -93,6 +99,13 @@ RECORDED = (
 )
 
 ALL_BACKENDS = "sqlite,psycopg2,psycopg,pymysql,mysqlclient"
+
+
+def _test_extra() -> list[str]:
+    """The requirements of ``setup.cfg``'s ``test`` extra."""
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    return [line.strip() for line in parser["options.extras_require"]["test"].splitlines() if line.strip()]
 
 
 def evidence_name(session_name: str) -> str:
@@ -106,9 +119,14 @@ def _run_suite(
     requirements: list[str],
     skip: tuple[str, ...] = (),
     results: pathlib.Path = RESULTS,
+    flask3: bool = True,
 ) -> None:
     session.chdir(ROOT)
-    session.install("-e", f"{ROOT}[test,mysqlclient]", *requirements)
+    if flask3:
+        session.install("-e", f"{ROOT}[test,mysqlclient]", *requirements)
+    else:  # the test extra but what needs Flask 3
+        wanted = [r for r in _test_extra() if not r.startswith(FLASK3_REQUIREMENTS)]
+        session.install("-e", f"{ROOT}[mysqlclient]", *wanted, *requirements)
     versions = session.run(
         "python",
         "-c",
@@ -155,11 +173,12 @@ def matrix(session: nox.Session, sqlalchemy: str, flask_sqlalchemy: str, flask: 
     pins = {"SQLAlchemy": sqlalchemy, "Flask-SQLAlchemy": flask_sqlalchemy, "Flask": flask}
     requirements = [f"{k}=={v}.*" for k, v in pins.items()]
     if flask.startswith("2."):
-        skip = PROCESS_MODULES + LITE_MODULES
+        _run_suite(
+            session, "sqlite,psycopg2", requirements, skip=PROCESS_MODULES + FLASK3_MODULES, flask3=False
+        )
     else:
         requirements.append(f"Flask-SQLAlchemy-Lite=={LITE_LOWEST}")
-        skip = PROCESS_MODULES
-    _run_suite(session, "sqlite,psycopg2", requirements, skip=skip)
+        _run_suite(session, "sqlite,psycopg2", requirements, skip=PROCESS_MODULES)
 
 
 @nox.session(python="3.11")
@@ -172,11 +191,13 @@ def lowest(session: nox.Session) -> None:
     for arg in session.posargs:
         name, _, version = arg.partition("==")
         pins[next((k for k in pins if k.lower() == name.lower()), name)] = version
+    flask2 = pins["Flask"].startswith("2.")
     _run_suite(
         session,
         os.environ.get("TT_MATRIX_BACKENDS", ALL_BACKENDS),
         [f"{k}=={v}" for k, v in pins.items()],
-        skip=PROCESS_MODULES + (LITE_MODULES if pins["Flask"].startswith("2.") else ()),
+        skip=PROCESS_MODULES + (FLASK3_MODULES if flask2 else ()),
+        flask3=not flask2,
         results=PROBES if session.posargs else RESULTS,
     )
 

@@ -5,7 +5,8 @@ versions it was checked against; nothing else in the package touches one.
 The versions, as ``setup.cfg`` declares them (lowest first) and as the version
 matrix (``.ci/noxfile.py``) ran them: SQLAlchemy 2.0.0, 2.0.58 and 2.1.9,
 Flask-SQLAlchemy 3.0.0, 3.0.5 and 3.1.1, Alembic 1.10.0 and 1.20.1, PyMySQL
-1.0.2 and 1.2.4, CPython 3.11.7, 3.12.1 and 3.13.0's ``logging``.
+1.0.2 and 1.2.4, CPython 3.11.7, 3.12.1 and 3.13.0's ``logging``; Flask-Alembic
+3.1.0 and 3.3.0.
 
 .. versionchanged:: 0.4
    Also the live engine map of Flask-SQLAlchemy (:func:`live_engines`), the
@@ -17,6 +18,10 @@ Flask-SQLAlchemy 3.0.0, 3.0.5 and 3.1.1, Alembic 1.10.0 and 1.20.1, PyMySQL
    Flask-SQLAlchemy's per-app engine map read without an app context
    (:func:`app_engine_map`) and its engine creation (:func:`make_app_engine`),
    for apps built at import.
+
+.. versionchanged:: 0.5
+   Flask-Alembic's per-app cache of the engines it migrates
+   (:func:`flask_alembic_engines`).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ __all__ = [
     "SavepointSparingConnection",
     "app_engine_map",
     "engine_listeners",
+    "flask_alembic_engines",
     "handlers_out_of_reach_of_fileconfig",
     "close_lite_sessions",
     "lite_state",
@@ -76,6 +82,39 @@ def handlers_out_of_reach_of_fileconfig() -> t.Iterator[None]:
         logging._handlerList[:0] = saved_list  # type: ignore[attr-defined]
         for name, handler in saved_map.items():
             logging._handlers.setdefault(name, handler)  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def flask_alembic_engines(extension: t.Any, app: t.Any, engines: dict[str, Engine]) -> t.Iterator[None]:
+    """Flask-Alembic (``extension``) migrates ``app`` on ``engines``, and only them, in the block.
+
+    ``Alembic.engines`` (public: the engines given to its constructor, by
+    key) is set to ``engines``. But the extension caches, per app, the engines
+    and metadata it migrates (``Alembic._cache[app]``, a private ``_Cache``:
+    ``engines``, ``metadatas``, and the ``contexts`` and ``ops`` holding open
+    connections), and an app context's teardown clears only the last two: a
+    second migration of the same app, onto other databases, would run on the
+    first one's. The cache is emptied before the block and after it, the
+    connections of its migration contexts closed first (not invalidated as
+    Flask-Alembic 3.3's teardown does: an in-memory SQLite database lives in
+    its one connection). Checked against Flask-Alembic 3.1.0 and 3.3.0.
+    """
+    cache = extension._cache[app]
+    saved = extension.engines
+    try:
+        extension.engines = engines
+        _empty_flask_alembic_cache(cache)
+        yield
+    finally:
+        _empty_flask_alembic_cache(cache)
+        extension.engines = saved
+
+
+def _empty_flask_alembic_cache(cache: t.Any) -> None:
+    for context in (cache.contexts or {}).values():
+        if context.connection is not None:
+            context.connection.close()
+    cache.engines = cache.metadatas = cache.contexts = cache.ops = None
 
 
 def revision_steps(script: t.Any, destination: str, current: t.Any, upgrade: bool) -> t.Any:

@@ -15,8 +15,15 @@ it: both go through :meth:`AlembicProject.migrate`, which
   :class:`MigrationFailure` that names the revision, its file and line, with
   every password scrubbed.
 
+An app that registers Flask-Alembic has no ``env.py``:
+:class:`FlaskAlembicProject` runs its migrations through the extension itself,
+with the same logging and the same failures.
+
 .. versionadded:: 0.4
    Replaces the two runners of ``migrations`` and ``migration_checks``.
+
+.. versionchanged:: 0.5
+   Flask-Alembic's migrations (:class:`FlaskAlembicProject`).
 """
 
 from __future__ import annotations
@@ -30,10 +37,16 @@ import types
 import typing as t
 import warnings
 
+import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import URL, Engine
 
-from ._compat import handlers_out_of_reach_of_fileconfig, revision_steps, version_locations
+from ._compat import (
+    flask_alembic_engines,
+    handlers_out_of_reach_of_fileconfig,
+    revision_steps,
+    version_locations,
+)
 from ._types import BindKey
 from .errors import ConfigurationError, TransactionalTestCaseError, first_line, scrub
 
@@ -41,10 +54,14 @@ if t.TYPE_CHECKING:
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import Script, ScriptDirectory
+    from sqlalchemy import MetaData
 
     from .extension import Extension
 
 AlembicSetting = t.Union[str, "os.PathLike[str]", bool, None]
+
+#: What autogenerate compares one database with: a MetaData, or several (Flask-Alembic).
+TargetMetadata = t.Union["MetaData", t.Sequence["MetaData"]]
 
 #: Where ``alembic_config = None`` looks, relative to the current directory,
 #: after Flask-Migrate's registered directory.
@@ -70,8 +87,10 @@ class AlembicProject:
        Alembic is imported on first use, not when the project is found.
     """
 
-    def __init__(self, ini: str, location: str, uses_flask_migrate: bool, layout: _Layout | None) -> None:
-        #: The absolute path of ``alembic.ini``.
+    def __init__(
+        self, ini: str | None, location: str, uses_flask_migrate: bool, layout: _Layout | None
+    ) -> None:
+        #: The absolute path of ``alembic.ini`` (None: Flask-Alembic's, from the app's config).
         self.ini = ini
         #: The absolute path of the script folder (``env.py``'s).
         self.location = location
@@ -224,6 +243,13 @@ class AlembicProject:
                     dirs[:] = ["__pycache__"] if layout.sourceless and "__pycache__" in dirs else []
         return found
 
+    def schema_files(self) -> list[str]:
+        """The files whose contents make the schema, in order: the revision files, then ``env.py``.
+
+        .. versionadded:: 0.5
+        """
+        return [*sorted(self.revision_files()), os.path.join(self.location, "env.py")]
+
     def where(self, script: Script) -> str:
         """``script``'s file, relative to the migrations folder when it is inside it."""
         path = os.path.abspath(script.path)
@@ -262,10 +288,6 @@ class AlembicProject:
         from alembic.runtime.environment import EnvironmentContext
 
         script, config = self.script, self.config
-
-        def steps(rev: t.Any, context: MigrationContext) -> t.Any:
-            return revision_steps(script, destination, rev, upgrade)
-
         engine = engines[None]
         with app.app_context():
             if self.uses_flask_migrate and "migrate" not in app.extensions:
@@ -276,17 +298,60 @@ class AlembicProject:
             saved = extension.engines()
             extension.point(engines)
             try:
-                with preserved_logging(), quiet_migrations(), engine.begin() as connection:
+                with self.running(engines.values()), engine.begin() as connection:
                     config.attributes["connection"] = connection
+                    steps = self.steps(destination, upgrade)
                     with EnvironmentContext(config, script, fn=steps, destination_rev=destination):
                         script.run_env()
-            except TransactionalTestCaseError:
-                raise  # already said as the library says things
-            except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported as MigrationFailure
-                raise MigrationFailure(self.describe(exc, [e.url for e in engines.values()])) from None
             finally:
                 config.attributes.pop("connection", None)
                 extension.point(saved)
+
+    def steps(self, destination: str, upgrade: bool) -> t.Callable[[t.Any, MigrationContext], t.Any]:
+        """Alembic's migration function to ``destination``: the steps from a database's revisions.
+
+        .. versionadded:: 0.5
+        """
+        script = self.script
+
+        def steps(rev: t.Any, context: MigrationContext) -> t.Any:
+            return revision_steps(script, destination, rev, upgrade)
+
+        return steps
+
+    @contextlib.contextmanager
+    def running(self, engines: t.Iterable[Engine]) -> t.Iterator[None]:
+        """Run migrations on ``engines``: logging as it was and quiet, any error a :class:`MigrationFailure`.
+
+        .. versionadded:: 0.5
+        """
+        urls = [engine.url for engine in engines]
+        try:
+            with preserved_logging(), quiet_migrations():
+                yield
+        except TransactionalTestCaseError:
+            raise  # already said as the library says things
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported as MigrationFailure
+            raise MigrationFailure(self.describe(exc, urls)) from None
+
+    # -- comparing (the migration checks) ------------------------------------------------
+
+    def target_metadatas(self, app: Flask, extension: Extension) -> dict[BindKey, tuple[MetaData, ...]]:
+        """Per bind key, the metadata a new revision would be generated from (the models').
+
+        .. versionadded:: 0.5
+        """
+        return extension.metadatas()
+
+    def comparison_options(self, app: Flask) -> dict[str, t.Any]:
+        """The options autogenerate compares with, as ``flask db migrate`` would (Flask-Migrate's).
+
+        .. versionadded:: 0.5
+        """
+        options: dict[str, t.Any] = {"compare_type": True}
+        migrate = app.extensions.get("migrate")
+        options.update(getattr(migrate, "configure_args", None) or {})
+        return options
 
     def describe(self, exc: BaseException, urls: t.Iterable[URL | str]) -> str:
         """``ErrorType: first line (revision R, file, line N)`` for an error the migrations raised."""
@@ -302,12 +367,113 @@ class AlembicProject:
         return what
 
 
+class FlaskAlembicProject(AlembicProject):
+    """The migrations of an app that registers Flask-Alembic (``app.extensions["alembic"]``).
+
+    Flask-Alembic has no ``alembic.ini`` and no ``env.py``: its configuration
+    is ``app.config["ALEMBIC"]`` (``script_location``, ``version_locations``),
+    and the extension itself runs the migrations on every database it manages
+    (one per key of its metadata), with ``app.config["ALEMBIC_CONTEXT"]``.
+    This project reads the configuration the extension builds and migrates
+    through the extension's own ``run_migrations``; what differs from an
+    ``env.py`` project is said here, the rest is shared.
+
+    .. versionadded:: 0.5
+    """
+
+    def __init__(self, config: Config) -> None:
+        with quiet_alembic():
+            from alembic.script import ScriptDirectory
+
+            script = ScriptDirectory.from_config(config)
+        # Alembic's own reading of the locations (a package resource included):
+        # the revision files are found through ``script`` (no layout of ours).
+        super().__init__(None, os.path.abspath(script.dir), False, None)
+        self._config, self._script = config, script
+
+    @classmethod
+    def of(cls, app: Flask) -> FlaskAlembicProject:
+        """The project of ``app``'s Flask-Alembic, loaded once per process and configuration."""
+        extension = app.extensions["alembic"]
+        if not hasattr(extension, "engines"):
+            raise ConfigurationError(
+                "the app registers a Flask-Alembic older than 3.1, which cannot be told which "
+                "engines to migrate: pip install 'Flask-Alembic>=3.1' (or point alembic_config "
+                "at an alembic.ini)."
+            )
+        with app.app_context(), quiet_alembic():
+            config: Config = extension.config
+        key = "flask-alembic " + repr(sorted((config.get_section(config.config_ini_section) or {}).items()))
+        project = _projects.get(key)
+        if not isinstance(project, FlaskAlembicProject):
+            project = _projects[key] = cls(config)
+        return project
+
+    def schema_files(self) -> list[str]:
+        """The revision files: Flask-Alembic has no ``env.py`` (its code is the extension's)."""
+        return sorted(self.revision_files())
+
+    def migrate(
+        self,
+        app: Flask,
+        extension: Extension,
+        engines: t.Mapping[BindKey, Engine],
+        destination: str = "heads",
+        upgrade: bool = True,
+    ) -> None:
+        """Flask-Alembic's ``run_migrations`` on ``engines``: ``upgrade``/``downgrade`` to ``destination``.
+
+        Flask-Alembic is handed ``engines`` as its own (``Alembic.engines``,
+        keyed as it keys Flask-SQLAlchemy's: ``"default"`` and the bind keys)
+        for the run, so it migrates no engine but these, whatever the app gave
+        it. The steps are :meth:`steps`, as for an ``env.py``
+        (``destination`` read by this process's one ``ScriptDirectory``): the
+        extension's ``upgrade()`` would load every revision again per app, and
+        Flask-Alembic 3.1 reads a revision id made of digits (its default
+        ids) as a relative step.
+        """
+        alembic = app.extensions["alembic"]
+        own = {"default" if key is None else str(key): engine for key, engine in engines.items()}
+        with app.app_context(), self.running(engines.values()), flask_alembic_engines(alembic, app, own):
+            alembic.run_migrations(self.steps(destination, upgrade))
+
+    def target_metadatas(self, app: Flask, extension: Extension) -> dict[BindKey, tuple[MetaData, ...]]:
+        """Flask-Alembic's metadata per key (given to it, else the default engine's models, as it does)."""
+        given: t.Mapping[str, TargetMetadata] = app.extensions["alembic"].metadatas
+        if not given:
+            default = extension.metadatas().get(None)
+            return {None: default} if default else {}
+        return {
+            None if key == "default" else key: (value,) if isinstance(value, sa.MetaData) else tuple(value)
+            for key, value in given.items()
+        }
+
+    def comparison_options(self, app: Flask) -> dict[str, t.Any]:
+        """``app.config["ALEMBIC_CONTEXT"]``, as ``flask db revision`` compares.
+
+        Flask-Alembic turns ``compare_server_default`` on there by default.
+        """
+        return {"compare_type": True, **app.config.get("ALEMBIC_CONTEXT", {})}
+
+
 #: Loading a script directory's revisions imports each: once per process is enough.
+#: Keyed by ``alembic.ini``, or by Flask-Alembic's configuration.
 _projects: dict[str, AlembicProject] = {}
 
 
 def alembic_project(setting: str | os.PathLike[str] | None, app: Flask) -> AlembicProject:
-    """The project an ``alembic_config`` setting means (see :func:`find_alembic_ini`), loaded once."""
+    """The project an ``alembic_config`` setting means, loaded once.
+
+    ``None`` means the app's own: Flask-Alembic's when the app registers it
+    (an app that does keeps its migrations there, even next to an
+    ``alembic.ini``), else the ``alembic.ini`` :func:`find_alembic_ini` finds.
+    A path always means ``alembic.ini``.
+
+    .. versionchanged:: 0.5
+       Flask-Alembic's migrations for ``None``.
+    """
+    if setting is None and "alembic" in app.extensions:
+        return FlaskAlembicProject.of(app)
     ini = find_alembic_ini(setting, app)
     project = _projects.get(ini)
     if project is None:

@@ -68,8 +68,13 @@ class AppTestCase(unittest.TestCase):
     database_url: t.ClassVar[str | None] = None
 
     #: Path of ``alembic.ini`` or of the folder holding it (Flask-Migrate's
-    #: layout). ``None``: Flask-Migrate's registered directory, ``./alembic.ini``
-    #: or ``./migrations/alembic.ini``. ``False``: ``db.create_all()``.
+    #: layout). ``None``: the app's Flask-Alembic configuration when it
+    #: registers Flask-Alembic, else Flask-Migrate's registered directory,
+    #: ``./alembic.ini`` or ``./migrations/alembic.ini``. ``False``:
+    #: ``db.create_all()``.
+    #:
+    #: .. versionchanged:: 0.5
+    #:    ``None`` finds Flask-Alembic's migrations.
     alembic_config: t.ClassVar[AlembicSetting] = None
 
     #: ``{bind_key: url}``: more test databases, passed as ``SQLALCHEMY_BINDS``.

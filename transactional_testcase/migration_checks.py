@@ -20,7 +20,9 @@ Alembic runs in-process inside an app context, through the project's own
 ``env.py``: a plain ``env.py`` gets the connection in
 ``config.attributes['connection']`` (Alembic's "sharing a connection" recipe),
 and Flask-Migrate's gets it from ``current_app``'s ``db.engine``, which points
-at the migrations database while Alembic runs.
+at the migrations database while Alembic runs. An app that registers
+Flask-Alembic is migrated by the extension, handed the migrations databases
+as its engines.
 
 Binds: every engine of the app gets a migrations database. The models of a
 bind are compared with it when the migrations reached it (it has an
@@ -41,7 +43,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from ._types import BindKey
-from .alembic_runner import AlembicProject, AlembicSetting, MigrationFailure, alembic_project
+from .alembic_runner import AlembicProject, AlembicSetting, MigrationFailure, alembic_project, quiet_alembic
 from .app_testcase import AppTestCase
 from .backends import backend_for, check_driver, check_safe
 from .errors import ConfigurationError, mask_url
@@ -286,10 +288,15 @@ class MigrationAssertionsMixin(_TestCaseBase):
     def assertModelsMatchMigrations(self, msg: str | None = None) -> None:
         """Fail when Alembic's autogenerate finds differences between models and migrations.
 
-        An empty database is upgraded to head and compared with ``db.metadatas``
-        like ``flask db migrate`` would (``compare_type=True`` and
-        Flask-Migrate's ``configure_args``); the message lists one difference
-        per line, the operations a new migration would need.
+        An empty database is upgraded to head and compared with the models as
+        a new revision would be generated: ``db.metadatas`` with
+        ``compare_type=True`` and Flask-Migrate's ``configure_args`` (``flask db
+        migrate``), or Flask-Alembic's metadata and ``ALEMBIC_CONTEXT`` (``flask
+        db revision``); the message lists one difference per line, the
+        operations a new migration would need.
+
+        .. versionchanged:: 0.5
+           Flask-Alembic's metadata and options for an app that registers it.
         """
         migrations = self.get_migrations()
         with self._tt_databases() as databases:
@@ -384,15 +391,13 @@ class MigrationAssertionsMixin(_TestCaseBase):
         from alembic.runtime.migration import MigrationContext
 
         self._tt_upgrade_from_base(migrations, databases)
-        opts: dict[str, t.Any] = {"compare_type": True}
-        migrate = self.app.extensions.get("migrate")
-        opts.update(getattr(migrate, "configure_args", None) or {})
+        opts = migrations.comparison_options(self.app)
         opts.pop("process_revision_directives", None)
         if self.compare_server_default:
             opts["compare_server_default"] = True
         lines: list[str] = []
         extension = self._tt_extension()
-        metadatas = extension.metadatas()
+        metadatas = migrations.target_metadatas(self.app, extension)
         if not metadatas:
             raise _Failure(
                 f"there are no models to compare the migrated database with: {extension.name} keeps "
@@ -401,12 +406,14 @@ class MigrationAssertionsMixin(_TestCaseBase):
             )
         for key, engine in databases.engines.items():
             found = metadatas.get(key, ())
-            with engine.connect() as conn:
+            # Quiet: Flask-Alembic gives the alembic logger a handler at INFO.
+            with quiet_alembic(), engine.connect() as conn:
                 if key is not None and not sa.inspect(conn).has_table("alembic_version"):
                     continue  # env.py does not migrate this bind
                 metadata: t.Any = found[0] if len(found) == 1 else list(found) or sa.MetaData()
                 context = MigrationContext.configure(connection=conn, opts=dict(opts))
-                diffs = compare_metadata(context, metadata)
+                # Alembic compares a sequence of MetaData too (Flask-Alembic's), typed or not.
+                diffs = compare_metadata(context, t.cast(sa.MetaData, metadata))
                 prefix = "" if key is None else f"[bind {key!r}] "
                 lines.extend(
                     prefix + line for diff in diffs for line in describe_difference(diff, conn.dialect)

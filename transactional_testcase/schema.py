@@ -84,7 +84,8 @@ class CreateAllSchema(SchemaSource):
 class AlembicSchema(SchemaSource):
     """Alembic migrations, run in-process inside the app context.
 
-    The fingerprint hashes the revision files without importing them; the
+    The fingerprint hashes the revision files (and ``env.py``, when the
+    project has one) without importing them; the
     revisions are loaded (and checked for a single head) only when a database
     is actually migrated, so a warm run never imports them.
     """
@@ -110,9 +111,7 @@ class AlembicSchema(SchemaSource):
             # migrations is the same schema.
             location = self.project.location
             digest = hashlib.sha256(b"alembic")
-            paths = sorted(self.project.revision_files())
-            paths.append(os.path.join(location, "env.py"))
-            for path in paths:
+            for path in self.project.schema_files():
                 digest.update(os.path.relpath(path, location).encode())
                 with open(path, "rb") as f:
                     digest.update(hashlib.sha256(f.read()).digest())
