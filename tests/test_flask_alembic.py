@@ -16,6 +16,10 @@ migrations: ``alembic_config`` is left ``None``.
 * ``FailingFlaskAlembicRevision_<backend>``: a failing revision is one
   ``MigrationError`` naming the revision, its file and line; the extension is
   left as it was.
+* ``LiteFlaskAlembicApp_<backend>``, ``LiteFlaskAlembicChecks_<backend>``: the
+  greenhouse's Flask-SQLAlchemy-Lite twin (``greenhouse/lite.py``), whose
+  models the library knows only from Flask-Alembic's ``metadatas``: migrated,
+  isolated, and checked.
 * ``InMemorySQLite``: ``sqlite://`` is migrated in the app's own connection,
   which must stay open.
 * Finding the project (``None`` means Flask-Alembic's, a path an
@@ -46,6 +50,7 @@ from tests import test_error_messages, test_migrations
 from tests.admin import database_exists
 from tests.apps import greenhouse, leaky_migrations
 from tests.apps.greenhouse import leaky
+from tests.apps.greenhouse import lite as greenhouse_lite
 from tests.matrix import BackendTestCase, BackendUnderTest, OuterCase, bind_url, generate_per_backend, require
 from tests.test_migration_checks import check_backends, checks_database
 from tests.test_migrations import empty_cwd, forced_build, make_case, run_case
@@ -59,6 +64,7 @@ from transactional_testcase.alembic_runner import (
     alembic_project,
 )
 from transactional_testcase.errors import ConfigurationError
+from transactional_testcase.extension import FlaskSQLAlchemyLite
 
 if t.TYPE_CHECKING:
     # Mixins below are checked as the classes they end up in; at run time they
@@ -352,6 +358,75 @@ class FlaskAlembicProjectLookup(unittest.TestCase):
         # What migrating does (and the trace works): every revision is imported.
         self.assertEqual(FlaskAlembicProject.of(app).heads(), ("b",))
         self.assertIn("imported_a", os.listdir(self.folder))
+
+
+# -- Flask-SQLAlchemy-Lite with Flask-Alembic --------------------------------------------------------
+
+
+class _LiteGreenhouse(_Greenhouse):
+    """The greenhouse's Lite twin: its models known to the library only through Flask-Alembic."""
+
+    @classmethod
+    def create_app(cls, config: dict[str, t.Any]) -> Flask:
+        return greenhouse_lite.create_app(config)
+
+
+class LiteFlaskAlembicApp(_LiteGreenhouse):
+    """Both engines migrated by Flask-Alembic; each test's commits rolled back in both."""
+
+    purpose = "fa_lite_app"
+
+    def test_a_migrated_and_isolated(self) -> None:
+        self.assertIsInstance(self._tt_extension(), FlaskSQLAlchemyLite)
+        for engine, tables in (
+            (greenhouse_lite.db.engine, DEFAULT_TABLES),
+            (greenhouse_lite.db.get_engine(greenhouse.SENSORS), SENSORS_TABLES),
+        ):
+            with self.subTest(engine=engine.url.database), engine.connect() as conn:
+                self.assertEqual(set(sa.inspect(conn).get_table_names()), tables)
+                self.assertEqual(
+                    conn.scalars(sa.text("SELECT version_num FROM alembic_version")).all(), [HEAD]
+                )
+        sensor = greenhouse_lite.Sensor(label="bench 1")
+        greenhouse_lite.db.session.add_all([greenhouse_lite.Plant(name="fern"), sensor])
+        greenhouse_lite.db.session.flush()
+        greenhouse_lite.db.session.add(greenhouse_lite.Reading(sensor_id=sensor.id, value=21))
+        greenhouse_lite.db.session.commit()
+        counted = (greenhouse_lite.Plant, greenhouse_lite.Sensor, greenhouse_lite.Reading)
+        self.assertEqual([greenhouse_lite.count(m) for m in counted], [1, 1, 1])
+
+    def test_b_nothing_left(self) -> None:
+        counted = (greenhouse_lite.Plant, greenhouse_lite.Sensor, greenhouse_lite.Reading)
+        self.assertEqual([greenhouse_lite.count(m) for m in counted], [0, 0, 0])
+
+
+generate_per_backend(LiteFlaskAlembicApp, BackendTestCase)
+
+
+class LiteFlaskAlembicChecks(_LiteGreenhouse):
+    """The four checks pass, comparing the metadata Flask-Alembic was given (no ``metadata`` setting)."""
+
+    purpose = "fa_lite_checks"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        require(cls.backend.name)
+        super().setUpClass()
+
+    def test_a_model_missing_from_the_migrations_is_found(self) -> None:
+        extra = sa.MetaData()
+        sa.Table("calibrations", extra, sa.Column("id", sa.Integer, primary_key=True))
+        given = [greenhouse_lite.SensorBase.metadata, extra]
+        with (
+            mock.patch.dict(greenhouse_lite.alembic.metadatas, {greenhouse.SENSORS: given}),
+            self.assertRaises(self.failureException) as caught,
+        ):
+            self.assertModelsMatchMigrations()
+        lines = str(caught.exception).splitlines()[1:]
+        self.assertEqual([line.strip() for line in lines], ["[bind 'sensors'] add_table 'calibrations'"])
+
+
+generate_per_backend(LiteFlaskAlembicChecks, mc.MigrationsTestCase, backends=check_backends())
 
 
 test_error_messages.generate(("failing_flask_alembic_migration",), globals())
