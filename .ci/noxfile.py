@@ -54,7 +54,13 @@ PROCESS_MODULES = ("test_runners", "test_provisioning")
 #: Flask-SQLAlchemy-Lite imports ``flask.sansio`` and Flask-Alembic 3.1 requires
 #: Flask 3.0 (and Alembic 1.13): with Flask 2.3 neither is installed and these
 #: modules cannot run (recorded as skipped in the outcome).
-FLASK3_MODULES = ("test_lite", "test_isolation_lite", "test_state_machine_lite", "test_flask_alembic")
+FLASK3_MODULES = (
+    "test_lite",
+    "test_isolation_lite",
+    "test_state_machine_lite",
+    "test_pytest_plugin_lite",
+    "test_flask_alembic",
+)
 #: The ``test`` extra's requirements left out with Flask 2.3.
 FLASK3_REQUIREMENTS = ("Flask-SQLAlchemy-Lite", "Flask-Alembic")
 #: The Flask-SQLAlchemy-Lite release the older combinations with Flask 3 pin

@@ -38,6 +38,7 @@ SECOND = (
     "tests.test_state_machine",
     "tests.test_state_machine_lite",
     "tests.test_pytest_plugin",
+    "tests.test_pytest_plugin_lite",
 )
 #: At most this long between two progress lines of a process.
 PROGRESS_SECONDS = 20.0

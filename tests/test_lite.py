@@ -4,8 +4,9 @@ The per-test isolation of a Lite app is proved where Flask-SQLAlchemy's is:
 :mod:`tests.test_isolation_lite` and :mod:`tests.test_state_machine_lite` run
 those suites again on a Lite twin of the shop app. This module covers the
 rest: provisioning through plain Alembic, :class:`MigrationsTestCase` with
-``metadata``, a committing case, a module-level app's engines pointed at the
-test databases, what the handed ``config`` holds, the engines Lite's
+``metadata``, a committing case and a live server, a module-level app's
+engines pointed at the test databases, an app found through ``FLASK_APP``,
+what the handed ``config`` holds, the engines Lite's
 ``session_options["binds"]`` gets wrong for a second app, and the errors that
 name ``metadata`` when the models are needed and unknown.
 """
@@ -13,8 +14,10 @@ name ``metadata`` when the models are needed and unknown.
 from __future__ import annotations
 
 import os
+import tempfile
 import typing as t
 import unittest
+from unittest import mock
 
 import sqlalchemy as sa
 from flask import Flask
@@ -25,11 +28,12 @@ from tests.admin import database_exists
 from tests.apps import lite_widgets, plain_alembic, shop_lite
 from tests.matrix import BackendTestCase, BackendUnderTest, OuterCase, bind_url, generate_per_backend, require
 from tests.running import run_case, transcript
-from tests.test_committing import BackendChecks
+from tests.test_committing import BackendChecks, http
 from tests.test_migration_checks import checks_database
 from transactional_testcase import (
     CommittingTestCase,
     ConfigurationError,
+    LiveServerTestCase,
     MigrationsTestCase,
     TransactionalTestCase,
 )
@@ -125,6 +129,21 @@ class LiteCommitting(_LiteWidgets):
         self.assertEqual(lite_widgets.count(Widget), 0)
 
 
+@on_backends(BackendChecks, LiveServerTestCase)
+class LiteLiveServer(_LiteWidgets):
+    """A live server of a Lite app: its requests and the test see each other's commits."""
+
+    database = "committing_lite_live"
+
+    def test_a_a_request_commits_and_the_test_sees_it(self) -> None:
+        live_server_url: str = self.live_server_url  # type: ignore[attr-defined]
+        self.assertEqual(http(live_server_url + "/widgets", {"name": "posted"}), (201, {"count": 1}))
+        self.assertEqual(db.session.scalars(sa.select(Widget.name)).all(), ["posted"])
+
+    def test_b_starts_empty(self) -> None:
+        self.assertEqual(lite_widgets.count(Widget), 0)
+
+
 @on_backends(BackendTestCase)
 class LiteBuiltAtImport:
     """``flask_app`` names a Lite app built at import: its engine and sessionmaker point at the test database."""
@@ -214,6 +233,25 @@ class LiteConfiguration(unittest.TestCase):
         self.assertIn("metadata = Base.metadata", str(error))
         self.assertIn("Flask-SQLAlchemy-Lite keeps no models", str(error))
 
+    def test_found_as_the_flask_command_finds_it(self) -> None:
+        """No ``create_app``, no ``flask_app``: ``FLASK_APP`` names the Lite factory, handed the config."""
+
+        class Found(TransactionalTestCase):
+            alembic_config = plain_alembic.ALEMBIC_INI
+
+            def test_lite_on_the_test_database(self) -> None:
+                self.assertIsInstance(self._tt_extension(), FlaskSQLAlchemyLite)
+                self.assertEqual(db.engine.url.database, sa.make_url(self.get_database_url()).database)
+                db.session.add(Widget(name="found"))
+                db.session.commit()
+                self.assertEqual(lite_widgets.count(Widget), 1)
+
+        with tempfile.TemporaryDirectory() as folder:
+            Found.database_url = "sqlite:///" + os.path.join(folder, "found_test.db")
+            with mock.patch.dict(os.environ, {"FLASK_APP": "tests.apps.lite_widgets:create_app"}):
+                result = run_case(Found)
+        self.assertEqual((result.testsRun, result.errors, result.failures), (1, [], []), transcript(result))
+
     def test_create_all_with_metadata_per_engine(self) -> None:
         class Case(shop_lite.ShopCase, TransactionalTestCase):  # type: ignore[misc]
             @classmethod
@@ -227,8 +265,6 @@ class LiteConfiguration(unittest.TestCase):
                 self.assertEqual(
                     sa.inspect(shop_lite.db.get_engine("audit")).get_table_names(), ["audit_entries"]
                 )
-
-        import tempfile
 
         with tempfile.TemporaryDirectory() as folder:
             Case.folder = folder  # type: ignore[attr-defined]

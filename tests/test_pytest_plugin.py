@@ -131,6 +131,8 @@ class FixtureRuns(_Base):
     """Base of the per-backend classes: the sample functions under pytest and pytest-xdist."""
 
     backend: t.ClassVar[str]
+    #: ``lite``: the shop app's Flask-SQLAlchemy-Lite twin.
+    extension: t.ClassVar[str] = ""
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -143,7 +145,7 @@ class FixtureRuns(_Base):
         self, name: str, argv: list[str], *, fail: bool = False
     ) -> tuple[str, dict[str, set[int]]]:
         """Run pytest over the sample module; its output and, per database URL, the pids that used it."""
-        base = f"tt_fixtures_{os.getpid()}_{name}_{self.backend}_test"
+        base = f"tt_fixtures_{os.getpid()}_{name}{self.extension}_{self.backend}_test"
         server_url = BACKENDS[self.backend].url_for(base)
         url = None if server_url is None else sa.make_url(server_url)
         work = tempfile.mkdtemp(prefix="tt_fixtures_")
@@ -158,6 +160,8 @@ class FixtureRuns(_Base):
         )
         if fail:
             env[sample_functions.FAIL_ENV] = "1"
+        if self.extension:
+            env[sample_functions.EXTENSION_ENV] = self.extension
         if url is not None:
             env["TEST_DATABASE_URL"] = url.render_as_string(hide_password=False)
             ours = [base, *template_prefixes(url)]

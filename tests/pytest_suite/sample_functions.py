@@ -11,10 +11,14 @@ The environment, as in ``tests/runner_suite/sample_cases.py``:
     makes :func:`test_a_deliberate_failure` fail.
 ``TT_PYTEST_SUITE_REPORT``
     a file the class appends ``<pid> <url>`` lines to, one per database it used.
+``TT_PYTEST_SUITE_EXTENSION=lite``
+    the shop app's Flask-SQLAlchemy-Lite twin (``tests/apps/shop_lite.py``)
+    instead of the Flask-SQLAlchemy app.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import typing as t
 
@@ -26,11 +30,15 @@ from sqlalchemy.orm import Session
 
 import transactional_testcase as tt
 from tests.admin import leftover_rows
-from tests.apps import shop
 from tests.runner_suite.sample_cases import audit_url
 
 FAIL_ENV = "TT_PYTEST_SUITE_FAIL"
 REPORT_ENV = "TT_PYTEST_SUITE_REPORT"
+EXTENSION_ENV = "TT_PYTEST_SUITE_EXTENSION"
+
+shop: t.Any = importlib.import_module(
+    "tests.apps.shop_lite" if os.environ.get(EXTENSION_ENV) == "lite" else "tests.apps.shop"
+)
 FAILURE_MESSAGE = "deliberate failure requested by TT_PYTEST_SUITE_FAIL=1"
 SESSION_EMAIL = "session@example.com"
 
@@ -41,7 +49,8 @@ class FunctionsBase(tt.TransactionalTestCase):
     """The one source of configuration: the unittest classes' settings and hooks."""
 
     alembic_config = False
-    customer: shop.Customer
+    metadata = getattr(shop.ShopCase, "metadata", None)  # the Lite twin's models
+    customer: t.Any
 
     @classmethod
     def create_app(cls, config: dict[str, t.Any]) -> Flask:
@@ -129,7 +138,8 @@ def test_query_counting(assert_num_queries: CountQueries, client: FlaskClient) -
 def test_app(app: Flask, transactional_testcase: FunctionsBase) -> None:
     assert app is transactional_testcase.app
     assert app.config["TESTING"] is True
-    assert set(transactional_testcase.db.engines) == {None, "audit"}
+    assert set(shop.engines()) == {None, "audit"}
+    assert type(transactional_testcase.db).__module__.startswith(shop.db.__module__.split(".")[0])
 
 
 def test_without_fixtures() -> None:
