@@ -19,6 +19,7 @@ class Settings:
     s4_control: bool  # also run the CPU-bound control suite
     s5_rounds: int
     s6_rounds: int
+    s5_callgrind: bool = True  # also count instructions under valgrind (about 2 minutes)
 
     @classmethod
     def make(cls, quick: bool) -> Settings:
@@ -43,6 +44,7 @@ class Settings:
                 False,
                 10,
                 1,
+                False,
             )
         return cls(
             200,

@@ -892,6 +892,27 @@ class Fingerprints(unittest.TestCase):
                     os.environ.pop(name, None)
                 self.assertEqual(provisioning.worker_url(url).database, expected)
 
+    def test_a_bind_given_as_engine_options_gets_the_workers_name(self) -> None:
+        """``binds`` values may be engine options: their URL is handled as a plain one, the options kept."""
+        from transactional_testcase import MigrationsTestCase, TransactionalTestCase
+
+        options = {"url": "postgresql+psycopg2://h/audit_test", "pool_size": 3}
+
+        class Case(TransactionalTestCase):
+            database_url = "postgresql+psycopg2://h/app_test"
+            binds = {"audit": options}
+
+        class Checks(MigrationsTestCase):
+            database_url = "postgresql+psycopg2://h/app_test"
+            binds = {"audit": options}
+
+        with mock.patch.dict(os.environ, {provisioning.WORKER_ENV: "w1"}):
+            config, checks = Case.get_app_config(), Checks.get_app_config()
+        for got, name in ((config, "audit_test_w1"), (checks, "audit_test_w1_migrations")):
+            for value in (got["SQLALCHEMY_BINDS"]["audit"], got["SQLALCHEMY_ENGINES"]["audit"]):
+                self.assertEqual(value["pool_size"], 3)
+                self.assertEqual(sa.make_url(value["url"]).database, name)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -77,8 +77,14 @@ class AppTestCase(unittest.TestCase):
     #:    ``None`` finds Flask-Alembic's migrations.
     alembic_config: t.ClassVar[AlembicSetting] = None
 
-    #: ``{bind_key: url}``: more test databases, passed as ``SQLALCHEMY_BINDS``.
-    binds: t.ClassVar[t.Mapping[str, str]] = {}
+    #: ``{bind_key: url}``: more test databases, passed as ``SQLALCHEMY_BINDS``
+    #: (Flask-SQLAlchemy-Lite: ``SQLALCHEMY_ENGINES``). A value may also be a dict
+    #: of engine options with ``url``, as the extensions take it.
+    #:
+    #: .. versionchanged:: 0.5
+    #:    A dict's ``url`` gets the worker's suffix under a parallel runner (and
+    #:    the migration checks' ``_migrations`` name) like a plain URL.
+    binds: t.ClassVar[t.Mapping[str, str | t.Mapping[str, t.Any]]] = {}
 
     #: The app to test when the class defines no :meth:`create_app`: a Flask app
     #: (built at import: its engines are pointed at the test databases for the
@@ -120,8 +126,9 @@ class AppTestCase(unittest.TestCase):
 
         ``config`` is a plain dict holding ``TESTING``,
         ``SQLALCHEMY_DATABASE_URI`` and, when :attr:`binds` is set,
-        ``SQLALCHEMY_BINDS``. Apply it before ``db.init_app(app)``:
-        Flask-SQLAlchemy 3 builds the engines there, and
+        ``SQLALCHEMY_BINDS``; and the same URLs as Flask-SQLAlchemy-Lite's
+        ``SQLALCHEMY_ENGINES``. Apply it before ``db.init_app(app)``:
+        the extension builds the engines there, and
         ``app.config.update(config)`` after the factory returned is too late.
         For a factory that takes a config class or name, see
         :func:`~transactional_testcase.config_class` and
@@ -153,6 +160,9 @@ class AppTestCase(unittest.TestCase):
 
         Under a parallel runner each worker's database names get the worker's
         suffix (``myapp_test_gw0``), so workers never share a database.
+
+        .. versionchanged:: 0.5
+           Also holds ``SQLALCHEMY_ENGINES``, Flask-SQLAlchemy-Lite's key.
         """
         urls: dict[BindKey, t.Any] = {None: cls._tt_url_for(cls.get_database_url(), None)}
         urls.update((k, cls._tt_url_for(v, k)) for k, v in cls.binds.items())
@@ -167,7 +177,9 @@ class AppTestCase(unittest.TestCase):
     def _tt_url_for(cls, value: t.Any, key: BindKey) -> t.Any:
         if isinstance(value, str | URL):
             return cls._tt_database_url(value, key).render_as_string(hide_password=False)
-        return value  # a dict of engine options: left as the user wrote it
+        if isinstance(value, t.Mapping) and "url" in value:  # engine options: their URL like any other
+            return {**value, "url": cls._tt_url_for(value["url"], key)}
+        return value
 
     @classmethod
     def _tt_keepdb(cls) -> bool:
