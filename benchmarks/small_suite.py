@@ -6,7 +6,8 @@ migrates and saves one) and its second run (it clones the template), taking
 turns every round. The library's first run reports where its fixed cost went:
 importing the library, its share of ``setUpClass`` (all but the app's
 ``create_app`` and Alembic's migrations), ``tearDownClass``, and dropping the
-databases at exit.
+databases at exit. The database driver is imported before any of it is timed:
+every process using the driver pays for that import, the original's too.
 """
 
 from __future__ import annotations
