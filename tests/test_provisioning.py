@@ -803,8 +803,8 @@ class _AdminSessions(_Outer):
         opened: list[sa.Connection] = []
         original = Backend._connect_admin
 
-        def counting(self: Backend, *args: t.Any, **kwargs: t.Any) -> sa.Connection:
-            conn = original(self, *args, **kwargs)
+        def counting(backend_self: Backend, *args: t.Any, **kwargs: t.Any) -> sa.Connection:
+            conn = original(backend_self, *args, **kwargs)
             opened.append(conn)
             return conn
 
