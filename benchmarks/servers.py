@@ -4,7 +4,9 @@ Each backend is named after its driver. Servers default to the local ones
 (PostgreSQL on 127.0.0.1:5432 as ``postgres``, MariaDB on 127.0.0.1:3306 as
 ``root``); ``BENCH_<DRIVER>_URL`` (e.g. ``BENCH_PSYCOPG2_URL``) points one
 elsewhere: its database part is ignored, every database the benchmarks create
-gets its own name, and every name contains ``test``.
+gets its own name, and every name contains ``test``. ``BENCH_TAG`` starts every
+name with ``<tag>_``: two runs on one shared server then never touch each
+other's databases.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def database_url(driver: str, name: str, sqlite_dir: str) -> str:
     """URL of the test database ``name`` (a file in ``sqlite_dir`` for SQLite)."""
     if "test" not in name:
         raise ValueError(f"benchmark database names must contain 'test': {name!r}")
+    tag = os.environ.get("BENCH_TAG")
+    if tag:
+        name = f"{tag}_{name}"
     server = server_url(driver)
     if server is None:
         return "sqlite:///" + os.path.join(sqlite_dir, name + ".db")

@@ -88,7 +88,7 @@ from tests.matrix import BackendUnderTest, OuterCase, backends_named, bind_url, 
 from tests.running import transcript
 from transactional_testcase import provisioning
 from transactional_testcase.alembic_runner import AlembicProject
-from transactional_testcase.backends import MARKER_SUFFIX, backend_for, parse_label
+from transactional_testcase.backends import MARKER_SUFFIX, Backend, admin_session, backend_for, parse_label
 from transactional_testcase.extension import FlaskSQLAlchemy
 from transactional_testcase.schema import AlembicSchema, CreateAllSchema
 
@@ -790,6 +790,47 @@ class _CloneRace(_Outer):
 
 
 generate_per_backend(_CloneRace, OuterCase, backends=backends_named(*MAIN), name="CloneRace")
+
+
+class _AdminSessions(_Outer):
+    """The steps of one provisioning share one admin connection per server (a login, a TLS handshake each)."""
+
+    backend: t.ClassVar[BackendUnderTest]
+
+    def test_one_admin_connection_serves_every_step_and_is_closed_after(self) -> None:
+        url = sa.make_url(bind_url(self.backend, "prov_admin"))
+        self.addCleanup(drop_database, url, force=True)
+        backend = backend_for(url)
+        template = backend.template_url(url, "tt_tpl_prov_admin_none_test")
+        opened: list[sa.Connection] = []
+        original = Backend._connect_admin
+
+        def counting(backend_self: Backend, *args: t.Any, **kwargs: t.Any) -> sa.Connection:
+            conn = original(backend_self, *args, **kwargs)
+            opened.append(conn)
+            return conn
+
+        with mock.patch.object(Backend, "_connect_admin", counting):
+            with admin_session():
+                with backend.lock(url, "tt_prov_admin_lock"):
+                    backend.recreate(url)
+                    self.assertFalse(backend.has_template(template, url))
+                    # A failed statement leaves the shared connection usable.
+                    with self.assertRaises(sa.exc.DBAPIError), backend.admin_connection(url) as conn:
+                        conn.exec_driver_sql("SELECT no_such_column FROM no_such_table")
+                    self.assertTrue(database_exists(url))
+                backend.drop(url)
+                self.assertFalse(database_exists(url))
+            self.assertEqual(len(opened), 1)
+            self.assertTrue(opened[0].closed)
+            backend.drop(url)  # outside a session: a connection of its own, closed at once
+            self.assertEqual(len(opened), 2)
+            self.assertTrue(opened[1].closed)
+
+
+generate_per_backend(
+    _AdminSessions, OuterCase, backends=backends_named(*MAIN[1:], *OTHER), name="AdminSessions"
+)
 
 
 # -- fingerprints and names, without a database -------------------------------------------------

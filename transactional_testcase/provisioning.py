@@ -42,7 +42,7 @@ from sqlalchemy.engine import URL, Engine
 
 from . import environment
 from ._types import BindKey
-from .backends import Backend, backend_for, check_safe, make_label, unreachable
+from .backends import Backend, admin_session, backend_for, check_safe, make_label, unreachable
 from .connections import keeper
 from .errors import MigrationError, first_line, mask_url
 
@@ -222,7 +222,8 @@ class Provisioner:
             for target in targets:
                 self._databases.pop(_key(target.url), None)
             try:
-                how = self._provision(app, extension, engines, schema, targets, keepdb)
+                with admin_session():
+                    how = self._provision(app, extension, engines, schema, targets, keepdb)
             except BaseException as exc:
                 # Maybe created, half built: dropped at exit (unless kept), never reused.
                 for target in targets:
@@ -415,6 +416,14 @@ class Provisioner:
         keeper.close_all()
         with self._lock:
             databases, self._databases = list(self._databases.values()), {}
+        with admin_session():
+            self._drop(databases)
+        if self._tempdir is not None:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+            self._tempdir = None
+
+    def _drop(self, databases: list[_Database]) -> None:
+        """Drop ``databases`` but the kept ones, and the templates unless they are kept."""
         for database in databases:
             if database.keep:
                 continue
@@ -429,9 +438,6 @@ class Provisioner:
                     template.backend.lock(template.database, _lock_name(template.database, template.key)),
                 ):
                     template.backend.drop(template.url)
-        if self._tempdir is not None:
-            shutil.rmtree(self._tempdir, ignore_errors=True)
-            self._tempdir = None
 
     def _count(self, how: str) -> str:
         self.stats[how] += 1

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import select
+import threading
 import time
 import typing as t
 
@@ -236,23 +238,103 @@ class Backend:
 
         If the server cannot be reached, the error names ``named`` (default
         ``url``): the database the user configured rather than a template.
+        Inside :func:`admin_session`, one connection per server serves every
+        step (and the locks held meanwhile).
         """
-        last: Exception | None = None
-        for admin_url in self._admin_urls(url):
-            engine = sa.create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        admin_urls = self._admin_urls(url)
+        session = _AdminSession.current()
+        if session is None:
+            conn = self._connect_admin(admin_urls, named or url)
             try:
-                try:
-                    conn = engine.connect()
-                except sa.exc.OperationalError as exc:
-                    last = exc
-                    continue
                 with conn:
                     yield conn
-                return
             finally:
+                conn.engine.dispose()
+            return
+        server = admin_urls[0].render_as_string(hide_password=False)
+        shared = session.connections.get(server)
+        if shared is not None and not shared.closed and not shared.invalidated:
+            conn = shared
+        else:
+            conn = self._connect_admin(admin_urls, named or url)
+            session.keep(server, conn)
+        try:
+            yield conn
+        finally:
+            # AUTOCOMMIT: nothing to undo on the server, only SQLAlchemy's
+            # own transaction state to clear for the next step.
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                conn.rollback()
+
+    def _connect_admin(self, admin_urls: list[URL], named: URL) -> Connection:
+        """A connection to the first of ``admin_urls`` that accepts one."""
+        last: Exception | None = None
+        for admin_url in admin_urls:
+            engine = sa.create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+            try:
+                return engine.connect()
+            except sa.exc.OperationalError as exc:
                 engine.dispose()
+                last = exc
         assert last is not None
-        raise unreachable(named or url, last, self) from None
+        raise unreachable(named, last, self) from None
+
+
+class _AdminSession:
+    """The admin connections the steps of one provisioning share, one per server.
+
+    A new connection costs a server process or a TLS handshake (PyMySQL: tens
+    of milliseconds each), and a provisioning takes several steps: check the
+    template, lock, create, migrate, save, drop the stale ones.
+    """
+
+    _local = threading.local()
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.connections: dict[str, Connection] = {}
+
+    @classmethod
+    def current(cls) -> _AdminSession | None:
+        """This thread's session, None outside one (or in a child forked inside one)."""
+        session: _AdminSession | None = getattr(cls._local, "session", None)
+        return session if session is not None and session.pid == os.getpid() else None
+
+    def keep(self, server: str, conn: Connection) -> None:
+        """Share ``conn`` for ``server`` (closing the broken one it replaces)."""
+        broken = self.connections.get(server)
+        self.connections[server] = conn
+        if broken is not None:
+            _close_quietly(broken)
+
+    def close(self) -> None:
+        for conn in self.connections.values():
+            _close_quietly(conn)
+        self.connections.clear()
+
+
+def _close_quietly(conn: Connection) -> None:
+    """Close an admin connection and its engine; a server gone meanwhile is no error."""
+    with contextlib.suppress(Exception):
+        conn.close()
+    conn.engine.dispose()
+
+
+@contextlib.contextmanager
+def admin_session() -> t.Iterator[None]:
+    """Within it, :meth:`Backend.admin_connection` opens one connection per server, closed at the end.
+
+    Nested, the outermost session serves.
+    """
+    if _AdminSession.current() is not None:
+        yield
+        return
+    session = _AdminSession._local.session = _AdminSession()
+    try:
+        yield
+    finally:
+        _AdminSession._local.session = None
+        session.close()
 
 
 # -- helpers the vendor modules share -------------------------------------------
