@@ -50,7 +50,7 @@ nox.options.error_on_missing_interpreters = True
 #: Process plumbing (runners' worker pools, child processes racing for a
 #: template): the newest combination runs them on every backend; the older
 #: combinations skip them to keep CI short.
-PROCESS_MODULES = ("test_runners", "test_provisioning")
+PROCESS_MODULES = ("test_runners", "test_runners_lite", "test_provisioning")
 #: Flask-SQLAlchemy-Lite imports ``flask.sansio`` and Flask-Alembic 3.1 requires
 #: Flask 3.0 (and Alembic 1.13): with Flask 2.3 neither is installed and these
 #: modules cannot run (recorded as skipped in the outcome).
@@ -59,6 +59,7 @@ FLASK3_MODULES = (
     "test_isolation_lite",
     "test_state_machine_lite",
     "test_pytest_plugin_lite",
+    "test_runners_lite",
     "test_flask_alembic",
 )
 #: The ``test`` extra's requirements left out with Flask 2.3.

@@ -34,6 +34,7 @@ from transactional_testcase import app_testcase
 #: state machine: together about as long as all the others.
 SECOND = (
     "tests.test_runners",
+    "tests.test_runners_lite",
     "tests.test_provisioning",
     "tests.test_state_machine",
     "tests.test_state_machine_lite",

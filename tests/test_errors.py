@@ -39,6 +39,7 @@ from transactional_testcase import (
     TransactionalTestCase,
     UnsafeDatabaseError,
     app_testcase,
+    environment,
 )
 from transactional_testcase import backends as tt_backends
 
@@ -412,6 +413,31 @@ class UnsafeNameTest(SetupErrorCase):
             },
             "SQLALCHEMY_BINDS['audit']",
         )
+
+
+class NameTooLongTest(SetupErrorCase):
+    """A name the server would cut (PostgreSQL) or refuse (MariaDB) is refused before anything connects."""
+
+    def test_long_names_and_long_worker_names(self) -> None:
+        limits = {"psycopg2": "63", "psycopg": "63", "pymysql": "64", "mysqlclient": "64"}
+        for backend in selected_servers():
+            require_driver(backend)
+            fits = "a" * (int(limits[backend]) - len("_test")) + "_test"
+            for name, worker in ((fits + "x", None), (fits, "gw0")):
+                with self.subTest(backend=backend, name=len(name), worker=worker):
+                    with mock.patch.dict(os.environ):
+                        for variable in (environment.WORKER, "PYTEST_XDIST_WORKER"):
+                            os.environ.pop(variable, None)
+                        if worker is not None:
+                            os.environ[environment.WORKER] = worker
+                        case = make_case(database_url=server_url(backend, name))
+                        message = self.setup_error(case, ConfigurationError)
+                    self.assertIn(f"{len(name) + (1 + len(worker) if worker else 0)} ", message)
+                    self.assertIn(limits[backend], message)
+                    self.assertIn("database_url", message)
+            with self.subTest(backend=backend, name=len(fits)):
+                backend_of = tt_backends.backend_for(sa.make_url(server_url(backend, fits)))
+                self.assertIsNone(backend_of.name_limit(fits))
 
 
 class UnconfiguredBindTest(NeedsPsycopg2, SetupErrorCase):

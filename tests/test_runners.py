@@ -241,6 +241,10 @@ class RunnerMatrix(unittest.TestCase):
 
     backend: t.ClassVar[str]
     expected: t.ClassVar[int]
+    #: ``TT_RUNNER_SUITE_APP`` for the sample suite ("": the Flask-SQLAlchemy shop),
+    #: and a short tag of it for database names.
+    app: t.ClassVar[str] = ""
+    app_tag: t.ClassVar[str] = ""
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -276,7 +280,10 @@ class RunnerMatrix(unittest.TestCase):
         """Run the sample suite under ``runner``, in an environment of its own."""
         # The pid keeps two runs of this module (two sessions, or a parallel
         # runner running it) off each other's databases.
-        base = f"tt_runner_{os.getpid()}_{runner.name}_{'fail' if fail else 'pass'}_{self.backend}_test"
+        # MySQL takes names of 64 characters at most: with a 7-digit pid,
+        # unittest_parallel, mysqlclient and "_audit_p2", this is 63.
+        kind = f"{'fail' if fail else 'pass'}{self.app_tag and '_' + self.app_tag}"
+        base = f"tt_run_{os.getpid()}_{runner.name}_{kind}_{self.backend}_test"
         server_url = BACKENDS[self.backend].url_for(base)
         url = None if server_url is None else sa.make_url(server_url)
         work = tempfile.mkdtemp(prefix="tt_runner_")
@@ -299,6 +306,8 @@ class RunnerMatrix(unittest.TestCase):
         )
         if fail:
             env[sample_cases.FAIL_ENV] = "1"
+        if self.app:
+            env[sample_cases.APP_ENV] = self.app
         if url is not None:
             env["TEST_DATABASE_URL"] = url.render_as_string(hide_password=False)
             ours = [base, *template_prefixes(url)]
@@ -350,11 +359,14 @@ class RunnerMatrix(unittest.TestCase):
 _MatrixBase = RunnerMatrix if t.TYPE_CHECKING else object  # a mixin: not collected by itself
 
 
-def _add_tests(cls: type[RunnerMatrix] | None = None, *, parallel_passes_only: bool = False) -> t.Any:
+def _add_tests(
+    cls: type[RunnerMatrix] | None = None, *, parallel_passes_only: bool = False, passes_only: bool = False
+) -> t.Any:
     """Add a test per runner (passing run and deliberate failure) to a per-backend class.
 
     ``parallel_passes_only``: the parallel runners' passing runs alone (worker
-    names and dropping, for the other drivers of a server).
+    names and dropping, for the other drivers of a server); ``passes_only``:
+    every runner's passing run alone.
     """
 
     def add(cls: type[RunnerMatrix]) -> type[RunnerMatrix]:
@@ -367,7 +379,7 @@ def _add_tests(cls: type[RunnerMatrix] | None = None, *, parallel_passes_only: b
 
             passes.__doc__ = f"{runner.name}: every sample test passes, exit code 0, databases dropped."
             setattr(cls, f"test_{runner.name}_passes", passes)
-            if parallel_passes_only:
+            if parallel_passes_only or passes_only:
                 continue
 
             def reports_one_failure(self: RunnerMatrix, runner: Runner = runner) -> None:

@@ -7,11 +7,14 @@ Flask-SQLAlchemy-Lite app is: models on declarative bases of their own (the
 ``Session`` subclass to listen on, and the import-time reference a
 :class:`~werkzeug.local.LocalProxy` (Lite has no session before an app
 context). :mod:`tests.flavours` runs the isolation tests and the state
-machine on it.
+machine on it. ``create_app(config, migrated=True)`` also registers
+Flask-Alembic, whose migrations (``shop_lite_migrations/``) build the same
+tables: the runner matrix runs its sample suite on that.
 """
 
 from __future__ import annotations
 
+import os
 import typing as t
 
 import sqlalchemy as sa
@@ -22,6 +25,8 @@ from werkzeug.local import LocalProxy
 
 #: The extension's name, for test names and messages.
 EXTENSION = "Flask-SQLAlchemy-Lite"
+#: Flask-Alembic's ``script_location`` for ``create_app(migrated=True)``.
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shop_lite_migrations")
 
 
 class Base(DeclarativeBase):
@@ -107,11 +112,18 @@ def flask_sqlalchemy_only(test: t.Callable[..., t.Any]) -> None:
     return None
 
 
-def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
+def create_app(config: t.Mapping[str, t.Any] | None = None, migrated: bool = False) -> Flask:
     app = Flask(__name__)
     app.config.update(SQLALCHEMY_ENGINES={"default": "sqlite://", "audit": "sqlite://"})
     app.config.update(config or {})
     db.init_app(app)
+    if migrated:
+        from flask_alembic import Alembic
+
+        app.config["ALEMBIC"] = {"script_location": MIGRATIONS}
+        Alembic(run_mkdir=False, metadatas={"default": Base.metadata, "audit": AuditBase.metadata}).init_app(
+            app
+        )
 
     @app.post("/customers")
     def add_customer() -> t.Any:

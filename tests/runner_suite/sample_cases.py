@@ -12,6 +12,10 @@ run may vary through the environment:
     a file each class appends ``<pid> <url>`` lines to, one per database it
     used, so the parent can check which databases a run used and that they are
     gone when it ends.
+``TT_RUNNER_SUITE_APP=lite_alembic``
+    the shop app's Flask-SQLAlchemy-Lite twin, its schema migrated by
+    Flask-Alembic (``tests/apps/shop_lite.py``), instead of the
+    Flask-SQLAlchemy app built with ``create_all()``.
 
 Every test that commits first asserts the tables are empty, so any order of
 tests (and any split over workers) passes only when each test is rolled back.
@@ -19,6 +23,7 @@ tests (and any split over workers) passes only when each test is rolled back.
 
 from __future__ import annotations
 
+import importlib
 import os
 import typing as t
 
@@ -27,11 +32,15 @@ from flask import Flask
 
 import transactional_testcase as tt
 from tests.admin import leftover_rows
-from tests.apps import shop
 from transactional_testcase.provisioning import provisioner
 
 FAIL_ENV = "TT_RUNNER_SUITE_FAIL"
 REPORT_ENV = "TT_RUNNER_SUITE_REPORT"
+APP_ENV = "TT_RUNNER_SUITE_APP"
+#: The Lite twin migrated by Flask-Alembic.
+LITE_ALEMBIC = os.environ.get(APP_ENV) == "lite_alembic"
+
+shop: t.Any = importlib.import_module("tests.apps.shop_lite" if LITE_ALEMBIC else "tests.apps.shop")
 #: The ``audit`` bind's database is the default one's name plus this.
 AUDIT_SUFFIX = "_audit"
 
@@ -53,10 +62,14 @@ def audit_url() -> str:
 class SampleCase(tt.TransactionalTestCase):
     """Base of the sample classes: the shop app, both binds, and an independent leftover check."""
 
-    alembic_config = False
+    alembic_config = None if LITE_ALEMBIC else False  # None: Flask-Alembic's migrations
 
     @classmethod
     def create_app(cls, config: dict[str, t.Any]) -> Flask:
+        if LITE_ALEMBIC:
+            app: Flask = shop.create_app(config, migrated=True)
+            assert type(app.extensions["sqlalchemy"]).__module__.startswith("flask_sqlalchemy_lite")
+            return app
         return shop.create_app(config)
 
     @classmethod
@@ -121,7 +134,7 @@ class SessionCommitPairTest(SampleCase):
 class ClassDataTest(SampleCase):
     """setUpTestData: every test starts from the class data, whatever the previous one committed."""
 
-    customer: shop.Customer
+    customer: t.Any
 
     @classmethod
     def setUpTestData(cls) -> None:

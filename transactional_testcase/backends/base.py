@@ -68,6 +68,13 @@ class Backend:
         """The name whose ``test`` marker makes a database safe to drop."""
         return url.database or ""
 
+    def name_limit(self, name: str) -> str | None:
+        """Why the server cannot take ``name`` as a database name as it is; None when it can.
+
+        .. versionadded:: 0.5
+        """
+        return None
+
     def is_memory(self, url: URL) -> bool:
         """True for databases that live only inside one connection pool."""
         return False

@@ -87,7 +87,12 @@ def check_driver(url: URL) -> None:
 
 
 def check_safe(url: URL, setting: str) -> None:
-    """Refuse to drop or recreate a database whose name lacks ``test``."""
+    """Refuse to drop or recreate a database whose name lacks ``test``, or that the server would not name so.
+
+    .. versionchanged:: 0.5
+       Also refuses a name longer than the server keeps (PostgreSQL cuts it
+       silently, so two workers' databases could become one).
+    """
     # Imported here: the registry imports the vendor modules, which import this one.
     from . import backend_for
 
@@ -99,6 +104,14 @@ def check_safe(url: URL, setting: str) -> None:
             f"refusing to drop and recreate {mask_url(url)}: its database name does "
             f"not contain 'test'. Change {setting} to a database whose name "
             "contains 'test' (for example 'myapp_test')."
+        )
+    name = backend.database_name(url)
+    too_long = backend.name_limit(name)
+    if too_long is not None:
+        raise ConfigurationError(
+            f"cannot use {mask_url(url)} as a test database: {too_long}. Change {setting} to a shorter "
+            "name (a parallel runner adds the worker's name to it, '_gw0'; the migration checks add "
+            "'_migrations')."
         )
 
 

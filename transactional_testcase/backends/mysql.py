@@ -52,6 +52,11 @@ class MySQLBackend(Backend):
         re.IGNORECASE,
     )
 
+    def name_limit(self, name: str) -> str | None:
+        if len(name) <= 64:
+            return None
+        return f"it is {len(name)} characters long and MySQL/MariaDB refuse names longer than 64"
+
     def error_code(self, dbapi_error: BaseException) -> str | None:
         # PyMySQL and mysqlclient: (errno, message).
         args = getattr(dbapi_error, "args", ())

@@ -72,6 +72,15 @@ class PostgreSQLBackend(Backend):
     # pg_hba refusal), invalid_catalog_name, insufficient_privilege.
     connect_failures = {"28P01": "auth", "28000": "auth", "3D000": "missing", "42501": "permission"}
 
+    def name_limit(self, name: str) -> str | None:
+        size = len(name.encode())
+        if size <= 63:
+            return None
+        return (
+            f"it is {size} bytes long and PostgreSQL keeps the first 63 of a name, silently: two "
+            "names alike up to there (two workers' databases) would be one database"
+        )
+
     def error_code(self, dbapi_error: BaseException) -> str | None:
         # psycopg 3: sqlstate; psycopg2: pgcode (None for most connect errors).
         code = getattr(dbapi_error, "sqlstate", None) or getattr(dbapi_error, "pgcode", None)
