@@ -232,8 +232,10 @@ class FlaskSQLAlchemyLite(Extension):
     def __init__(self, db: t.Any, app: Flask, metadata: MetadataSetting = None) -> None:
         super().__init__(db, app)
         self._metadata = metadata
-        if app not in db._app_state:
-            raise ConfigurationError(_not_registered(app, self.name))
+        try:
+            _compat.lite_state(db, app)
+        except KeyError:
+            raise ConfigurationError(_not_registered(app, self.name)) from None
         try:
             repaired = _compat.repair_lite_binds(db, app)
         except KeyError as exc:
