@@ -184,9 +184,11 @@ class _MigrationsDatabases:
         self.urls = dict(urls)
         self.engines: dict[BindKey, Engine] = {}
 
-    def create(self) -> None:
+    def create(self, created: t.Callable[[URL], None] = lambda url: None) -> None:
+        """Recreate each database empty; ``created(url)`` after each one exists."""
         for key, url in self.urls.items():
             backend_for(url).recreate(url)
+            created(url)
             self.engines[key] = sa.create_engine(url, poolclass=NullPool)
 
     def drop(self) -> None:
@@ -345,8 +347,15 @@ class MigrationAssertionsMixin(_TestCaseBase):
                 else f"the {key!r} bind's URL (the migration checks recreate a copy named after it)",
             )
         databases = _MigrationsDatabases(urls)
+        state = getattr(type(self), "_tt_state", None)
+
+        def created(url: URL) -> None:
+            # Dropped after the class too, in case the test is interrupted.
+            if state is not None and url not in state.databases_to_drop:
+                state.databases_to_drop.append(url)
+
         try:
-            databases.create()
+            databases.create(created)
             yield databases
         except BaseException:
             with contextlib.suppress(Exception):  # keep the original error
@@ -506,8 +515,6 @@ class MigrationsTestCase(MigrationAssertionsMixin, AppTestCase):
     def _tt_set_up_class(cls, state: ClassState, config: t.Mapping[str, t.Any]) -> None:
         with cls.app.app_context():
             state.own_engines = cls._tt_extension().engines()
-        # Disposed of and dropped after the class, in case a test was interrupted.
-        state.databases_to_drop = list(cls.migrations_database_urls().values())
         cls.get_migrations()
 
 
