@@ -137,8 +137,11 @@ def _run_suite(
     versions = session.run(
         "python",
         "-c",
-        "import importlib.metadata as m, platform;"
-        f"print('Python==' + platform.python_version(), *(f'{{p}}=={{m.version(p)}}' for p in {RECORDED!r}))",
+        "import importlib.metadata as m, platform, re;"
+        "name = lambda n: re.sub(r'[-_.]+', '-', n).lower();"  # PEP 503's normalized name
+        "installed = {name(d.metadata['Name']): d.version for d in m.distributions()};"
+        f"print('Python==' + platform.python_version(), *(f'{{p}}=={{installed[name(p)]}}' "
+        f"for p in {RECORDED!r} if name(p) in installed))",
         silent=True,
     )
     # Each session gets database names (and a SQLite template cache) of its own,
@@ -154,6 +157,7 @@ def _run_suite(
         "TT_TEST_MYSQLCLIENT_URL": f"mysql+mysqldb://root@127.0.0.1/tt_{tag}_mc_test",
     }
     env.update({k: v for k, v in os.environ.items() if k.startswith("TT_TEST_") and k.endswith("_URL")})
+    skip = tuple(dict.fromkeys(skip))  # a module may be left out for two reasons
     outcome = {"session": session.name, "backends": backends, "versions": (versions or "").strip()}
     modules = sorted(
         f"tests.{path.stem}" for path in (ROOT / "tests").glob("test_*.py") if path.stem not in skip
