@@ -47,6 +47,7 @@ SCRIPT = textwrap.dedent(
                 return
             except OSError:
                 time.sleep(0.02)
+        open(path + ".refused", "a").close()  # A holds the lock until it sees this
         raise OSError(36, "Resource deadlock avoided")
 
     msvcrt = types.ModuleType("msvcrt")
@@ -65,8 +66,10 @@ SCRIPT = textwrap.dedent(
             time.sleep(0.01)
     with _file_lock(path):
         note("acquired")
-        if role == "A":
-            time.sleep(1.0)  # longer than a failing LK_LOCK: B must try again
+        if role == "A":  # held until B's LK_LOCK gave up once (whatever the machine's load): B must try again
+            deadline = time.monotonic() + 30
+            while not os.path.exists(path + ".refused") and time.monotonic() < deadline:
+                time.sleep(0.01)
         note("released")
     tries = sum(1 for mode, _, _ in calls if mode == msvcrt.LK_LOCK)
     print(role, "calls", sorted({(mode, pos, n) for mode, pos, n in calls}), "tries", tries)
