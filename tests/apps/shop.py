@@ -8,6 +8,7 @@ isolation tests and the state machine use where the two extensions differ.
 
 from __future__ import annotations
 
+import sys
 import typing as t
 
 import sqlalchemy as sa
@@ -100,6 +101,24 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
     app.config.update(config or {})
     db.init_app(app)
 
+    add_routes(app, sys.modules[__name__])
+    return app
+
+
+def add_routes(app: Flask, shop: t.Any) -> None:
+    """The shop's routes, written on the module-level names of ``shop``: this module, or its Lite twin.
+
+    ``shop.session`` is the reference taken at import time, ``shop.db`` the
+    extension (its ``session`` and ``engine`` work alike in both).
+    """
+    db, session, Customer, AuditEntry, count = (
+        shop.db,
+        shop.session,
+        shop.Customer,
+        shop.AuditEntry,
+        shop.count,
+    )
+
     @app.post("/customers")
     def add_customer() -> t.Any:
         email = request.get_json()["email"]
@@ -124,7 +143,7 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
     @app.post("/customers/raw")
     def add_raw() -> t.Any:
         with db.engine.begin() as conn:
-            conn.execute(Customer.__table__.insert().values(email=request.get_json()["email"]))
+            conn.execute(sa.insert(Customer).values(email=request.get_json()["email"]))
         return jsonify(count=count(Customer)), 201
 
     @app.post("/audit")
@@ -132,8 +151,6 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
         db.session.add(AuditEntry(message=request.get_json()["message"]))
         db.session.commit()
         return jsonify(count=count(AuditEntry)), 201
-
-    return app
 
 
 class ShopCase:

@@ -1,7 +1,7 @@
 """The shop app of :mod:`tests.apps.shop`, on Flask-SQLAlchemy-Lite.
 
-The same tables, routes and module-level names, written as a
-Flask-SQLAlchemy-Lite app is: models on declarative bases of their own (the
+The same tables, module-level names and routes (:func:`tests.apps.shop.add_routes`
+on this module's names), the app written as a Flask-SQLAlchemy-Lite app is: models on declarative bases of their own (the
 ``audit`` entries on a second base, bound to the ``audit`` engine through
 ``session_options["binds"]``), ``db.session`` the app context's session, a
 ``Session`` subclass to listen on, and the import-time reference a
@@ -15,13 +15,16 @@ tables: the runner matrix runs its sample suite on that.
 from __future__ import annotations
 
 import os
+import sys
 import typing as t
 
 import sqlalchemy as sa
-from flask import Flask, abort, jsonify, request
+from flask import Flask
 from flask_sqlalchemy_lite import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from werkzeug.local import LocalProxy
+
+from tests.apps import shop
 
 #: The extension's name, for test names and messages.
 EXTENSION = "Flask-SQLAlchemy-Lite"
@@ -125,39 +128,7 @@ def create_app(config: t.Mapping[str, t.Any] | None = None, migrated: bool = Fal
             app
         )
 
-    @app.post("/customers")
-    def add_customer() -> t.Any:
-        email = request.get_json()["email"]
-        session.add(Customer(email=email))
-        try:
-            session.commit()
-        except sa.exc.IntegrityError:
-            session.rollback()
-            return jsonify(error="exists"), 409
-        return jsonify(count=count(Customer)), 201
-
-    @app.get("/customers/count")
-    def customer_count() -> t.Any:
-        return jsonify(count=count(Customer))
-
-    @app.post("/customers/fail")
-    def add_then_fail() -> t.Any:
-        db.session.add(Customer(email=request.get_json()["email"]))
-        db.session.flush()
-        abort(500)
-
-    @app.post("/customers/raw")
-    def add_raw() -> t.Any:
-        with db.engine.begin() as conn:
-            conn.execute(sa.insert(Customer).values(email=request.get_json()["email"]))
-        return jsonify(count=count(Customer)), 201
-
-    @app.post("/audit")
-    def audit() -> t.Any:
-        db.session.add(AuditEntry(message=request.get_json()["message"]))
-        db.session.commit()
-        return jsonify(count=count(AuditEntry)), 201
-
+    shop.add_routes(app, sys.modules[__name__])
     return app
 
 
