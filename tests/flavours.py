@@ -15,7 +15,6 @@ from __future__ import annotations
 import builtins
 import importlib
 import importlib.util
-import sys
 import types
 import typing as t
 
@@ -34,21 +33,6 @@ def run_again(source: str, namespace: dict[str, t.Any], twins: t.Mapping[str, st
     code = spec.loader.get_code(source)  # type: ignore[attr-defined]
     namespace["__builtins__"] = {**vars(builtins), "__import__": _importer(twins)}
     exec(code, namespace)
-
-
-def twin_module(name: str, source: str, twins: t.Mapping[str, str] = LITE_TWINS) -> types.ModuleType:
-    """Module ``name``: ``source``'s code run again with its imports of ``twins`` swapped."""
-    module = sys.modules.get(name)
-    if module is None:
-        module = types.ModuleType(name)
-        module.__file__ = importlib.util.find_spec(source).origin  # type: ignore[union-attr]
-        sys.modules[name] = module
-        try:
-            run_again(source, vars(module), twins)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    return module
 
 
 def _importer(twins: t.Mapping[str, str]) -> t.Callable[..., t.Any]:

@@ -26,10 +26,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tests.admin import database_exists
 from tests.apps import lite_widgets, plain_alembic, shop_lite
-from tests.matrix import BackendTestCase, BackendUnderTest, OuterCase, bind_url, generate_per_backend, require
+from tests.matrix import BackendTestCase, BackendUnderTest, OuterCase, bind_url, generate_per_backend
 from tests.running import run_case, transcript
 from tests.test_committing import BackendChecks, http
-from tests.test_migration_checks import checks_database
+from tests.test_migration_checks import _ChecksOnBackend, checks_database
 from transactional_testcase import (
     CommittingTestCase,
     ConfigurationError,
@@ -90,27 +90,11 @@ class LiteMigrated(_LiteWidgets):
         self.assertEqual(lite_widgets.count(Widget), 0)
 
 
-class _ChecksOnBackend(_LiteWidgets):
-    @classmethod
-    def get_database_url(cls) -> str:
-        return bind_url(cls.backend, "checks_lite")
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        require(cls.backend.name)
-        super().setUpClass()  # type: ignore[misc]
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        super().tearDownClass()  # type: ignore[misc]
-        url = checks_database(cls.get_database_url())
-        if database_exists(url):
-            raise AssertionError(f"{cls.__name__} left {url} behind")
-
-
 @on_backends(MigrationsTestCase)
-class LiteMigrationChecks(_ChecksOnBackend):
+class LiteMigrationChecks(_ChecksOnBackend, _LiteWidgets):
     """The four checks pass on a Lite app whose models are named by ``metadata``."""
+
+    fixture = "lite"
 
 
 @on_backends(BackendChecks, CommittingTestCase)

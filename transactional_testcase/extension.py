@@ -67,11 +67,13 @@ class Extension(abc.ABC):
     def _engine_map(self) -> dict[t.Any, Engine]:
         """The extension's own engine dict for :attr:`app`, keyed its way (written by :meth:`point`)."""
 
-    def _name(self, key: BindKey) -> t.Any:
+    @classmethod
+    def _name(cls, key: BindKey) -> t.Any:
         """The extension's key of bind ``key``."""
         return key
 
-    def _key(self, name: t.Any) -> BindKey:
+    @classmethod
+    def _key(cls, name: t.Any) -> BindKey:
         """The bind key of the extension's key ``name``."""
         return t.cast(BindKey, name)
 
@@ -137,8 +139,9 @@ class Extension(abc.ABC):
     def config_key(self, key: BindKey) -> str:
         """Where the config handed to ``create_app`` names bind ``key``'s database."""
 
+    @classmethod
     @abc.abstractmethod
-    def requested_urls(self, config: t.Mapping[str, t.Any]) -> dict[BindKey, t.Any]:
+    def requested_urls(cls, config: t.Mapping[str, t.Any]) -> dict[BindKey, t.Any]:
         """Per bind key, what ``config`` asks this extension for: a URL, or engine options with ``url``."""
 
     @abc.abstractmethod
@@ -193,7 +196,8 @@ class FlaskSQLAlchemy(Extension):
     def config_key(self, key: BindKey) -> str:
         return f"config[{URI_KEY!r}]" if key is None else f"config[{BINDS_KEY!r}][{key!r}]"
 
-    def requested_urls(self, config: t.Mapping[str, t.Any]) -> dict[BindKey, t.Any]:
+    @classmethod
+    def requested_urls(cls, config: t.Mapping[str, t.Any]) -> dict[BindKey, t.Any]:
         return {None: config[URI_KEY], **config.get(BINDS_KEY, {})}
 
     def own_config(self, key: BindKey) -> t.Any:
@@ -254,11 +258,13 @@ class FlaskSQLAlchemyLite(Extension):
                 ", ".join(repaired),
             )
 
-    def _name(self, key: BindKey) -> t.Any:
-        return self.DEFAULT if key is None else key
+    @classmethod
+    def _name(cls, key: BindKey) -> t.Any:
+        return cls.DEFAULT if key is None else key
 
-    def _key(self, name: t.Any) -> BindKey:
-        return None if name == self.DEFAULT else t.cast(BindKey, name)
+    @classmethod
+    def _key(cls, name: t.Any) -> BindKey:
+        return None if name == cls.DEFAULT else t.cast(BindKey, name)
 
     def _engine_map(self) -> dict[t.Any, Engine]:
         engines: dict[t.Any, Engine] = _compat.lite_state(self.db, self.app).engines
@@ -311,8 +317,9 @@ class FlaskSQLAlchemyLite(Extension):
     def config_key(self, key: BindKey) -> str:
         return f"config[{ENGINES_KEY!r}][{self._name(key)!r}]"
 
-    def requested_urls(self, config: t.Mapping[str, t.Any]) -> dict[BindKey, t.Any]:
-        return {self._key(name): value for name, value in (config.get(ENGINES_KEY) or {}).items()}
+    @classmethod
+    def requested_urls(cls, config: t.Mapping[str, t.Any]) -> dict[BindKey, t.Any]:
+        return {cls._key(name): value for name, value in (config.get(ENGINES_KEY) or {}).items()}
 
     def own_config(self, key: BindKey) -> t.Any:
         return (self.app.config.get(ENGINES_KEY) or {}).get(self._name(key))
@@ -332,7 +339,7 @@ def url_config(urls: t.Mapping[BindKey, t.Any]) -> dict[str, t.Any]:
     binds = {k: v for k, v in urls.items() if k is not None}
     if binds:
         config[BINDS_KEY] = binds
-    config[ENGINES_KEY] = {FlaskSQLAlchemyLite.DEFAULT if k is None else k: v for k, v in urls.items()}
+    config[ENGINES_KEY] = {FlaskSQLAlchemyLite._name(k): v for k, v in urls.items()}
     return config
 
 
@@ -342,9 +349,8 @@ def requested_urls(config: t.Mapping[str, t.Any]) -> dict[BindKey, t.Any]:
     Flask-SQLAlchemy's keys when ``config`` has them, else Flask-SQLAlchemy-Lite's.
     """
     if URI_KEY in config or ENGINES_KEY not in config:
-        return {None: config[URI_KEY], **config.get(BINDS_KEY, {})}
-    lite = config[ENGINES_KEY]
-    return {None if name == FlaskSQLAlchemyLite.DEFAULT else name: value for name, value in lite.items()}
+        return FlaskSQLAlchemy.requested_urls(config)
+    return FlaskSQLAlchemyLite.requested_urls(config)
 
 
 def extension_of(app: Flask, metadata: MetadataSetting = None) -> Extension | None:

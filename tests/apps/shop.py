@@ -76,8 +76,9 @@ def engines() -> dict[str | None, sa.Engine]:
 
 
 def with_bind(config: dict[str, t.Any], key: str, url: str) -> dict[str, t.Any]:
-    """``config`` with one more bind."""
+    """``config`` with one more database, in both extensions' keys (as the library hands them over)."""
     config["SQLALCHEMY_BINDS"] = {**config.get("SQLALCHEMY_BINDS", {}), key: url}
+    config["SQLALCHEMY_ENGINES"] = {**config.get("SQLALCHEMY_ENGINES", {}), key: url}
     return config
 
 

@@ -98,18 +98,6 @@ def engines() -> dict[str | None, sa.Engine]:
     return {None if name == "default" else name: e for name, e in db.engines.items()}
 
 
-def with_bind(config: dict[str, t.Any], key: str, url: str) -> dict[str, t.Any]:
-    """``config`` with one more engine."""
-    config["SQLALCHEMY_ENGINES"] = {**config["SQLALCHEMY_ENGINES"], key: url}
-    return config
-
-
-def bind_url_in(config: t.Mapping[str, t.Any], key: str) -> str:
-    """The URL ``config`` (the app's) gives bind ``key``."""
-    url: str = config["SQLALCHEMY_ENGINES"][key]
-    return url
-
-
 def flask_sqlalchemy_only(test: t.Callable[..., t.Any]) -> None:
     """Leave out a test of what only Flask-SQLAlchemy has (``Model.query``, ``remove()``)."""
     return None
@@ -132,10 +120,9 @@ def create_app(config: t.Mapping[str, t.Any] | None = None, migrated: bool = Fal
     return app
 
 
-class ShopCase:
+class ShopCase(shop.ShopCase):
     """Mixin for ``@on_all_backends`` test classes that run against this app."""
 
-    alembic_config = False
     #: Lite keeps no models: ``create_all()`` needs them named.
     metadata = {None: Base.metadata, "audit": AuditBase.metadata}
 
@@ -143,7 +130,6 @@ class ShopCase:
     def create_app(cls, config: dict[str, t.Any]) -> Flask:
         return create_app(config)
 
-    @classmethod
-    def get_app_config(cls) -> dict[str, t.Any]:
-        config: dict[str, t.Any] = super().get_app_config()  # type: ignore[misc]
-        return with_bind(config, "audit", cls.bind_url("audit"))  # type: ignore[attr-defined]
+
+#: The same in both apps: the config carries both extensions' keys.
+with_bind, bind_url_in = shop.with_bind, shop.bind_url_in
