@@ -231,6 +231,12 @@ _CHILD = textwrap.dedent(
             seen["schema"] = describe(conn)
             seen["versions"] = sorted(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
             seen["rows"] = library.count(library.Author) + library.count(library.Book)
+            # The id a first insert gets: the same in every run from one template
+            # (a counter the tests advanced is not carried into the next run).
+            first = library.Author(name="first")
+            library.db.session.add(first)
+            library.db.session.flush()
+            seen["first_id"] = first.id
             mode = job.get("mode")
             if mode == "hold":
                 open(job["inside"], "w").close()
@@ -239,6 +245,12 @@ _CHILD = textwrap.dedent(
                 library.db.session.add(library.Author(name="escaped"))
                 library.db.session.flush()
                 self.db.session.connection().commit()  # committed for real: an IsolationError
+            elif mode == "bloat":  # rows rolled back, but they grew the table's files
+                size = "SELECT pg_total_relation_size('authors')"
+                seen["empty_size"] = conn.exec_driver_sql(size).scalar()
+                library.db.session.add_all(library.Author(name="x" * 90) for _ in range(job["rows"]))
+                library.db.session.flush()
+                seen["bloated_size"] = conn.exec_driver_sql(size).scalar()
             elif mode == "escape_schema":
                 conn.exec_driver_sql("CREATE TABLE prov_escaped (id INTEGER PRIMARY KEY)")
                 self.db.session.connection().commit()
@@ -684,7 +696,7 @@ class _Concurrency(_Processes):
                 release=release,
             )
         for worker, child in children.items():
-            self.wait_inside(child, inside[worker])
+            wait_for_file(child, inside[worker])
 
         # All inside a test now: each in a database of its own, the unsuffixed one unused.
         urls = {w: worker_database(url, w) for w in workers}
@@ -714,15 +726,6 @@ class _Concurrency(_Processes):
             self.assertFalse(database_exists(worker_url), f"{worker} did not drop its database at exit")
         self.assertEqual(self.templates(url), set(), "KEEP_TEMPLATES=0: the template outlived the workers")
 
-    def wait_inside(self, child: Child, path: str) -> None:
-        deadline = time.monotonic() + TIMEOUT
-        while not os.path.exists(path):
-            if child.proc.poll() is not None:
-                self.fail(f"the worker ended before reaching its test:\n{child.output()}")
-            if time.monotonic() > deadline:
-                self.fail(f"the worker never reached its test:\n{child.output()}")
-            time.sleep(0.02)
-
 
 class _OtherDrivers(_Processes):
     """Build and keep through this driver: the app's own engine reads the kept database's marker.
@@ -749,7 +752,205 @@ class _OtherDrivers(_Processes):
         self.assertTrue(database_exists(url))
 
 
+class _Adoption(_Processes):
+    """PostgreSQL: the database a run built becomes its template at exit, renamed, if nothing was committed.
+
+    One rename replaces copying the database right after its build and
+    dropping it at exit; the next run clones it as it would a copy.
+    """
+
+    def test_the_built_database_is_renamed_to_its_template_at_exit(self) -> None:
+        url = self.database("adopt")
+        keep = {provisioning.KEEP_TEMPLATES_ENV: "1", provisioning.VERBOSE_ENV: "1"}
+        first, later = self.children(keep, keep)
+        inside, release = (os.path.join(self.cache, n) for n in ("inside", "release"))
+        self.addCleanup(touch, release)
+        first.start(url=url, alembic=V1, mode="hold", inside=inside, release=release)
+        wait_for_file(first, inside)
+        self.assertTrue(database_exists(url))
+        self.assertEqual(self.templates(url), set(), "the template was copied during the run")
+        touch(release)
+        built = first.finish()
+        self.assertRan(built, build=1)
+        self.assertFalse(database_exists(url), "the test database outlived its process")
+        template = self.template_url(url, self.the_template(url))
+        self.assertIn("renamed to template", built.output)
+        with server_admin(url) as conn:
+            comment = conn.execute(
+                sa.text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :n"),
+                {"n": sa.make_url(template).database},
+            ).scalar()
+        self.assertIsNotNone(parse_label(comment), "the renamed template has no label")
+
+        cloned = later.run(url=url, alembic=V1)
+        self.assertRan(cloned, clone=1)
+        self.assertMigrated(cloned, V1_TABLES, V1_HEADS)
+        self.assertEqual(cloned.seen["schema"], built.seen["schema"])
+        self.assertEqual(
+            cloned.seen["first_id"],
+            built.seen["first_id"],
+            "the first run's rolled-back insert moved the counter",
+        )
+
+    def test_a_database_something_was_committed_into_is_dropped_not_renamed(self) -> None:
+        for mode in ("escape_rows", "escape_schema"):
+            with self.subTest(mode=mode):
+                url = self.database(f"adopt_{mode[7:]}")
+                first, later = self.children(
+                    *[{provisioning.KEEP_TEMPLATES_ENV: "1", provisioning.VERBOSE_ENV: "1"}] * 2
+                )
+                escaped = first.run(url=url, alembic=V1, mode=mode)
+                self.assertEqual(escaped.stats["build"], 1, escaped.output)
+                self.assertRegex(
+                    escaped.output,
+                    r"not kept as template tt_tpl_\w+ \((.+ changed|tables were created or dropped)\); dropped",
+                )
+                self.assertFalse(database_exists(url), "the test database outlived its process")
+                self.assertEqual(
+                    self.templates(url), set(), "a database with a committed change became a template"
+                )
+                rebuilt = later.run(url=url, alembic=V1)
+                self.assertRan(rebuilt, build=1)
+                self.assertNotIn("prov_escaped", rebuilt.tables)
+                self.assertEqual(rebuilt.seen["rows"], 0)
+
+    def test_tables_that_grew_by_rolled_back_rows_are_compacted_first(self) -> None:
+        url = self.database("adopt_bloat")
+        (first,) = self.children({provisioning.KEEP_TEMPLATES_ENV: "1"})
+        built = first.run(url=url, alembic=V1, mode="bloat", rows=20000)
+        self.assertRan(built, build=1)
+        seen = built.seen
+        self.assertGreater(
+            seen["bloated_size"] - seen["empty_size"], provisioning_growth(), "nothing to compact"
+        )
+        with own_connection(self.template_url(url, self.the_template(url))) as conn:
+            size = conn.exec_driver_sql("SELECT pg_total_relation_size('authors')").scalar()
+        self.assertLessEqual(size, seen["empty_size"], "the template kept the rolled-back rows' pages")
+
+    def test_parallel_workers_copy_the_template_at_once(self) -> None:
+        """The other workers clone it while the builder still runs its tests: no waiting for an exit."""
+        url = self.database("adopt_worker", "w1")
+        (worker,) = self.children({provisioning.WORKER_ENV: "w1", provisioning.KEEP_TEMPLATES_ENV: "1"})
+        inside, release = (os.path.join(self.cache, n) for n in ("inside", "release"))
+        self.addCleanup(touch, release)
+        worker.start(url=url, alembic=V1, mode="hold", inside=inside, release=release)
+        wait_for_file(worker, inside)
+        self.the_template(url)
+        touch(release)
+        self.assertRan(worker.finish(), build=1)
+        self.assertFalse(database_exists(worker_database(url, "w1")))
+
+
+class _AdoptionChecks(_Outer):
+    """What keeps a PostgreSQL database from becoming its template: any change committed since its snapshot."""
+
+    backend: t.ClassVar[BackendUnderTest]
+
+    SETUP = (
+        "CREATE TABLE prov_items (id SERIAL PRIMARY KEY, name TEXT)",
+        "INSERT INTO prov_items (name) VALUES ('seeded')",  # as a data migration would
+    )
+    #: A change committed after the snapshot, and what the refusal names.
+    CHANGES: t.ClassVar[dict[str, tuple[str, str]]] = {
+        "insert": ("INSERT INTO prov_items (name) VALUES ('new')", "prov_items changed"),
+        "update": ("UPDATE prov_items SET name = 'other'", "prov_items changed"),
+        "delete": ("DELETE FROM prov_items", "prov_items changed"),
+        "comment": ("COMMENT ON TABLE prov_items IS 'x'", "pg_description changed"),
+        "column": ("ALTER TABLE prov_items ADD COLUMN extra INTEGER", "changed"),
+        "table": ("CREATE TABLE prov_more (id INTEGER)", "tables were created or dropped"),
+        "setting": ("ALTER DATABASE {db} SET work_mem = '8MB'", "the database's own settings changed"),
+    }
+
+    def test_only_an_unchanged_database_is_renamed(self) -> None:
+        backend = backend_for(sa.make_url(bind_url(self.backend, "prov_adopt_check")))
+        for change, (statement, why) in self.CHANGES.items():
+            with self.subTest(change=change):
+                url, template = self.built(f"prov_adopt_{change}")
+                snapshot = self.snapshot(url)
+                with own_connection(url, begin=True) as conn:
+                    conn.exec_driver_sql(
+                        statement.format(db=conn.dialect.identifier_preparer.quote(url.database))
+                    )
+                found = backend.adopt_as_template(url, template, snapshot, "")
+                self.assertIsNotNone(found, f"renamed after a committed {change}")
+                self.assertIn(why, found or "")
+                self.assertTrue(database_exists(url.render_as_string(hide_password=False)))
+
+    def test_rolled_back_writes_and_counters_are_no_change(self) -> None:
+        backend = backend_for(sa.make_url(bind_url(self.backend, "prov_adopt_check")))
+        url, template = self.built("prov_adopt_clean")
+        snapshot = self.snapshot(url)
+        with own_connection(url) as conn:
+            conn.exec_driver_sql("INSERT INTO prov_items (name) VALUES ('rolled back')")
+            conn.exec_driver_sql("CREATE TABLE prov_rolled_back (id INTEGER)")
+            conn.rollback()
+        self.assertIsNone(backend.adopt_as_template(url, template, snapshot, "the label"))
+        self.assertFalse(database_exists(url.render_as_string(hide_password=False)))
+        with own_connection(template.render_as_string(hide_password=False)) as conn:
+            # The counter is where the build left it: the next insert gets 2, as in a copy.
+            self.assertEqual(conn.exec_driver_sql("SELECT nextval('prov_items_id_seq')").scalar(), 2)
+            self.assertEqual(conn.exec_driver_sql("SELECT name FROM prov_items").scalars().all(), ["seeded"])
+
+    def test_a_connection_left_open_does_not_stop_the_rename(self) -> None:
+        """As ``DROP ... WITH (FORCE)`` would, the rename ends it (an engine nobody disposed)."""
+        backend = backend_for(sa.make_url(bind_url(self.backend, "prov_adopt_check")))
+        url, template = self.built("prov_adopt_open")
+        snapshot = self.snapshot(url)
+        engine = sa.create_engine(url)
+        self.addCleanup(engine.dispose)
+        left_open = engine.connect()
+        left_open.exec_driver_sql("SELECT 1")
+        # Left connected, the server refuses the rename (after waiting 5 s for it to go).
+        self.assertIsNone(backend.adopt_as_template(url, template, snapshot, ""))
+        self.assertTrue(database_exists(template))
+        with self.assertRaises(sa.exc.DBAPIError):
+            left_open.exec_driver_sql("SELECT 1")
+
+    def built(self, name: str) -> tuple[sa.URL, sa.URL]:
+        """A database ``name`` as a build leaves it, and its template's URL; both dropped after."""
+        url = sa.make_url(bind_url(self.backend, name))
+        template = url.set(database=f"{url.database}_tpl")
+        for each in (url, template):
+            self.addCleanup(drop_database, each.render_as_string(hide_password=False), force=True)
+        backend_for(url).recreate(url)
+        with own_connection(url.render_as_string(hide_password=False), begin=True) as conn:
+            for statement in self.SETUP:
+                conn.exec_driver_sql(statement)
+        return url, template
+
+    def snapshot(self, url: sa.URL) -> t.Any:
+        engine = sa.create_engine(url)
+        try:
+            snapshot = backend_for(url).snapshot(engine)
+        finally:
+            engine.dispose()
+        self.assertIsNotNone(snapshot)
+        return snapshot
+
+
+generate_per_backend(_AdoptionChecks, OuterCase, backends=backends_named("psycopg2"), name="AdoptionChecks")
+
+
+def provisioning_growth() -> int:
+    """How much a database may grow before it is compacted (bytes): see the PostgreSQL backend."""
+    from transactional_testcase.backends import postgresql
+
+    return postgresql._ADOPT_GROWTH
+
+
+def wait_for_file(child: Child, path: str) -> None:
+    """Wait until the child has written ``path`` (reached a point of its test)."""
+    deadline = time.monotonic() + TIMEOUT
+    while not os.path.exists(path):
+        if child.proc.poll() is not None:
+            raise AssertionError(f"the child ended before reaching its test:\n{child.output()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the child never reached its test:\n{child.output()}")
+        time.sleep(0.02)
+
+
 for _mixin, _names in (
+    (_Adoption, ("psycopg2", "psycopg")),
     (_Templates, MAIN),
     (_KeptDatabases, MAIN),
     (_Concurrency, MAIN),

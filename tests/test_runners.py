@@ -122,6 +122,7 @@ def parse_pytest(output: str) -> Summary:
 
 
 _PY = [sys.executable, "-m"]
+_WORKERS = str(sample_cases.PARALLEL_WORKERS)
 _NOSE2 = [*_PY, "nose2", "--no-user-config", "-v", "-t", ".", SAMPLE_MODULE]
 _PYTEST = [*_PY, "pytest", "-p", "no:cacheprovider", "-rfE", SAMPLE_PATH]
 # Autoloading every installed plugin (hypothesis, Faker, pytest-benchmark here)
@@ -144,14 +145,14 @@ RUNNERS: dict[str, Runner] = {
             parse_unittest,
         ),
         Runner("nose2", _NOSE2, False, parse_unittest),
-        Runner("nose2mp", [*_NOSE2, "--plugin", "nose2.plugins.mp", "-N", "2"], True, parse_unittest),
+        Runner("nose2mp", [*_NOSE2, "--plugin", "nose2.plugins.mp", "-N", _WORKERS], True, parse_unittest),
         # pytest collects a file named on its command line whatever python_files says.
         Runner("pytest", _PYTEST, False, parse_pytest, _PYTEST_ENV),
         # The library's plugin, as pytest's autoload would bring it: workers drop
         # their databases at the session's end, before xdist's 10 s exit deadline.
         Runner(
             "xdist",
-            [*_PYTEST, "-p", "xdist.plugin", "-p", PLUGIN, "-n", "2"],
+            [*_PYTEST, "-p", "xdist.plugin", "-p", PLUGIN, "-n", _WORKERS],
             True,
             parse_pytest,
             _PYTEST_ENV,
@@ -164,7 +165,7 @@ RUNNERS: dict[str, Runner] = {
                 *_PY,
                 "unittest_parallel",
                 "-j",
-                "2",
+                _WORKERS,
                 "--level",
                 "class",
                 "-v",
@@ -304,6 +305,10 @@ class RunnerMatrix(unittest.TestCase):
             **{sample_cases.REPORT_ENV: report},
             **dict(runner.env),
         )
+        if runner.parallel:
+            workers = os.path.join(work, "workers")
+            os.mkdir(workers)
+            env[sample_cases.WORKERS_ENV] = workers
         if fail:
             env[sample_cases.FAIL_ENV] = "1"
         if self.app:

@@ -127,6 +127,21 @@ class _Template(t.NamedTuple):
     key: BindKey
 
 
+class _Adoptable(t.NamedTuple):
+    """A database built in this run that becomes its own template when the run no longer needs it.
+
+    See :meth:`Provisioner._adopt`: a rename then replaces the copy a build
+    would otherwise make at once, and the drop at exit.
+    """
+
+    template: URL
+    key: BindKey
+    #: The template's label (see :func:`~transactional_testcase.backends.make_label`).
+    label: str
+    #: What the backend compares the database with (see ``Backend.snapshot``).
+    snapshot: t.Any
+
+
 class _Pipe(t.NamedTuple):
     """Both ends of an ``os.pipe()``."""
 
@@ -158,6 +173,8 @@ class Provisioner:
         self._dropping = False
         self._sigterm_pipe: _Pipe | None = None  # _watch_sigterm's wakeup fd
         self._templates: dict[str, _Template] = {}
+        #: The databases of this run that become their own templates, by URL.
+        self._adoptable: dict[str, _Adoptable] = {}
         #: How many times each way of provisioning ran (reuse, keep, clone, build).
         self.stats: dict[str, int] = {"reuse": 0, "keep": 0, "clone": 0, "build": 0}
 
@@ -223,6 +240,8 @@ class Provisioner:
                 self._databases.pop(_key(target.url), None)
             try:
                 with admin_session():
+                    for target in targets:  # about to be replaced: its template now, if it may be
+                        self._adopt(target.url, target.backend)
                     how = self._provision(app, extension, engines, schema, targets, keepdb)
             except BaseException as exc:
                 # Maybe created, half built: dropped at exit (unless kept), never reused.
@@ -300,9 +319,18 @@ class Provisioner:
                     source = f"{schema.describe()}, {schema.reached()}"
                     for target in targets:
                         template = templates[target.key]
-                        target.backend.save_template(
-                            target.url, template, engines[target.key], make_label(target.fingerprint, source)
+                        label = make_label(target.fingerprint, source)
+                        snapshot = (
+                            target.backend.snapshot(engines[target.key])
+                            if self._adopts_templates(target.backend, keepdb)
+                            else None
                         )
+                        if snapshot is None:
+                            target.backend.save_template(target.url, template, engines[target.key], label)
+                        else:
+                            self._adoptable[_key(target.url)] = _Adoptable(
+                                template, target.key, label, snapshot
+                            )
                         stale[target.key] = target.backend.drop_templates(
                             template, _template_prefix(target.url, target.key, schema.kind)
                         )
@@ -313,7 +341,12 @@ class Provisioner:
                 target.backend.write_marker(target.url, target.fingerprint, schema.describe())
         for target in targets:
             template_name = _shown_name(templates[target.key])
-            if how == "build":
+            if how == "build" and _key(target.url) in self._adoptable:
+                done = (
+                    f"{schema.reached()} in {seconds:.2f}s; to be renamed to template {template_name} "
+                    "once this process is done with it, unless a test committed into it"
+                )
+            elif how == "build":
                 done = f"{schema.reached()} in {seconds:.2f}s; saved as template {template_name}"
                 dropped = stale.get(target.key)
                 if dropped:
@@ -326,6 +359,43 @@ class Provisioner:
                 done += "; kept for the next run"
             say(f"Test database {_where(target)}: {done}")
         return how
+
+    def _adopts_templates(self, backend: Backend, keepdb: bool) -> bool:
+        """Whether a database built now becomes its template later (:meth:`_adopt`), not a copy now.
+
+        Not for a kept database (it outlives the run), nor when templates are
+        dropped at exit anyway, nor under a parallel runner: the other
+        workers clone the template while this one runs its tests.
+        """
+        return (
+            backend.adopts_templates
+            and not keepdb
+            and worker_id() is None
+            and environment.flag(KEEP_TEMPLATES_ENV, default=True)
+        )
+
+    def _adopt(self, url: URL, backend: Backend) -> bool:
+        """Rename ``url``'s database to its template, if it is one to adopt and nothing was committed into it.
+
+        At exit, or when a class is about to replace the database. Under the
+        template's lock, and only while no template of that name exists.
+        Returns whether it was renamed; if not, the caller drops (or
+        replaces) the database as any other, and the next run migrates.
+        """
+        adoptable = self._adoptable.pop(_key(url), None)
+        if adoptable is None:
+            return False
+        name = _shown_name(adoptable.template)
+        with backend.lock(url, _lock_name(url, adoptable.key)):
+            if backend.has_template(adoptable.template, url):
+                why: str | None = f"a template {name} exists already"
+            else:
+                why = backend.adopt_as_template(url, adoptable.template, adoptable.snapshot, adoptable.label)
+        if why is None:
+            say(f"Test database {mask_url(url)}: renamed to template {name}")
+            return True
+        say(f"Test database {mask_url(url)}: not kept as template {name} ({why}); dropped")
+        return False
 
     def _clone(
         self,
@@ -427,8 +497,12 @@ class Provisioner:
         for database in databases:
             if database.keep:
                 continue
+            adopted = False
             with contextlib.suppress(Exception):  # the server may already be gone
-                database.backend.drop(database.url)
+                adopted = self._adopt(database.url, database.backend)
+            if not adopted:
+                with contextlib.suppress(Exception):
+                    database.backend.drop(database.url)
         if not environment.flag(KEEP_TEMPLATES_ENV, default=True):
             templates, self._templates = list(self._templates.values()), {}
             for template in templates:
@@ -512,6 +586,7 @@ class Provisioner:
         # What the parent built is the parent's to drop, never the child's.
         self._databases = {}
         self._templates = {}
+        self._adoptable = {}
         self._tempdir = None
         self._registered_in = None
         self._dropping = False

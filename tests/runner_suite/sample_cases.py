@@ -12,6 +12,12 @@ run may vary through the environment:
     a file each class appends ``<pid> <url>`` lines to, one per database it
     used, so the parent can check which databases a run used and that they are
     gone when it ends.
+``TT_RUNNER_SUITE_WORKERS``
+    a folder, set for parallel runners: each class waits there (up to
+    :data:`WORKER_WAIT` seconds) until :data:`PARALLEL_WORKERS` processes
+    have started one. A runner that hands out classes as workers ask for them
+    (unittest-parallel's pool) would otherwise let the first worker take every
+    class when the second one starts late on a loaded machine.
 ``TT_RUNNER_SUITE_APP=lite_alembic``
     the shop app's Flask-SQLAlchemy-Lite twin, its schema migrated by
     Flask-Alembic (``tests/apps/shop_lite.py``), instead of the
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 import typing as t
 
 import sqlalchemy as sa
@@ -37,6 +44,12 @@ from transactional_testcase.provisioning import provisioner
 FAIL_ENV = "TT_RUNNER_SUITE_FAIL"
 REPORT_ENV = "TT_RUNNER_SUITE_REPORT"
 APP_ENV = "TT_RUNNER_SUITE_APP"
+WORKERS_ENV = "TT_RUNNER_SUITE_WORKERS"
+#: How many workers the parallel runners are started with.
+PARALLEL_WORKERS = 2
+#: How long a class waits for the other workers before it goes on alone
+#: (then the parent's check that two workers ran fails, as it should).
+WORKER_WAIT = 60.0
 #: The Lite twin migrated by Flask-Alembic.
 LITE_ALEMBIC = os.environ.get(APP_ENV) == "lite_alembic"
 
@@ -48,6 +61,17 @@ AUDIT_SUFFIX = "_audit"
 DELIBERATE_FAILURE = "FailureIsReportedTest.test_a_deliberate_failure"
 #: What that failure says, so the parent can find it in the runner's output.
 FAILURE_MESSAGE = "deliberate failure requested by TT_RUNNER_SUITE_FAIL=1"
+
+
+def wait_for_workers() -> None:
+    """Check this process in under ``TT_RUNNER_SUITE_WORKERS`` and wait for the others."""
+    folder = os.environ.get(WORKERS_ENV)
+    if not folder:
+        return
+    open(os.path.join(folder, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + WORKER_WAIT
+    while len(os.listdir(folder)) < PARALLEL_WORKERS and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def audit_url() -> str:
@@ -77,6 +101,7 @@ class SampleCase(tt.TransactionalTestCase):
         # Through ``binds`` (not get_app_config) so that the library gives the
         # bind a per-worker name under parallel runners, as users would see it.
         cls.binds = {"audit": audit_url()}
+        wait_for_workers()
         super().setUpClass()
         cls._urls = [e.url.render_as_string(hide_password=False) for e in cls.db.engines.values()]
         report = os.environ.get(REPORT_ENV)

@@ -13,6 +13,7 @@ import zlib
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import NullPool
 
 from ..errors import first_line
 from . import register
@@ -62,6 +63,57 @@ ORDER BY 1
 """
 
 
+#: The tables whose rows tell whether a transaction committed into the database
+#: since a snapshot: the user's and the database's own catalogs (committed DDL
+#: writes those), less the planner's statistics (ANALYZE, autovacuum's too,
+#: writes them) and other sessions' temporary tables. Whether this role may
+#: read each: a catalog it may not read (``pg_user_mapping``) is left out.
+_PG_SNAPSHOT_TABLES = """
+SELECT c.oid::regclass::text, c.relnamespace = 'pg_catalog'::regnamespace,
+       has_table_privilege(c.oid, 'SELECT')
+FROM pg_class c
+WHERE c.relkind = 'r' AND NOT c.relisshared AND c.relpersistence <> 't'
+  AND c.oid NOT IN ('pg_catalog.pg_statistic'::regclass, 'pg_catalog.pg_statistic_ext_data'::regclass)
+ORDER BY 1
+"""
+
+#: Every sequence of the database (not temporary), and whether this role may read it.
+_PG_SNAPSHOT_SEQUENCES = """
+SELECT c.oid::regclass::text, has_sequence_privilege(c.oid, 'SELECT')
+FROM pg_class c WHERE c.relkind = 'S' AND c.relpersistence <> 't' ORDER BY 1
+"""
+
+#: What a rename keeps of the database itself and a copy would not: owner,
+#: privileges, connection settings, and its ``ALTER DATABASE ... SET`` values.
+_PG_DATABASE_ROW = """
+SELECT d.datdba, d.datacl::text, d.datconnlimit, d.datallowconn, d.datistemplate,
+       (SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid)
+FROM pg_database d WHERE d.datname = current_database()
+"""
+
+#: How much a database may have grown since its snapshot (bytes of tables
+#: and indexes, rolled-back rows included) and still be renamed as it is:
+#: beyond that, the tables that grew are compacted first, or every clone
+#: would copy the dead rows of the run that made the template.
+_ADOPT_GROWTH = 1 << 20
+
+
+class _Snapshot(t.NamedTuple):
+    """A freshly built database as :meth:`PostgreSQLBackend.adopt_as_template` compares it."""
+
+    #: The next transaction id (32 bits) when it was taken: a row written
+    #: since has an ``xmin`` no older than this.
+    next_xid: int
+    #: Rows of every table of :data:`_PG_SNAPSHOT_TABLES` it may read.
+    rows: dict[str, int]
+    #: Bytes of each of the user's tables, indexes and TOAST included.
+    sizes: dict[str, int]
+    #: Each sequence's ``(last_value, is_called)``.
+    sequences: dict[str, tuple[int, bool]]
+    #: :data:`_PG_DATABASE_ROW`.
+    database: tuple[t.Any, ...]
+
+
 @register("postgresql")
 class PostgreSQLBackend(Backend):
     title = "PostgreSQL"
@@ -71,6 +123,7 @@ class PostgreSQLBackend(Backend):
     # invalid_password, invalid_authorization_specification (no such role,
     # pg_hba refusal), invalid_catalog_name, insufficient_privilege.
     connect_failures = {"28P01": "auth", "28000": "auth", "3D000": "missing", "42501": "permission"}
+    adopts_templates = True
 
     def name_limit(self, name: str) -> str | None:
         size = len(name.encode())
@@ -135,6 +188,77 @@ class PostgreSQLBackend(Backend):
                 conn.exec_driver_sql(
                     f"COMMENT ON DATABASE {q(template.database or '')} IS {sql_literal(conn, label)}"
                 )
+
+    def snapshot(self, engine: Engine) -> _Snapshot | None:
+        with engine.connect() as conn:
+            next_xid = conn.exec_driver_sql("SELECT txid_snapshot_xmax(txid_current_snapshot())").scalar_one()
+            tables = conn.exec_driver_sql(_PG_SNAPSHOT_TABLES).all()
+            sequences = conn.exec_driver_sql(_PG_SNAPSHOT_SEQUENCES).all()
+            if not all(readable for _, catalog, readable in tables if not catalog) or not all(
+                readable for _, readable in sequences
+            ):
+                return None  # what it cannot read, it could not compare
+            names = [name for name, _, readable in tables if readable]
+            user_tables = {name for name, catalog, _ in tables if not catalog}
+            counted = conn.exec_driver_sql(
+                " UNION ALL ".join(
+                    f"SELECT {i}, count(*), pg_total_relation_size({_literal(name)}::regclass) FROM {name}"
+                    for i, name in enumerate(names)
+                )
+            ).all()
+            values = (
+                conn.exec_driver_sql(
+                    " UNION ALL ".join(
+                        f"SELECT {i}, last_value, is_called FROM {name}"
+                        for i, (name, _) in enumerate(sequences)
+                    )
+                ).all()
+                if sequences
+                else []
+            )
+            database = tuple(conn.exec_driver_sql(_PG_DATABASE_ROW).one())
+            conn.rollback()
+        return _Snapshot(
+            int(next_xid) % 2**32,
+            {names[i]: int(rows) for i, rows, _ in counted},
+            {names[i]: int(size) for i, _, size in counted if names[i] in user_tables},
+            {sequences[i][0]: (int(value), bool(called)) for i, value, called in values},
+            database,
+        )
+
+    def adopt_as_template(self, url: URL, template: URL, snapshot: t.Any, label: str) -> str | None:
+        if not isinstance(snapshot, _Snapshot):
+            return "it was never compared"
+        name = url.database or ""
+        try:
+            with self.admin_connection(url) as admin:
+                # This process is done with the database: whatever is still
+                # connected (an engine nobody disposed) goes, as a DROP ...
+                # WITH (FORCE) would end it; else the rename would wait for it.
+                admin.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :n AND pid <> pg_backend_pid()"
+                    ),
+                    {"n": name},
+                )
+                engine = sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+                try:
+                    with engine.connect() as conn:
+                        changed = _changes_since(conn, snapshot)
+                        if changed:
+                            return changed
+                        _restore_sequences(conn, snapshot)
+                        _compact_if_grown(conn, snapshot)
+                finally:
+                    engine.dispose()
+                q = admin.dialect.identifier_preparer.quote
+                if label:  # first: a template is never without its label
+                    admin.exec_driver_sql(f"COMMENT ON DATABASE {q(name)} IS {sql_literal(admin, label)}")
+                admin.exec_driver_sql(f"ALTER DATABASE {q(name)} RENAME TO {q(template.database or '')}")
+        except sa.exc.DBAPIError as exc:
+            return f"{type(exc.orig).__name__}: {first_line(exc)}"
+        return None
 
     def has_template(self, template: URL, url: URL) -> bool:
         with self.admin_connection(template, named=url) as conn:
@@ -237,7 +361,7 @@ class PostgreSQLBackend(Backend):
         if not rows:
             return reset_nothing
         parts = [
-            f"setval('{seq}', COALESCE((SELECT MAX({col}) FROM {table}), 0) + 1, false)"
+            f"setval({_literal(seq)}, COALESCE((SELECT MAX({col}) FROM {table}), 0) + 1, false)"
             for seq, table, col in rows
         ]
         statement = "SELECT " + ", ".join(parts)
@@ -292,6 +416,67 @@ class PostgreSQLBackend(Backend):
             return [tables[i][1] for i in dirty] + restarted
 
         return empty
+
+
+def _changes_since(conn: Connection, snapshot: _Snapshot) -> str | None:
+    """What was committed into the database since ``snapshot`` (a table that changed), or None.
+
+    A row inserted or updated since has an ``xmin`` no older than the
+    snapshot's next transaction id (``age()`` compares them as the server
+    does, around the wraparound); a row deleted leaves its table with fewer
+    rows. Committed DDL writes the catalogs, which are compared the same way.
+    """
+    if tuple(conn.exec_driver_sql(_PG_DATABASE_ROW).one()) != snapshot.database:
+        return "the database's own settings changed"
+    names = list(snapshot.rows)
+    current = {name for name, _, readable in conn.exec_driver_sql(_PG_SNAPSHOT_TABLES) if readable}
+    if current != set(names):
+        return "tables were created or dropped"
+    counted = conn.exec_driver_sql(
+        " UNION ALL ".join(
+            f"SELECT {i}, count(*), count(*) FILTER (WHERE age(xmin) <= age('{snapshot.next_xid}'::xid)) "
+            f"FROM {name}"
+            for i, name in enumerate(names)
+        )
+    ).all()
+    for i, rows, written in counted:
+        if written or rows != snapshot.rows[names[i]]:
+            return f"{names[i]} changed"
+    sequences = {name for name, _ in conn.exec_driver_sql(_PG_SNAPSHOT_SEQUENCES)}
+    if sequences != set(snapshot.sequences):
+        return "sequences were created or dropped"
+    return None
+
+
+def _restore_sequences(conn: Connection, snapshot: _Snapshot) -> None:
+    """Set every sequence back to where the build left it: tests' ``nextval()`` outlives their rollback."""
+    if snapshot.sequences:
+        conn.exec_driver_sql(
+            "SELECT "
+            + ", ".join(
+                f"setval({_literal(name)}, {value}, {'true' if called else 'false'})"
+                for name, (value, called) in snapshot.sequences.items()
+            )
+        )
+
+
+def _compact_if_grown(conn: Connection, snapshot: _Snapshot) -> None:
+    """Rewrite the tables that grew by rows the tests rolled back, when they grew by much."""
+    names = list(snapshot.sizes)
+    sizes = conn.exec_driver_sql(
+        " UNION ALL ".join(
+            f"SELECT {i}, pg_total_relation_size({_literal(name)}::regclass)" for i, name in enumerate(names)
+        )
+    ).all()
+    grown = [names[i] for i, size in sizes if size > snapshot.sizes[names[i]]]
+    if sum(size - snapshot.sizes[names[i]] for i, size in sizes) > _ADOPT_GROWTH:
+        for name in grown:
+            conn.exec_driver_sql(f"VACUUM FULL {name}")
+
+
+def _literal(text: str) -> str:
+    """``text`` as a SQL string literal (a quoted name may hold a quote)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _pg_outside_transaction(dbapi_connection: t.Any, statement: str) -> None:
