@@ -247,6 +247,7 @@ TIMES = {}
 t0 = time.perf_counter()
 from transactional_testcase import TransactionalTestCase
 from transactional_testcase.alembic_runner import AlembicProject
+from transactional_testcase.backends import backend_for
 from transactional_testcase.provisioning import provisioner
 
 TIMES["import_library"] = time.perf_counter() - t0
@@ -262,6 +263,21 @@ def timed_migrate(*args, **kwargs):
 
 
 AlembicProject.migrate = timed_migrate
+# The server's own statement that creates the empty test database (DROP IF
+# EXISTS + CREATE DATABASE): part of the library's share, shown apart.
+_backend = type(backend_for(sa.make_url(os.environ["BENCH_URL"])))
+_recreate = _backend.recreate
+
+
+def timed_recreate(self, url):
+    t0 = time.perf_counter()
+    try:
+        return _recreate(self, url)
+    finally:
+        TIMES["create_database"] = TIMES.get("create_database", 0.0) + time.perf_counter() - t0
+
+
+_backend.recreate = timed_recreate
 
 
 class Small(TransactionalTestCase):
@@ -288,6 +304,8 @@ if __name__ == "__main__":
     provisioner.drop_all()  # what the exit does (atexit), timed here
     TIMES["exit"] = time.perf_counter() - t0
     TIMES.setdefault("migrate", 0.0)
+    TIMES.setdefault("create_database", 0.0)
+    TIMES["library"] = os.path.dirname(os.path.abspath(sys.modules["transactional_testcase"].__file__))
     with open(os.environ["BENCH_OUT"], "w") as f:
         json.dump(TIMES, f)
 """
