@@ -58,6 +58,7 @@ from benchmarks import (
     small_suite,
     warm_run,
     workers,
+    workspace,
 )
 from benchmarks.backend_run import BackendRun
 from benchmarks.fixtures import MIGRATIONS, make_tt_class
@@ -131,8 +132,8 @@ def machine_info(drivers: list[str]) -> list[str]:
             f"machine: {platform.node()}, {platform.system()} {platform.release()}, {cpu}, "
             f"{os.cpu_count()} cores ({affinity} usable), load average {os.getloadavg()[0]:.2f} at start"
         ),
-        f"python {platform.python_version()}; transactional_testcase {transactional_testcase.__version__}; "
-        + ", ".join(f"{p} {version(p)}" for p in packages),
+        f"python {platform.python_version()}; transactional_testcase {transactional_testcase.__version__}"
+        f" ({workspace.library_folder()}); " + ", ".join(f"{p} {version(p)}" for p in packages),
         "servers: " + "; ".join(f"{servers.TITLES[d]}: {servers.server_version(d)}" for d in drivers),
     ]
     return lines
