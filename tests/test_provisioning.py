@@ -153,7 +153,7 @@ _CHILD = textwrap.dedent(
     import sqlalchemy as sa
 
     from tests.apps import library
-    from transactional_testcase import TransactionalTestCase, schema
+    from transactional_testcase import CommittingTestCase, TransactionalTestCase, schema
     from transactional_testcase.provisioning import provisioner
 
     line = sys.stdin.readline()
@@ -256,7 +256,23 @@ _CHILD = textwrap.dedent(
                 self.db.session.connection().commit()
 
 
+    class Committing(CommittingTestCase):
+        database_url = job["url"]
+        alembic_config = job["alembic"]
+
+        @classmethod
+        def create_app(cls, config):
+            return library.create_app(config)
+
+        def test_commits(self):
+            library.db.session.add(library.Author(name="committed"))
+            library.db.session.commit()
+            seen["committed"] = library.count(library.Author)
+
+
     cases = [Provisioned]
+    if job.get("committing"):
+        cases.append(Committing)
     if job.get("again"):
         cases.append(type("ProvisionedAgain", (Provisioned,), {}))
     suite = unittest.TestSuite(unittest.defaultTestLoader.loadTestsFromTestCase(c) for c in cases)
@@ -803,7 +819,7 @@ class _Adoption(_Processes):
                 self.assertEqual(escaped.stats["build"], 1, escaped.output)
                 self.assertRegex(
                     escaped.output,
-                    r"not kept as template tt_tpl_\w+ \((.+ changed|tables were created or dropped)\); dropped",
+                    r"not renamed to template tt_tpl_\w+: (.+ changed|tables were created or dropped)$",
                 )
                 self.assertFalse(database_exists(url), "the test database outlived its process")
                 self.assertEqual(
@@ -813,6 +829,22 @@ class _Adoption(_Processes):
                 self.assertRan(rebuilt, build=1)
                 self.assertNotIn("prov_escaped", rebuilt.tables)
                 self.assertEqual(rebuilt.seen["rows"], 0)
+
+    def test_a_committing_class_gets_a_clone_of_the_template(self) -> None:
+        """Its commits would keep the database from its rename: the template is made before it runs."""
+        url = self.database("adopt_commit")
+        keep = {provisioning.KEEP_TEMPLATES_ENV: "1", provisioning.VERBOSE_ENV: "1"}
+        first, later = self.children(keep, keep)
+        built = first.run(url=url, alembic=V1, committing=True)
+        self.assertRan(built, build=1, clone=1)
+        self.assertEqual(built.seen["committed"], 1, built.output)
+        self.assertRegex(built.output, r"renamed to template tt_tpl_\w+_test\n")
+        template = self.template_url(url, self.the_template(url))
+        self.assertEqual(leftover_rows(template), {}, "the committed row reached the template")
+        self.assertFalse(database_exists(url))
+        cloned = later.run(url=url, alembic=V1)
+        self.assertRan(cloned, clone=1)
+        self.assertEqual(cloned.seen["rows"], 0)
 
     def test_tables_that_grew_by_rolled_back_rows_are_compacted_first(self) -> None:
         url = self.database("adopt_bloat")
@@ -871,7 +903,7 @@ class _AdoptionChecks(_Outer):
                     conn.exec_driver_sql(
                         statement.format(db=conn.dialect.identifier_preparer.quote(url.database))
                     )
-                found = backend.adopt_as_template(url, template, snapshot, "")
+                found = backend.rename_to_template(url, template, snapshot, "")
                 self.assertIsNotNone(found, f"renamed after a committed {change}")
                 self.assertIn(why, found or "")
                 self.assertTrue(database_exists(url.render_as_string(hide_password=False)))
@@ -884,7 +916,7 @@ class _AdoptionChecks(_Outer):
             conn.exec_driver_sql("INSERT INTO prov_items (name) VALUES ('rolled back')")
             conn.exec_driver_sql("CREATE TABLE prov_rolled_back (id INTEGER)")
             conn.rollback()
-        self.assertIsNone(backend.adopt_as_template(url, template, snapshot, "the label"))
+        self.assertIsNone(backend.rename_to_template(url, template, snapshot, "the label"))
         self.assertFalse(database_exists(url.render_as_string(hide_password=False)))
         with own_connection(template.render_as_string(hide_password=False)) as conn:
             # The counter is where the build left it: the next insert gets 2, as in a copy.
@@ -901,7 +933,7 @@ class _AdoptionChecks(_Outer):
         left_open = engine.connect()
         left_open.exec_driver_sql("SELECT 1")
         # Left connected, the server refuses the rename (after waiting 5 s for it to go).
-        self.assertIsNone(backend.adopt_as_template(url, template, snapshot, ""))
+        self.assertIsNone(backend.rename_to_template(url, template, snapshot, ""))
         self.assertTrue(database_exists(template))
         with self.assertRaises(sa.exc.DBAPIError):
             left_open.exec_driver_sql("SELECT 1")
@@ -935,7 +967,7 @@ def provisioning_growth() -> int:
     """How much a database may grow before it is compacted (bytes): see the PostgreSQL backend."""
     from transactional_testcase.backends import postgresql
 
-    return postgresql._ADOPT_GROWTH
+    return postgresql._RENAME_GROWTH
 
 
 def wait_for_file(child: Child, path: str) -> None:

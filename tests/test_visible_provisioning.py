@@ -234,7 +234,7 @@ class _Lines(_Children):
         migrated = (
             rf"^transactional_testcase: Test database {shown}: migrated to head 0002_parts in \d+\.\d\ds; "
         )
-        if provisioning.backend_for(sa.make_url(url)).adopts_templates:
+        if provisioning.backend_for(sa.make_url(url)).renames_to_templates:
             # The database itself becomes the template when the process is done with it.
             line, renamed = built.lines
             self.assertRegex(

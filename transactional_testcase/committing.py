@@ -67,6 +67,8 @@ class CommittingTestCase(DatabaseTestCase):
     the transactional one cannot work.
     """
 
+    _tt_commits = True
+
     #: Tables never emptied (by name, in any schema).
     keep_tables: t.ClassVar[frozenset[str]] = frozenset({"alembic_version"})
 

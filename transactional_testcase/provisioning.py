@@ -127,10 +127,10 @@ class _Template(t.NamedTuple):
     key: BindKey
 
 
-class _Adoptable(t.NamedTuple):
+class _Renamable(t.NamedTuple):
     """A database built in this run that becomes its own template when the run no longer needs it.
 
-    See :meth:`Provisioner._adopt`: a rename then replaces the copy a build
+    See :meth:`Provisioner._rename_to_template`: a rename then replaces the copy a build
     would otherwise make at once, and the drop at exit.
     """
 
@@ -174,7 +174,7 @@ class Provisioner:
         self._sigterm_pipe: _Pipe | None = None  # _watch_sigterm's wakeup fd
         self._templates: dict[str, _Template] = {}
         #: The databases of this run that become their own templates, by URL.
-        self._adoptable: dict[str, _Adoptable] = {}
+        self._renamable: dict[str, _Renamable] = {}
         #: How many times each way of provisioning ran (reuse, keep, clone, build).
         self.stats: dict[str, int] = {"reuse": 0, "keep": 0, "clone": 0, "build": 0}
 
@@ -203,13 +203,20 @@ class Provisioner:
         schema: SchemaSource,
         settings: t.Mapping[str | None, str],
         keepdb: bool = False,
+        commits: bool = False,
     ) -> str:
         """Make every database of ``engines`` exist and match ``schema``.
 
         ``settings`` names, per bind key, the setting a user would change to
-        point that engine elsewhere (for the unsafe-name error). Returns how
-        the databases were provided: ``"reuse"``, ``"keep"``, ``"clone"`` or
-        ``"build"``.
+        point that engine elsewhere (for the unsafe-name error). ``commits``:
+        the class's tests commit for real, so its databases are no longer what
+        their build made: a database still to become its template by a rename
+        (see :meth:`_rename_to_template`) becomes it now, and is cloned back.
+        Returns how the databases were provided: ``"reuse"``, ``"keep"``,
+        ``"clone"`` or ``"build"``.
+
+        .. versionchanged:: 0.5
+           ``commits``.
         """
         from . import __version__
 
@@ -222,7 +229,8 @@ class Provisioner:
             fingerprint = _digest(schema.fingerprint(), url.get_backend_name(), repr(key), __version__)
             targets.append(_Wanted(key, url, backend, fingerprint))
         with self._lock:
-            if all(
+            renaming = commits and any(_key(target.url) in self._renamable for target in targets)
+            if not renaming and all(
                 not target.backend.is_memory(target.url)
                 and (known := self._databases.get(_key(target.url))) is not None
                 and known.fingerprint == target.fingerprint
@@ -241,8 +249,8 @@ class Provisioner:
             try:
                 with admin_session():
                     for target in targets:  # about to be replaced: its template now, if it may be
-                        self._adopt(target.url, target.backend)
-                    how = self._provision(app, extension, engines, schema, targets, keepdb)
+                        self._rename_to_template(target.url, target.backend)
+                    how = self._provision(app, extension, engines, schema, targets, keepdb, commits)
             except BaseException as exc:
                 # Maybe created, half built: dropped at exit (unless kept), never reused.
                 for target in targets:
@@ -270,6 +278,7 @@ class Provisioner:
         schema: SchemaSource,
         targets: list[_Wanted],
         keepdb: bool,
+        commits: bool,
     ) -> str:
         #: Why each kept database is not used as it is (said with what is done instead).
         why: dict[BindKey, str] = {}
@@ -322,13 +331,13 @@ class Provisioner:
                         label = make_label(target.fingerprint, source)
                         snapshot = (
                             target.backend.snapshot(engines[target.key])
-                            if self._adopts_templates(target.backend, keepdb)
+                            if self._renames_to_templates(target.backend, keepdb, commits)
                             else None
                         )
                         if snapshot is None:
                             target.backend.save_template(target.url, template, engines[target.key], label)
                         else:
-                            self._adoptable[_key(target.url)] = _Adoptable(
+                            self._renamable[_key(target.url)] = _Renamable(
                                 template, target.key, label, snapshot
                             )
                         stale[target.key] = target.backend.drop_templates(
@@ -341,7 +350,7 @@ class Provisioner:
                 target.backend.write_marker(target.url, target.fingerprint, schema.describe())
         for target in targets:
             template_name = _shown_name(templates[target.key])
-            if how == "build" and _key(target.url) in self._adoptable:
+            if how == "build" and _key(target.url) in self._renamable:
                 done = (
                     f"{schema.reached()} in {seconds:.2f}s; to be renamed to template {template_name} "
                     "once this process is done with it, unless a test committed into it"
@@ -360,41 +369,43 @@ class Provisioner:
             say(f"Test database {_where(target)}: {done}")
         return how
 
-    def _adopts_templates(self, backend: Backend, keepdb: bool) -> bool:
-        """Whether a database built now becomes its template later (:meth:`_adopt`), not a copy now.
+    def _renames_to_templates(self, backend: Backend, keepdb: bool, commits: bool) -> bool:
+        """Whether a database built now becomes its template later (:meth:`_rename_to_template`), not a copy now.
 
-        Not for a kept database (it outlives the run), nor when templates are
+        Not for a kept database (it outlives the run), nor for a class whose
+        tests commit for real (they change it), nor when templates are
         dropped at exit anyway, nor under a parallel runner: the other
         workers clone the template while this one runs its tests.
         """
         return (
-            backend.adopts_templates
+            backend.renames_to_templates
             and not keepdb
+            and not commits
             and worker_id() is None
             and environment.flag(KEEP_TEMPLATES_ENV, default=True)
         )
 
-    def _adopt(self, url: URL, backend: Backend) -> bool:
-        """Rename ``url``'s database to its template, if it is one to adopt and nothing was committed into it.
+    def _rename_to_template(self, url: URL, backend: Backend) -> bool:
+        """Rename ``url``'s database to its template, if it is to become one and nothing was committed into it.
 
         At exit, or when a class is about to replace the database. Under the
         template's lock, and only while no template of that name exists.
         Returns whether it was renamed; if not, the caller drops (or
         replaces) the database as any other, and the next run migrates.
         """
-        adoptable = self._adoptable.pop(_key(url), None)
-        if adoptable is None:
+        renamable = self._renamable.pop(_key(url), None)
+        if renamable is None:
             return False
-        name = _shown_name(adoptable.template)
-        with backend.lock(url, _lock_name(url, adoptable.key)):
-            if backend.has_template(adoptable.template, url):
+        name = _shown_name(renamable.template)
+        with backend.lock(url, _lock_name(url, renamable.key)):
+            if backend.has_template(renamable.template, url):
                 why: str | None = f"a template {name} exists already"
             else:
-                why = backend.adopt_as_template(url, adoptable.template, adoptable.snapshot, adoptable.label)
+                why = backend.rename_to_template(url, renamable.template, renamable.snapshot, renamable.label)
         if why is None:
             say(f"Test database {mask_url(url)}: renamed to template {name}")
             return True
-        say(f"Test database {mask_url(url)}: not kept as template {name} ({why}); dropped")
+        say(f"Test database {mask_url(url)}: not renamed to template {name}: {why}")
         return False
 
     def _clone(
@@ -497,10 +508,10 @@ class Provisioner:
         for database in databases:
             if database.keep:
                 continue
-            adopted = False
+            renamed = False
             with contextlib.suppress(Exception):  # the server may already be gone
-                adopted = self._adopt(database.url, database.backend)
-            if not adopted:
+                renamed = self._rename_to_template(database.url, database.backend)
+            if not renamed:
                 with contextlib.suppress(Exception):
                     database.backend.drop(database.url)
         if not environment.flag(KEEP_TEMPLATES_ENV, default=True):
@@ -586,7 +597,7 @@ class Provisioner:
         # What the parent built is the parent's to drop, never the child's.
         self._databases = {}
         self._templates = {}
-        self._adoptable = {}
+        self._renamable = {}
         self._tempdir = None
         self._registered_in = None
         self._dropping = False

@@ -72,6 +72,9 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
     #: their schema fingerprint still matches (Django's ``--keepdb``). Also on
     #: for every class when ``TRANSACTIONAL_TESTCASE_KEEPDB=1``.
     keepdb: t.ClassVar[bool] = False
+    #: Whether the class's tests commit for real: then its databases do not
+    #: stay as their build made them (see ``Provisioner.ensure``).
+    _tt_commits: t.ClassVar[bool] = False
 
     # -- hooks ---------------------------------------------------------------------
 
@@ -119,7 +122,9 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
         schema = schema_source(cls.alembic_config, app, extension, cls.__qualname__)
         settings = cls._tt_settings(engines, requested)
         try:
-            provisioner.ensure(app, extension, engines, schema, settings, keepdb=cls._tt_keepdb())
+            provisioner.ensure(
+                app, extension, engines, schema, settings, keepdb=cls._tt_keepdb(), commits=cls._tt_commits
+            )
         except MigrationError as exc:
             memory = [
                 (key, e)

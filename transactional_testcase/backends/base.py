@@ -64,9 +64,9 @@ class Backend:
     #: then it may go to a class whose app set its sessions up otherwise.
     resets_sessions: t.ClassVar[bool] = False
     #: Whether a database built in a run can become its own template when the
-    #: run no longer needs it (:meth:`snapshot`, :meth:`adopt_as_template`):
+    #: run no longer needs it (:meth:`snapshot`, :meth:`rename_to_template`):
     #: one cheap rename instead of a copy after the build and a drop at exit.
-    adopts_templates: t.ClassVar[bool] = False
+    renames_to_templates: t.ClassVar[bool] = False
 
     def database_name(self, url: URL) -> str:
         """The name whose ``test`` marker makes a database safe to drop."""
@@ -141,7 +141,7 @@ class Backend:
         raise NotImplementedError
 
     def snapshot(self, engine: Engine) -> t.Any:
-        """What the freshly built database ``engine`` points at is, for :meth:`adopt_as_template`.
+        """What the freshly built database ``engine`` points at is, for :meth:`rename_to_template`.
 
         None: it cannot be compared later (a table this role cannot read);
         its template is then saved as a copy at once.
@@ -150,7 +150,7 @@ class Backend:
         """
         return None
 
-    def adopt_as_template(self, url: URL, template: URL, snapshot: t.Any, label: str) -> str | None:
+    def rename_to_template(self, url: URL, template: URL, snapshot: t.Any, label: str) -> str | None:
         """Rename the database ``url`` to ``template`` if it is as :meth:`snapshot` saw it.
 
         Nobody may be connected to it. Counters the tests advanced are set

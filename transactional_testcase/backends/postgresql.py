@@ -95,11 +95,11 @@ FROM pg_database d WHERE d.datname = current_database()
 #: and indexes, rolled-back rows included) and still be renamed as it is:
 #: beyond that, the tables that grew are compacted first, or every clone
 #: would copy the dead rows of the run that made the template.
-_ADOPT_GROWTH = 1 << 20
+_RENAME_GROWTH = 1 << 20
 
 
 class _Snapshot(t.NamedTuple):
-    """A freshly built database as :meth:`PostgreSQLBackend.adopt_as_template` compares it."""
+    """A freshly built database as :meth:`PostgreSQLBackend.rename_to_template` compares it."""
 
     #: The next transaction id (32 bits) when it was taken: a row written
     #: since has an ``xmin`` no older than this.
@@ -123,7 +123,7 @@ class PostgreSQLBackend(Backend):
     # invalid_password, invalid_authorization_specification (no such role,
     # pg_hba refusal), invalid_catalog_name, insufficient_privilege.
     connect_failures = {"28P01": "auth", "28000": "auth", "3D000": "missing", "42501": "permission"}
-    adopts_templates = True
+    renames_to_templates = True
 
     def name_limit(self, name: str) -> str | None:
         size = len(name.encode())
@@ -226,7 +226,7 @@ class PostgreSQLBackend(Backend):
             database,
         )
 
-    def adopt_as_template(self, url: URL, template: URL, snapshot: t.Any, label: str) -> str | None:
+    def rename_to_template(self, url: URL, template: URL, snapshot: t.Any, label: str) -> str | None:
         if not isinstance(snapshot, _Snapshot):
             return "it was never compared"
         name = url.database or ""
@@ -469,7 +469,7 @@ def _compact_if_grown(conn: Connection, snapshot: _Snapshot) -> None:
         )
     ).all()
     grown = [names[i] for i, size in sizes if size > snapshot.sizes[names[i]]]
-    if sum(size - snapshot.sizes[names[i]] for i, size in sizes) > _ADOPT_GROWTH:
+    if sum(size - snapshot.sizes[names[i]] for i, size in sizes) > _RENAME_GROWTH:
         for name in grown:
             conn.exec_driver_sql(f"VACUUM FULL {name}")
 
