@@ -5,9 +5,8 @@ Plain unittest discovery of ``tests/``, ending with one line of totals,
 non-zero on any failure or error.
 
 The whole suite runs in two processes side by side: the modules that mostly
-wait on child processes (runners' worker pools, provisioners racing for a
-template) and the long state machine in one (``SECOND``), everything else in
-the other. While they run, each prints a progress line at least every
+wait on child processes (runners' worker pools, pytest sessions) and the long
+state machines in one (``SECOND``), everything else in the other. While they run, each prints a progress line at least every
 ``PROGRESS_SECONDS`` (tests run so far, failures, time), which this process
 shows at once; their full reports follow when both are done, then the totals
 of both. The second process gets database names of its own (``p2_`` before
@@ -35,7 +34,6 @@ from transactional_testcase import app_testcase
 SECOND = (
     "tests.test_runners",
     "tests.test_runners_lite",
-    "tests.test_provisioning",
     "tests.test_state_machine",
     "tests.test_state_machine_lite",
     "tests.test_pytest_plugin",
