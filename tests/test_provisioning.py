@@ -923,6 +923,16 @@ class _AdoptionChecks(_Outer):
             self.assertEqual(conn.exec_driver_sql("SELECT nextval('prov_items_id_seq')").scalar(), 2)
             self.assertEqual(conn.exec_driver_sql("SELECT name FROM prov_items").scalars().all(), ["seeded"])
 
+    def test_a_database_without_tables_of_its_own_is_renamed(self) -> None:
+        url = sa.make_url(bind_url(self.backend, "prov_adopt_bare"))
+        template = url.set(database=f"{url.database}_tpl")
+        for each in (url, template):
+            self.addCleanup(drop_database, each, force=True)
+        backend = backend_for(url)
+        backend.recreate(url)
+        self.assertIsNone(backend.rename_to_template(url, template, self.snapshot(url), ""))
+        self.assertTrue(database_exists(template))
+
     def test_a_connection_left_open_does_not_stop_the_rename(self) -> None:
         """As ``DROP ... WITH (FORCE)`` would, the rename ends it (an engine nobody disposed)."""
         backend = backend_for(sa.make_url(bind_url(self.backend, "prov_adopt_check")))

@@ -350,13 +350,13 @@ class Provisioner:
                 target.backend.write_marker(target.url, target.fingerprint, schema.describe())
         for target in targets:
             template_name = _shown_name(templates[target.key])
-            if how == "build" and _key(target.url) in self._renamable:
-                done = (
-                    f"{schema.reached()} in {seconds:.2f}s; to be renamed to template {template_name} "
-                    "once this process is done with it, unless a test committed into it"
+            if how == "build":
+                done = f"{schema.reached()} in {seconds:.2f}s; " + (
+                    f"to be renamed to template {template_name} once this process is done with it, "
+                    "unless a test committed into it"
+                    if _key(target.url) in self._renamable
+                    else f"saved as template {template_name}"
                 )
-            elif how == "build":
-                done = f"{schema.reached()} in {seconds:.2f}s; saved as template {template_name}"
                 dropped = stale.get(target.key)
                 if dropped:
                     done += f" (dropped the stale {', '.join(dropped)})"
