@@ -14,6 +14,7 @@ the driver pays for that import, the original's too.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -99,8 +100,9 @@ def bytecode_cached(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+@functools.cache
 def _fill_bytecode_cache() -> None:
-    """Import, untimed, what the small suites import, so that no round compiles it."""
+    """Import, untimed, what the small suites import, so that no round compiles it (once a run)."""
     script = os.path.join(WORK, "fill_bytecode_cache.py")
     with open(script, "w") as f:
         f.write(

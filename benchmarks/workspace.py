@@ -53,11 +53,11 @@ def _import_library() -> None:
 def child_env(**extra: str) -> dict[str, str]:
     """This process's environment for a subprocess, plus ``extra``.
 
-    A subprocess imports the very library this process measures (whatever
-    ``PYTHONPATH`` named: an older checkout, for a before-and-after), then
-    this repository's ``benchmarks``: a folder of our own holding only a link
-    to the library comes first on its path, so an older checkout's own
-    ``benchmarks`` never shadows these.
+    A subprocess imports the very library this process measures (with
+    ``BENCH_LIBRARY``, an older checkout's), then this repository's
+    ``benchmarks``: a folder of our own holding only a link to the library
+    comes first on its path, so an older checkout's own ``benchmarks`` never
+    shadows these.
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([_library_only(), str(ROOT), env.get("PYTHONPATH", "")]).rstrip(

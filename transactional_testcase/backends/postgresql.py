@@ -66,10 +66,12 @@ ORDER BY 1
 #: The tables whose rows tell whether a transaction committed into the database
 #: since a snapshot: the user's and the database's own catalogs (committed DDL
 #: writes those), less the planner's statistics (ANALYZE, autovacuum's too,
-#: writes them) and other sessions' temporary tables. Whether this role may
-#: read each: a catalog it may not read (``pg_user_mapping``) is left out.
+#: writes them) and other sessions' temporary tables. Whether each is the
+#: server's own (``pg_catalog``, ``information_schema``) and whether this role
+#: may read it: a catalog it may not read (``pg_user_mapping``) is left out.
 _PG_SNAPSHOT_TABLES = """
-SELECT c.oid::regclass::text, c.relnamespace = 'pg_catalog'::regnamespace,
+SELECT c.oid::regclass::text,
+       c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace),
        has_table_privilege(c.oid, 'SELECT')
 FROM pg_class c
 WHERE c.relkind = 'r' AND NOT c.relisshared AND c.relpersistence <> 't'
@@ -463,6 +465,8 @@ def _restore_sequences(conn: Connection, snapshot: _Snapshot) -> None:
 def _compact_if_grown(conn: Connection, snapshot: _Snapshot) -> None:
     """Rewrite the tables that grew by rows the tests rolled back, when they grew by much."""
     names = list(snapshot.sizes)
+    if not names:  # nothing of the user's (as CREATE DATABASE makes it)
+        return
     sizes = conn.exec_driver_sql(
         " UNION ALL ".join(
             f"SELECT {i}, pg_total_relation_size({_literal(name)}::regclass)" for i, name in enumerate(names)
