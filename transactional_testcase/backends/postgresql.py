@@ -202,9 +202,13 @@ class PostgreSQLBackend(Backend):
                 return None  # what it cannot read, it could not compare
             names = [name for name, _, readable in tables if readable]
             user_tables = {name for name, catalog, _ in tables if not catalog}
+            # Sizes of the user's tables only: each is a stat() of every file
+            # of the table, its indexes and TOAST, and catalogs are never compacted.
             counted = conn.exec_driver_sql(
                 " UNION ALL ".join(
-                    f"SELECT {i}, count(*), pg_total_relation_size({_literal(name)}::regclass) FROM {name}"
+                    f"SELECT {i}, count(*), "
+                    + (f"pg_total_relation_size({_literal(name)}::regclass)" if name in user_tables else "0")
+                    + f" FROM {name}"
                     for i, name in enumerate(names)
                 )
             ).all()
