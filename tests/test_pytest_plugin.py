@@ -95,6 +95,29 @@ class ImportCostTest(unittest.TestCase):
             ],
         )
 
+    def test_every_public_name_is_listed_once_for_each_reader(self) -> None:
+        """``__all__`` (star imports, docs), ``_EXPORTS`` (the lazy import) and the type checkers' imports agree.
+
+        The three are lists of one set of names because a static checker reads
+        only a literal ``__all__`` and plain imports: this keeps them one.
+        """
+        import ast
+
+        import transactional_testcase as tt
+
+        with open(tt.__file__) as f:
+            tree = ast.parse(f.read())
+        checked: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and ast.unparse(node.test) == "t.TYPE_CHECKING":
+                for statement in node.body:
+                    assert isinstance(statement, ast.ImportFrom)
+                    checked.update({alias.name: statement.module or "" for alias in statement.names})
+        self.assertEqual(sorted(tt.__all__), sorted(tt._EXPORTS))
+        self.assertEqual(checked, tt._EXPORTS)
+        for name in tt.__all__:
+            self.assertEqual(getattr(tt, name).__module__.rsplit(".", 1)[-1], tt._EXPORTS[name], name)
+
     def test_a_run_without_the_library_never_imports_it(self) -> None:
         """A session that used no fixture and no class ends without importing the library."""
         folder = tempfile.mkdtemp(prefix="tt_plugin_")

@@ -31,7 +31,10 @@ templates go to a temporary ``TRANSACTIONAL_TESTCASE_CACHE`` of each test.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -473,6 +476,49 @@ class RevisionFiles(unittest.TestCase):
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
         )
         self.assertEqual(done.stdout.strip(), "[]", done.stderr)
+
+
+class SaidOnce(unittest.TestCase):
+    """With ``TRANSACTIONAL_TESTCASE_VERBOSE=1``, a line logging shows on the terminal is not printed again."""
+
+    def say(self, handler_stream: t.Callable[[], t.Any] | None) -> tuple[str, str]:
+        """What stderr and the handler's stream got from one ``say()``: (stderr, handler)."""
+        stderr = io.StringIO()
+        logger = provisioning.logger
+        saved = logger.level, logger.handlers[:], os.environ.get(environment.VERBOSE)
+        os.environ[environment.VERBOSE] = "1"
+        logger.setLevel(logging.INFO)
+        handler = None
+        try:
+            with contextlib.redirect_stderr(stderr):
+                if handler_stream is not None:
+                    handler = logging.StreamHandler(handler_stream())
+                    logger.addHandler(handler)
+                provisioning.say("a provisioning line")
+        finally:
+            logger.setLevel(saved[0])
+            logger.handlers[:] = saved[1]
+            if saved[2] is None:
+                os.environ.pop(environment.VERBOSE)
+            else:
+                os.environ[environment.VERBOSE] = saved[2]
+        shown = handler.stream.getvalue() if handler is not None and handler.stream is not stderr else ""
+        return stderr.getvalue(), shown
+
+    def test_printed_without_a_terminal_handler(self) -> None:
+        stderr, _ = self.say(None)
+        self.assertEqual(stderr.count("a provisioning line"), 1, stderr)
+        self.assertIn("transactional_testcase: ", stderr)
+
+    def test_not_printed_again_when_logging_writes_to_stderr(self) -> None:
+        stderr, _ = self.say(lambda: sys.stderr)  # as basicConfig(level=INFO) makes it
+        self.assertEqual(stderr.count("a provisioning line"), 1, stderr)
+        self.assertNotIn("transactional_testcase: ", stderr, "the handler's line, not the print")
+
+    def test_printed_when_logging_writes_elsewhere(self) -> None:
+        stderr, shown = self.say(io.StringIO)  # a log file, a capture
+        self.assertEqual(stderr.count("a provisioning line"), 1, stderr)
+        self.assertEqual(shown.count("a provisioning line"), 1, shown)
 
 
 class Names(unittest.TestCase):

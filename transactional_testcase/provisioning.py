@@ -67,10 +67,32 @@ logger = logging.getLogger("transactional_testcase")
 
 
 def say(message: str) -> None:
-    """Log ``message`` at INFO; print it to stderr too with ``TRANSACTIONAL_TESTCASE_VERBOSE=1``."""
+    """Log ``message`` at INFO; print it to stderr too with ``TRANSACTIONAL_TESTCASE_VERBOSE=1``.
+
+    Printed only if logging does not show it on the terminal already (a
+    ``basicConfig(level=INFO)``, pytest's live logs): said once, not twice.
+
+    .. versionchanged:: 0.6
+       Not printed when logging already shows it.
+    """
     logger.info(message)
-    if environment.flag(VERBOSE_ENV):
+    if environment.flag(VERBOSE_ENV) and not _shown_by_logging():
         print(f"transactional_testcase: {message}", file=sys.stderr, flush=True)
+
+
+def _shown_by_logging() -> bool:
+    """Whether an INFO line of :data:`logger` reaches a handler that writes to stdout or stderr."""
+    if not logger.isEnabledFor(logging.INFO):
+        return False
+    terminal = {id(stream) for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)}
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            stream = getattr(handler, "stream", None)
+            if handler.level <= logging.INFO and stream is not None and id(stream) in terminal:
+                return True
+        current = current.parent if current.propagate else None
+    return False
 
 
 def worker_id() -> str | None:
