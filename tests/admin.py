@@ -109,8 +109,13 @@ def table_names(url: str) -> set[str]:
         return set(sa.inspect(conn).get_table_names())
 
 
+#: The version tables of the test apps' migrations: Alembic's, and the one
+#: ``plain_alembic/own_version_table`` names. Their rows are the schema's own.
+VERSION_TABLES = frozenset({"alembic_version", "widgets_version"})
+
+
 def delete_all_rows(url: str) -> None:
-    """Delete every row but ``alembic_version``'s (children first), so later tests start clean.
+    """Delete every row but the version tables' (children first), so later tests start clean.
 
     For after a broken isolation: what it committed for real must not reach the next test.
     """
@@ -118,16 +123,16 @@ def delete_all_rows(url: str) -> None:
         metadata = sa.MetaData()
         metadata.reflect(conn)
         for table in reversed(metadata.sorted_tables):
-            if table.name != "alembic_version":
+            if table.name not in VERSION_TABLES:
                 conn.execute(table.delete())
 
 
 def leftover_rows(url: str) -> dict[str, int]:
-    """Rows in every table but alembic_version, seen through a connection of our own."""
+    """Rows in every table but the version tables, seen through a connection of our own."""
     with own_connection(url) as conn:
         counts = {}
         for table in sa.inspect(conn).get_table_names():
-            if table == "alembic_version":
+            if table in VERSION_TABLES:
                 continue
             n = conn.execute(
                 sa.text(f"SELECT COUNT(*) FROM {conn.dialect.identifier_preparer.quote(table)}")
@@ -138,7 +143,7 @@ def leftover_rows(url: str) -> dict[str, int]:
 
 
 def assert_no_leftover_rows(who: str, urls: t.Iterable[str]) -> None:
-    """Fail, naming ``who``, when a database at ``urls`` holds a row (``alembic_version`` aside).
+    """Fail, naming ``who``, when a database at ``urls`` holds a row (the version tables aside).
 
     For after a class: whatever its tests committed must have been undone.
     """

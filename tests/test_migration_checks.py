@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from tests.admin import database_exists
-from tests.apps import checks_blog
+from tests.apps import checks_blog, plain_alembic
 from tests.apps.checks_blog import drift, multidb
 from tests.matrix import (
     BACKENDS,
@@ -174,6 +174,34 @@ class PlainEnvMigrations(_ChecksOnBackend):
     def test_plain_env_needs_no_flask_migrate(self) -> None:
         self.assertUpDownRoundTrip()
         self.assertNotIn("migrate", self.app.extensions)
+
+
+@per_backend(mc.MigrationsTestCase)
+class OwnVersionTableMigrations(_ChecksOnBackend):
+    """Revisions kept in a version table env.py names (``widgets_version``): the four checks pass.
+
+    Upgrading from base looks for that table, not ``alembic_version``, and
+    autogenerate leaves it out of the comparison with the models.
+    """
+
+    fixture = "own_version"
+    alembic_config = plain_alembic.OWN_VERSION_TABLE_INI
+
+    @classmethod
+    def create_app(cls, config: dict[str, t.Any]) -> Flask:
+        return plain_alembic.create_app(config)
+
+    def test_the_named_table_holds_the_revision(self) -> None:
+        migrations = self.get_migrations()
+        with self._tt_databases() as databases:
+            tables = self._tt_upgrade_from_base(migrations, databases)
+            with databases.engines[None].connect() as conn:
+                names = set(sa.inspect(conn).get_table_names())
+                version = conn.execute(sa.text("SELECT version_num FROM widgets_version")).scalars().all()
+        self.assertEqual([table.name for table in tables], ["widgets_version"])
+        self.assertIn("widgets_version", names)
+        self.assertNotIn("alembic_version", names)
+        self.assertEqual(version, list(migrations.heads()))
 
 
 @per_backend(mc.MigrationsTestCase)

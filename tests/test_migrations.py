@@ -381,6 +381,26 @@ class PlainAlembicLayout(MigratedCase):
 
 
 @on_all_backends
+class OwnVersionTable(MigratedCase):
+    """An env.py that names its own ``version_table``: migrated, its revision kept there."""
+
+    purpose = "own_version"
+    alembic_config = plain_alembic.OWN_VERSION_TABLE_INI
+
+    @classmethod
+    def create_app(cls, config: dict[str, t.Any]) -> Flask:
+        return plain_alembic.create_app(config)
+
+    def test_migrated_to_head_with_the_revision_in_the_named_table(self) -> None:
+        self.assertEqual(self.upgrades, 1)
+        tables = table_names(self)
+        self.assertLessEqual({"widgets", "parts", "widgets_version"}, tables)
+        self.assertNotIn("alembic_version", tables)
+        found = self.session.execute(sa.text("SELECT version_num FROM widgets_version")).scalars()
+        self.assertEqual(set(found), PLAIN_HEADS)
+
+
+@on_all_backends
 class CreateAllInsteadOfMigrations(MigratedCase, LibraryIsolation):
     """``alembic_config = False``: db.create_all(), Alembic never runs."""
 

@@ -25,7 +25,7 @@ if t.TYPE_CHECKING:
     from .migration_checks import MigrationAssertionsMixin, MigrationsTestCase
     from .testcase import DatabaseTestCase, TransactionalTestCase
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 #: Where each public name lives.
 _EXPORTS = {

@@ -39,7 +39,7 @@ import warnings
 
 import sqlalchemy as sa
 from flask import Flask
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from ._compat import (
     flask_alembic_engines,
@@ -70,6 +70,37 @@ DEFAULT_LOCATIONS = ("alembic.ini", os.path.join("migrations", "alembic.ini"))
 
 class MigrationFailure(Exception):
     """Alembic failed; ``str()`` is ``ErrorType: first line (revision R, file, line N)``."""
+
+
+class VersionTable(t.NamedTuple):
+    """Where a migrated database keeps its revisions: what ``env.py`` passed to ``context.configure``.
+
+    ``alembic_version`` unless ``env.py`` says ``version_table=`` (and
+    ``version_table_schema=``): known once migrations ran, from the
+    ``MigrationContext`` Alembic hands to the steps function.
+
+    .. versionadded:: 0.6
+    """
+
+    name: str
+    schema: str | None
+
+    def exists(self, connection: Connection) -> bool:
+        """Whether the database of ``connection`` has this table (the migrations reached it)."""
+        return sa.inspect(connection).has_table(self.name, schema=self.schema)
+
+
+def reached(engine: Engine, tables: t.Iterable[VersionTable]) -> bool:
+    """Whether migrations that kept their revisions in ``tables`` reached ``engine``'s database.
+
+    An ``env.py`` that builds its own engine from ``sqlalchemy.url`` migrates
+    another database than the one handed over (for in-memory SQLite, a second
+    empty one): then none of its version tables is in this one.
+
+    .. versionadded:: 0.6
+    """
+    with engine.connect() as connection:
+        return any(table.exists(connection) for table in tables)
 
 
 class AlembicProject:
@@ -280,10 +311,15 @@ class AlembicProject:
         engines: t.Mapping[BindKey, Engine],
         destination: str = "heads",
         upgrade: bool = True,
-    ) -> None:
+    ) -> tuple[VersionTable, ...]:
         """``alembic upgrade destination`` (or ``downgrade``) on ``engines``, in-process.
 
-        Raises :class:`MigrationFailure` for anything the migrations raise.
+        Returns the version tables of the databases it ran on (one per
+        ``context.configure`` of ``env.py``). Raises :class:`MigrationFailure`
+        for anything the migrations raise.
+
+        .. versionchanged:: 0.6
+           Returns the version tables.
         """
         from alembic.runtime.environment import EnvironmentContext
 
@@ -297,24 +333,37 @@ class AlembicProject:
             )
             saved = extension.engines()
             extension.point(engines)
+            tables: list[VersionTable] = []
             try:
                 with self.running(engines.values()), engine.begin() as connection:
                     config.attributes["connection"] = connection
-                    steps = self.steps(destination, upgrade)
+                    steps = self.steps(destination, upgrade, tables)
                     with EnvironmentContext(config, script, fn=steps, destination_rev=destination):
                         script.run_env()
             finally:
                 config.attributes.pop("connection", None)
                 extension.point(saved)
+        return tuple(tables)
 
-    def steps(self, destination: str, upgrade: bool) -> t.Callable[[t.Any, MigrationContext], t.Any]:
+    def steps(
+        self, destination: str, upgrade: bool, tables: list[VersionTable]
+    ) -> t.Callable[[t.Any, MigrationContext], t.Any]:
         """Alembic's migration function to ``destination``: the steps from a database's revisions.
 
+        Called once per database ``env.py`` migrates: each one's version table
+        is added to ``tables``.
+
         .. versionadded:: 0.5
+
+        .. versionchanged:: 0.6
+           ``tables``.
         """
         script = self.script
 
         def steps(rev: t.Any, context: MigrationContext) -> t.Any:
+            table = VersionTable(context.version_table, context.version_table_schema)
+            if table not in tables:
+                tables.append(table)
             return revision_steps(script, destination, rev, upgrade)
 
         return steps
@@ -420,7 +469,7 @@ class FlaskAlembicProject(AlembicProject):
         engines: t.Mapping[BindKey, Engine],
         destination: str = "heads",
         upgrade: bool = True,
-    ) -> None:
+    ) -> tuple[VersionTable, ...]:
         """Flask-Alembic's ``run_migrations`` on ``engines``: ``upgrade``/``downgrade`` to ``destination``.
 
         Flask-Alembic is handed ``engines`` as its own (``Alembic.engines``,
@@ -434,8 +483,10 @@ class FlaskAlembicProject(AlembicProject):
         """
         alembic = app.extensions["alembic"]
         own = {"default" if key is None else str(key): engine for key, engine in engines.items()}
+        tables: list[VersionTable] = []
         with app.app_context(), self.running(engines.values()), flask_alembic_engines(alembic, app, own):
-            alembic.run_migrations(self.steps(destination, upgrade))
+            alembic.run_migrations(self.steps(destination, upgrade, tables))
+        return tuple(tables)
 
     def target_metadatas(self, app: Flask, extension: Extension) -> dict[BindKey, tuple[MetaData, ...]]:
         """Flask-Alembic's metadata per key (given to it, else the default engine's models, as it does)."""

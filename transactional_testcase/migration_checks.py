@@ -25,9 +25,9 @@ Flask-Alembic is migrated by the extension, handed the migrations databases
 as its engines.
 
 Binds: every engine of the app gets a migrations database. The models of a
-bind are compared with it when the migrations reached it (it has an
-``alembic_version`` table after the upgrade, as with Flask-Migrate's multi-db
-``env.py``); binds that ``env.py`` does not migrate are left out of the
+bind are compared with it when the migrations reached it (it has their
+version table after the upgrade: ``alembic_version``, or what ``env.py`` names
+``version_table``; as with Flask-Migrate's multi-db ``env.py``); binds that ``env.py`` does not migrate are left out of the
 comparison, since their schema does not come from the migrations.
 """
 
@@ -43,7 +43,15 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from ._types import BindKey
-from .alembic_runner import AlembicProject, AlembicSetting, MigrationFailure, alembic_project, quiet_alembic
+from .alembic_runner import (
+    AlembicProject,
+    AlembicSetting,
+    MigrationFailure,
+    VersionTable,
+    alembic_project,
+    quiet_alembic,
+    reached,
+)
 from .app_testcase import AppTestCase
 from .backends import backend_for, check_driver, check_safe
 from .errors import ConfigurationError, mask_url
@@ -326,7 +334,7 @@ class MigrationAssertionsMixin(_TestCaseBase):
         except MigrationFailure as failure:
             self.fail(self._formatMessage(msg, str(failure)))
 
-    def _tt_check(self, msg: str | None, check: t.Callable[[], None]) -> None:
+    def _tt_check(self, msg: str | None, check: t.Callable[[], object]) -> None:
         try:
             check()
         except _Failure as failure:
@@ -370,38 +378,47 @@ class MigrationAssertionsMixin(_TestCaseBase):
         destination: str,
         upgrade: bool,
         doing: str,
-    ) -> None:
-        """``alembic upgrade/downgrade destination`` on the migrations databases; a failure if it fails."""
+    ) -> tuple[VersionTable, ...]:
+        """``alembic upgrade/downgrade destination`` on the migrations databases; a failure if it fails.
+
+        Returns the version tables the migrations used.
+        """
         try:
-            migrations.migrate(self.app, self._tt_extension(), databases.engines, destination, upgrade)
+            return migrations.migrate(self.app, self._tt_extension(), databases.engines, destination, upgrade)
         except MigrationFailure as failure:
             raise _Failure(f"{doing} failed: {failure}") from None
 
-    def _tt_upgrade_from_base(self, migrations: AlembicProject, databases: _MigrationsDatabases) -> None:
-        self._tt_run(
+    def _tt_upgrade_from_base(
+        self, migrations: AlembicProject, databases: _MigrationsDatabases
+    ) -> tuple[VersionTable, ...]:
+        """Upgrade the empty databases to head: the version tables used, which must be in them."""
+        tables = self._tt_run(
             migrations,
             databases,
             "heads",
             True,
             f"upgrading the empty database {databases.describe()} to head",
         )
-        with databases.engines[None].connect() as conn:
-            migrated = sa.inspect(conn).has_table("alembic_version")
-        if migrations.heads() and not migrated:
+        if migrations.heads() and not reached(databases.engines[None], tables):
+            names = ", ".join(table.name for table in tables) or "alembic_version"
             raise _Failure(
-                f"upgrading {databases.describe()} to head left no alembic_version table "
+                f"upgrading {databases.describe()} to head left no {names} table "
                 f"in it: the env.py in {migrations.location} migrated another database. "
                 "It must use config.attributes['connection'] (Alembic's 'sharing a "
                 "connection' recipe) or current_app's db.engine."
             )
+        return tables
 
     def _tt_compare(self, migrations: AlembicProject, databases: _MigrationsDatabases) -> None:
         from alembic.autogenerate import compare_metadata
         from alembic.runtime.migration import MigrationContext
 
-        self._tt_upgrade_from_base(migrations, databases)
+        tables = self._tt_upgrade_from_base(migrations, databases)
         opts = migrations.comparison_options(self.app)
         opts.pop("process_revision_directives", None)
+        if tables:  # else autogenerate would report env.py's own version table as not in the models
+            opts.setdefault("version_table", tables[0].name)
+            opts.setdefault("version_table_schema", tables[0].schema)
         if self.compare_server_default:
             opts["compare_server_default"] = True
         lines: list[str] = []
@@ -417,7 +434,7 @@ class MigrationAssertionsMixin(_TestCaseBase):
             found = metadatas.get(key, ())
             # Quiet: Flask-Alembic gives the alembic logger a handler at INFO.
             with quiet_alembic(), engine.connect() as conn:
-                if key is not None and not sa.inspect(conn).has_table("alembic_version"):
+                if key is not None and not any(table.exists(conn) for table in tables):
                     continue  # env.py does not migrate this bind
                 metadata: t.Any = found[0] if len(found) == 1 else list(found) or sa.MetaData()
                 context = MigrationContext.configure(connection=conn, opts=dict(opts))

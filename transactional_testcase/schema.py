@@ -15,12 +15,11 @@ import hashlib
 import os
 import typing as t
 
-import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import Engine
 
 from ._types import BindKey
-from .alembic_runner import AlembicProject, AlembicSetting, MigrationFailure, alembic_project
+from .alembic_runner import AlembicProject, AlembicSetting, MigrationFailure, alembic_project, reached
 from .errors import MigrationError, mask_url
 
 if t.TYPE_CHECKING:
@@ -136,10 +135,10 @@ class AlembicSchema(SchemaSource):
         heads = self._heads = self.heads()
         url = engines[None].url
         try:
-            self.project.migrate(app, extension, engines)
+            tables = self.project.migrate(app, extension, engines)
         except MigrationFailure as failure:
             raise MigrationError(f"migrating {mask_url(url)} to head failed: {failure}") from None
-        if heads and not sa.inspect(engines[None]).has_table("alembic_version"):
+        if heads and not reached(engines[None], tables):
             # An env.py that builds its own engine from sqlalchemy.url migrates
             # a second, empty in-memory database instead of the app's.
             raise MigrationError(

@@ -7,6 +7,8 @@ caller hands one over and builds its own engine from ``sqlalchemy.url``
 otherwise. ``own_engine/`` runs the same two revisions (read through
 ``version_locations``) with an env.py that always builds its own engine (fine for files and servers, but it cannot reach
 an in-memory SQLite database that lives in the app's connection).
+``own_version_table/`` runs them with an env.py that keeps the revision in
+``widgets_version`` (Alembic's ``version_table``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ALEMBIC_INI = os.path.join(HERE, "alembic.ini")
 SCRIPTS = os.path.join(HERE, "alembic")
 OWN_ENGINE_INI = os.path.join(HERE, "own_engine", "alembic.ini")
+OWN_VERSION_TABLE_INI = os.path.join(HERE, "own_version_table", "alembic.ini")
 
 
 # The default model class: the version matrix includes Flask-SQLAlchemy 3.0,
