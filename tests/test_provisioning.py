@@ -809,24 +809,32 @@ class _Adoption(_Processes):
         )
 
     def test_a_database_something_was_committed_into_is_dropped_not_renamed(self) -> None:
+        """Dropped, and recorded: the next build copies its template at once, the run after clones."""
         for mode in ("escape_rows", "escape_schema"):
             with self.subTest(mode=mode):
                 url = self.database(f"adopt_{mode[7:]}")
-                first, later = self.children(
-                    *[{provisioning.KEEP_TEMPLATES_ENV: "1", provisioning.VERBOSE_ENV: "1"}] * 2
+                first, later, third = self.children(
+                    *[{provisioning.KEEP_TEMPLATES_ENV: "1", provisioning.VERBOSE_ENV: "1"}] * 3
                 )
                 escaped = first.run(url=url, alembic=V1, mode=mode)
                 self.assertEqual(escaped.stats["build"], 1, escaped.output)
                 self.assertRegex(
                     escaped.output,
-                    r"not renamed to template tt_tpl_\w+: (.+ changed|tables were created or dropped)$",
+                    r"not renamed to template tt_tpl_\w+: (.+ changed|tables were created or dropped); "
+                    r"the next build copies its template at once$",
                 )
                 self.assertFalse(database_exists(url), "the test database outlived its process")
                 self.assertEqual(
                     self.templates(url), set(), "a database with a committed change became a template"
                 )
-                rebuilt = later.run(url=url, alembic=V1)
-                self.assertRan(rebuilt, build=1)
+                # The same commit again: the build copied the template before the tests ran.
+                again = later.run(url=url, alembic=V1, mode=mode)
+                self.assertEqual(again.stats["build"], 1, again.output)
+                self.assertIn("saved as template", again.output)
+                self.assertNotIn("to be renamed", again.output)
+                self.assertEqual(len(self.templates(url)), 1, again.output)
+                rebuilt = third.run(url=url, alembic=V1)
+                self.assertRan(rebuilt, clone=1)
                 self.assertNotIn("prov_escaped", rebuilt.tables)
                 self.assertEqual(rebuilt.seen["rows"], 0)
 

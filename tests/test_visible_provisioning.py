@@ -69,6 +69,8 @@ CHILD_UNSET = (
     environment.VERBOSE,
     environment.DATABASE_URL,
 )
+#: How a line the library prints starts, and one of its INFO lines as basicConfig shows it.
+PRINTED, LOGGED = "transactional_testcase: ", "INFO:transactional_testcase:"
 #: A line Alembic logs (``INFO:alembic.runtime.migration:...`` with basicConfig's format).
 ALEMBIC_LINE = re.compile(r"^\w+:alembic", re.MULTILINE)
 
@@ -127,8 +129,22 @@ class Report(t.NamedTuple):
 
     @property
     def lines(self) -> list[str]:
-        """The lines provisioning printed (TRANSACTIONAL_TESTCASE_VERBOSE=1)."""
-        return [ln for ln in self.stderr.splitlines() if ln.startswith("transactional_testcase: ")]
+        """What provisioning said of the databases on stderr, as ``transactional_testcase: Test database ...``.
+
+        Printed with ``TRANSACTIONAL_TESTCASE_VERBOSE=1``, unless logging shows
+        it already (the child's ``basicConfig``: ``INFO:transactional_testcase:``).
+        """
+        said = []
+        for ln in self.stderr.splitlines():
+            for prefix in (PRINTED, LOGGED):
+                if ln.startswith(prefix + "Test database "):
+                    said.append(PRINTED + ln[len(prefix) :])
+        return said
+
+    @property
+    def printed(self) -> list[str]:
+        """The lines the library printed itself (not through logging)."""
+        return [ln for ln in self.stderr.splitlines() if ln.startswith(PRINTED)]
 
 
 if t.TYPE_CHECKING:
@@ -295,9 +311,18 @@ class _Lines(_Children):
     def test_quiet_without_the_switch(self) -> None:
         url = self.database("quiet")
         report = self.run_child(url=url, env={environment.VERBOSE: "0"})
-        self.assertEqual(report.lines, [], report.output)
+        self.assertEqual(report.printed, [], report.output)
         # Still logged: the app's basicConfig shows the library's INFO lines.
         self.assertIn("INFO:transactional_testcase:Test database", report.stderr)
+
+    def test_said_once_when_logging_shows_it(self) -> None:
+        """The child's basicConfig(level=INFO) shows each line: the switch prints none again."""
+        url = self.database("once")
+        report = self.run_child(url=url)
+        self.assertTrue(report.lines, report.output)
+        self.assertEqual(report.printed, [], report.output)
+        for line in report.lines:
+            self.assertEqual(report.stderr.count(line[len(PRINTED) :]), 1, report.output)
 
 
 class _NoAlembic(_Children):
@@ -372,10 +397,15 @@ class _Command(_Children):
         self.assertTrue(database_exists(url), "a dry run dropped the kept database")
         self.assertEqual(self.templates(url), {template}, "a dry run dropped the template")
 
+        # A refused rename's record (see provisioning._copy_record) goes with its template.
+        record = os.path.join(self.cache, os.path.basename(shown_template) + ".copy")
+        with open(record, "w"):
+            pass
         status, said = self.command("drop", self.server(url), "--templates", *mine, "--yes")
         self.assertEqual(status, 0, said)
         self.assertIn(f"Dropped template {shown_template}", said)
         self.assertEqual(self.templates(url), set())
+        self.assertFalse(os.path.exists(record), "the dropped template's record was left")
         self.assertTrue(database_exists(url), "--templates dropped the kept database")
         status, said = self.command("drop", self.server(url), "--kept", *mine, "--yes")
         self.assertEqual(status, 0, said)

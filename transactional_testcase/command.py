@@ -33,6 +33,7 @@ from sqlalchemy.engine import URL
 
 from .backends import Leftover, backend_for
 from .errors import TransactionalTestCaseError, first_line, mask_url
+from .provisioning import forget_refused_rename
 
 #: Stands for this machine's SQLite cache on the command line.
 _SQLITE = "sqlite"
@@ -151,6 +152,8 @@ def _drop(chosen: list[Leftover], yes: bool) -> int:
             failed += 1
             print(f"Could not drop {leftover.kind} {leftover.name}: {first_line(exc)}", file=sys.stderr)
         else:
+            if leftover.kind == "template":
+                forget_refused_rename(leftover.name)
             print(f"Dropped {leftover.kind} {leftover.name}")
     return 1 if failed else 0
 

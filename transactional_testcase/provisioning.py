@@ -42,7 +42,15 @@ from sqlalchemy.engine import URL, Engine
 
 from . import environment
 from ._types import BindKey
-from .backends import Backend, admin_session, backend_for, check_safe, make_label, unreachable
+from .backends import (
+    Backend,
+    admin_session,
+    backend_for,
+    check_safe,
+    make_label,
+    template_folder,
+    unreachable,
+)
 from .connections import keeper
 from .errors import MigrationError, first_line, mask_url
 
@@ -353,7 +361,7 @@ class Provisioner:
                         label = make_label(target.fingerprint, source)
                         snapshot = (
                             target.backend.snapshot(engines[target.key])
-                            if self._renames_to_templates(target.backend, keepdb, commits)
+                            if self._renames_to_templates(target.backend, keepdb, commits, template)
                             else None
                         )
                         if snapshot is None:
@@ -365,6 +373,8 @@ class Provisioner:
                         stale[target.key] = target.backend.drop_templates(
                             template, _template_prefix(target.url, target.key, schema.kind)
                         )
+                        for name in stale[target.key]:
+                            forget_refused_rename(name)
                     how = "build"
         seconds = time.perf_counter() - started
         if keepdb:
@@ -391,13 +401,19 @@ class Provisioner:
             say(f"Test database {_where(target)}: {done}")
         return how
 
-    def _renames_to_templates(self, backend: Backend, keepdb: bool, commits: bool) -> bool:
+    def _renames_to_templates(self, backend: Backend, keepdb: bool, commits: bool, template: URL) -> bool:
         """Whether a database built now becomes its template later (:meth:`_rename_to_template`), not a copy now.
 
         Not for a kept database (it outlives the run), nor for a class whose
         tests commit for real (they change it), nor when templates are
         dropped at exit anyway, nor under a parallel runner: the other
-        workers clone the template while this one runs its tests.
+        workers clone the template while this one runs its tests. Nor when
+        an earlier run's database of this template could not be renamed (a
+        test committed into it): a suite that does so every run would
+        otherwise migrate every run.
+
+        .. versionchanged:: 0.6
+           Not after a rename of this template was refused.
         """
         return (
             backend.renames_to_templates
@@ -405,6 +421,7 @@ class Provisioner:
             and not commits
             and worker_id() is None
             and environment.flag(KEEP_TEMPLATES_ENV, default=True)
+            and not os.path.exists(_copy_record(template.database or ""))
         )
 
     def _rename_to_template(self, url: URL, backend: Backend) -> bool:
@@ -413,21 +430,31 @@ class Provisioner:
         At exit, or when a class is about to replace the database. Under the
         template's lock, and only while no template of that name exists.
         Returns whether it was renamed; if not, the caller drops (or
-        replaces) the database as any other, and the next run migrates.
+        replaces) the database as any other, and the next run migrates and
+        copies the template at once (:func:`_copy_record`).
         """
         renamable = self._renamable.pop(_key(url), None)
         if renamable is None:
             return False
         name = _shown_name(renamable.template)
         with backend.lock(url, _lock_name(url, renamable.key)):
-            if backend.has_template(renamable.template, url):
+            exists = backend.has_template(renamable.template, url)
+            if exists:
                 why: str | None = f"a template {name} exists already"
             else:
                 why = backend.rename_to_template(url, renamable.template, renamable.snapshot, renamable.label)
         if why is None:
             say(f"Test database {mask_url(url)}: renamed to template {name}")
             return True
-        say(f"Test database {mask_url(url)}: not renamed to template {name}: {why}")
+        if exists:
+            say(f"Test database {mask_url(url)}: not renamed to template {name}: {why}")
+            return False
+        with contextlib.suppress(OSError), open(_copy_record(renamable.template.database or ""), "w"):
+            pass
+        say(
+            f"Test database {mask_url(url)}: not renamed to template {name}: {why}; "
+            "the next build copies its template at once"
+        )
         return False
 
     def _clone(
@@ -685,6 +712,26 @@ def _template_prefix(url: URL, key: str | None, kind: str = "alembic") -> str:
         url.get_backend_name(), str(url.host), str(url.port), str(url.username), name, repr(key), kind
     )
     return f"tt_tpl_{_readable(os.path.basename(name), _NAME_PART)}_{owner[:8]}_"
+
+
+def _copy_record(template_name: str) -> str:
+    """The cache folder's record that a database of the template ``template_name`` was not renamed to it.
+
+    While it exists, a build of that template copies it at once (as
+    :meth:`Backend.save_template`) instead of waiting for a rename at exit
+    that a test's commit would stop again. Removed with the template when a
+    build drops it as stale.
+    """
+    return os.path.join(template_folder(), os.path.basename(template_name) + ".copy")
+
+
+def forget_refused_rename(template_name: str) -> None:
+    """Remove the :func:`_copy_record` of a template that was dropped.
+
+    .. versionadded:: 0.6
+    """
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_copy_record(template_name))
 
 
 def _lock_name(url: URL, key: BindKey) -> str:
