@@ -36,6 +36,7 @@ from transactional_testcase import (
     LiveServerTestCase,
     MigrationsTestCase,
     TransactionalTestCase,
+    UnsafeDatabaseError,
 )
 from transactional_testcase.alembic_runner import AlembicProject
 from transactional_testcase.extension import FlaskSQLAlchemyLite, extension_of
@@ -235,6 +236,39 @@ class LiteConfiguration(unittest.TestCase):
             with mock.patch.dict(os.environ, {"FLASK_APP": "tests.apps.lite_widgets:create_app"}):
                 result = run_case(Found)
         self.assertEqual((result.testsRun, result.errors, result.failures), (1, [], []), transcript(result))
+
+    def test_async_engines_on_a_database_without_test_are_refused(self) -> None:
+        """Left as they are, not isolated: one on the app's own database would be written to."""
+        outcomes = {}
+        for name in ("widgets_dev", "widgets_async_test"):
+
+            class Case(TransactionalTestCase):
+                alembic_config = plain_alembic.ALEMBIC_INI
+                metadata = lite_widgets.Base.metadata
+                async_url = f"postgresql+psycopg_async://app:pw-s3cret@db.example/{name}"
+
+                @classmethod
+                def create_app(cls, config: dict[str, t.Any]) -> Flask:
+                    return lite_widgets.create_app(
+                        {**config, "SQLALCHEMY_ASYNC_ENGINES": {"default": cls.async_url}}
+                    )
+
+                def test_runs(self) -> None:
+                    self.assertEqual(lite_widgets.count(Widget), 0)
+
+            with tempfile.TemporaryDirectory() as folder:
+                Case.database_url = "sqlite:///" + os.path.join(folder, "async_test.db")
+                outcomes[name] = run_case(Case)
+        refused = outcomes["widgets_dev"]
+        [error] = [r.exception for r in refused.raised if r.where.startswith("setUpClass")]
+        self.assertIsInstance(error, UnsafeDatabaseError, transcript(refused))
+        self.assertIn("SQLALCHEMY_ASYNC_ENGINES['default']", str(error))
+        self.assertIn("widgets_dev", str(error))
+        self.assertNotIn("pw-s3cret", transcript(refused))
+        allowed = outcomes["widgets_async_test"]
+        self.assertEqual(
+            (allowed.testsRun, allowed.errors, allowed.failures), (1, [], []), transcript(allowed)
+        )
 
     def test_create_all_with_metadata_per_engine(self) -> None:
         class Case(shop_lite.ShopCase, TransactionalTestCase):  # type: ignore[misc]

@@ -50,6 +50,7 @@ __all__ = [
     "flask_alembic_engines",
     "handlers_out_of_reach_of_fileconfig",
     "close_lite_sessions",
+    "lite_async_engines",
     "lite_state",
     "make_app_engine",
     "make_lite_engine",
@@ -405,6 +406,17 @@ def lite_state(db: t.Any, app: t.Any) -> t.Any:
     if state is None:
         raise KeyError(app)
     return state
+
+
+def lite_async_engines(db: t.Any, app: t.Any) -> dict[str, t.Any]:
+    """Flask-SQLAlchemy-Lite's async engines of ``app`` (``SQLALCHEMY_ASYNC_ENGINES``), by name.
+
+    The ``async_engines`` of :func:`lite_state`, what :attr:`db.async_engines`
+    returns in an app context. Checked against Flask-SQLAlchemy-Lite 0.1.0
+    and 0.2.1.
+    """
+    engines: dict[str, t.Any] = getattr(lite_state(db, app), "async_engines", None) or {}
+    return engines
 
 
 def make_lite_engine(db: t.Any, app: t.Any, name: str, value: t.Any) -> Engine:

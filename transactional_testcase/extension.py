@@ -26,7 +26,7 @@ import typing as t
 
 import sqlalchemy as sa
 from flask import Flask
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import _compat
@@ -46,6 +46,8 @@ URI_KEY = "SQLALCHEMY_DATABASE_URI"
 BINDS_KEY = "SQLALCHEMY_BINDS"
 ENGINES_KEY = "SQLALCHEMY_ENGINES"
 URL_KEYS = (URI_KEY, BINDS_KEY, ENGINES_KEY)
+#: Flask-SQLAlchemy-Lite's async engines: not provisioned, not isolated.
+ASYNC_ENGINES_KEY = "SQLALCHEMY_ASYNC_ENGINES"
 
 
 class Extension(abc.ABC):
@@ -147,6 +149,13 @@ class Extension(abc.ABC):
     @abc.abstractmethod
     def own_config(self, key: BindKey) -> t.Any:
         """What the app's own configuration says for bind ``key`` (None if nothing)."""
+
+    def unisolated_urls(self) -> dict[str, URL]:
+        """The URLs of the app's engines the library neither provisions nor isolates, by their setting.
+
+        .. versionadded:: 0.6
+        """
+        return {}
 
     @abc.abstractmethod
     def url_config(self, urls: t.Mapping[BindKey, t.Any]) -> dict[str, t.Any]:
@@ -269,6 +278,11 @@ class FlaskSQLAlchemyLite(Extension):
     def _engine_map(self) -> dict[t.Any, Engine]:
         engines: dict[t.Any, Engine] = _compat.lite_state(self.db, self.app).engines
         return engines
+
+    def unisolated_urls(self) -> dict[str, URL]:
+        """Its async engines (``SQLALCHEMY_ASYNC_ENGINES``): their sessions are left as they are."""
+        engines = _compat.lite_async_engines(self.db, self.app)
+        return {f"{ASYNC_ENGINES_KEY}[{name!r}]": engine.url for name, engine in engines.items()}
 
     def point(self, engines: t.Mapping[BindKey, Engine]) -> None:
         live = self._engine_map()

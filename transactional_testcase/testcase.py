@@ -35,7 +35,15 @@ from .app_testcase import AppTestCase
 from .assertions import RequestAssertionsMixin, RequestRecorder
 from .backends import backend_for
 from .connections import AppKey, keeper
-from .errors import ConfigurationError, IsolationError, MigrationError, first_line, mask_url, scrub
+from .errors import (
+    ConfigurationError,
+    IsolationError,
+    MigrationError,
+    UnsafeDatabaseError,
+    first_line,
+    mask_url,
+    scrub,
+)
 from .monitor import describe
 from .provisioning import keepdb_from_env, provisioner, worker_id
 from .redirect import SessionRedirect
@@ -202,7 +210,12 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
 
         Under a parallel runner every worker's app would use (and drop) the
         same database: refused, unless the name holds the worker's name. Elsewhere
-        such engines are provisioned as they are, and said in the log.
+        such engines are provisioned as they are, and said in the log. Engines
+        the library does not isolate (Flask-SQLAlchemy-Lite's async ones) are
+        refused on a database whose name lacks ``test``.
+
+        .. versionchanged:: 0.6
+           Refuses unisolated engines on a database whose name lacks ``test``.
         """
         worker = worker_id()
         extension = cls._tt_extension()
@@ -234,6 +247,16 @@ class DatabaseTestCase(RequestAssertionsMixin, AppTestCase):
                 mask_url(engine.url),
                 handed,
             )
+        for setting, url in extension.unisolated_urls().items():
+            backend = backend_for(url)
+            if not backend.is_memory(url) and "test" not in backend.database_name(url).lower():
+                raise UnsafeDatabaseError(
+                    f"{cls.__qualname__}: the app's engine {setting} uses {mask_url(url)}, a database "
+                    "whose name does not contain 'test'. The library neither provisions nor isolates "
+                    f"it, so a test using it would write there. Point {setting} at a test database in "
+                    f"create_app (the database of {extension.config_key(None)}, with the async driver), "
+                    "or leave it out of the configuration the tests use."
+                )
 
     @classmethod
     def _tt_settings(
