@@ -741,7 +741,7 @@ class Fingerprint(unittest.TestCase):
         self.write("versions", "0001_a.py", "a", None)
         self.write("extra_versions", "0002_b.py", "b", "a")
 
-    def write(self, where: str, name: str, rev: str, down: str | None) -> str:
+    def write(self, where: str, name: str, rev: str, down: str | tuple[str, ...] | None) -> str:
         path = os.path.join(self.folder, where, name)
         with open(path, "w") as f:
             f.write(_REVISION.format(rev=rev, down=down))
@@ -784,6 +784,31 @@ class Fingerprint(unittest.TestCase):
         self.write("extra_versions/nested", "0003_c.py", "c", "b")
         self.assertEqual(self.schema().fingerprint(), flat, "Alembic ignores nested folders here")
         self.assertNotEqual(self.schema(recursive=True).fingerprint(), deep)
+
+    def test_earlier_heads_are_named_by_the_project_as_it_was(self) -> None:
+        """Nearest first, each with the fingerprint the project had at that head: its template's name."""
+        later = os.path.join(self.folder, "extra_versions", "0002_b.py")
+        os.rename(later, later + ".away")  # the project at head a
+        at_a = self.schema().fingerprint()
+        os.rename(later + ".away", later)
+        at_b = self.schema().fingerprint()
+        self.write("versions", "0003_c.py", "c", "b")
+        at_c = self.schema().fingerprint()
+        self.write("versions", "0004_d.py", "d", "c")
+        self.assertEqual(
+            self.schema().earlier_fingerprints(),
+            [
+                tt_schema.Earlier(at_c, "c"),
+                tt_schema.Earlier(at_b, "b"),
+                tt_schema.Earlier(at_a, "a"),
+            ],
+        )
+
+    def test_a_head_below_which_a_later_revision_branches_off_is_not_earlier(self) -> None:
+        """Migrating on from b would run x after b; a build from base may run it before: only a qualifies."""
+        self.write("versions", "0003_x.py", "x", "a")
+        self.write("versions", "0004_m.py", "m", ("b", "x"))
+        self.assertEqual([earlier.reached for earlier in self.schema().earlier_fingerprints()], ["a"])
 
     def test_several_heads_refused_when_building(self) -> None:
         self.write("versions", "0003_c.py", "c", "a")  # a second branch from a

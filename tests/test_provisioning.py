@@ -560,6 +560,73 @@ class _Templates(_Processes):
         self.assertEqual(self.templates(url), set(), "KEEP_TEMPLATES=0: the template outlived the process")
         self.assertFalse(database_exists(url), "the test database outlived its process")
 
+    def checkout(self) -> str:
+        """A copy of the library app's migrations (and the revision they share), removed after the test."""
+        folder = tempfile.mkdtemp(prefix="tt_prov_checkout_")
+        self.addCleanup(shutil.rmtree, folder, True)
+        for name in ("migrations", "shared_versions"):
+            shutil.copytree(os.path.join(library.HERE, name), os.path.join(folder, name))
+        return folder
+
+    def test_an_added_migration_runs_alone_on_a_copy_of_the_last_template(self) -> None:
+        """One revision more than the last run: migrated on from its template, to what a build from base makes."""
+        folder = self.checkout()
+        ini = os.path.join(folder, "migrations", "alembic.ini")
+        url, from_base = self.database("tpl_more"), self.database("tpl_base")
+        keep = {provisioning.KEEP_TEMPLATES_ENV: "1", provisioning.VERBOSE_ENV: "1"}
+        first, added, fresh = self.children(keep, keep, keep)
+
+        built = first.run(url=url, alembic=ini)
+        self.assertRan(built, build=1)
+        old = self.the_template(url)
+        shutil.copy(
+            os.path.join(V2, "versions", "0003_loans.py"), os.path.join(folder, "migrations", "versions")
+        )
+
+        more = added.run(url=url, alembic=ini)
+        self.assertRan(more, build=1)
+        self.assertMigrated(more, V2_TABLES, V2_HEADS)
+        self.assertRegex(more.output, rf"migrated to head 0003_loans from template {old} in ")
+        new = self.the_template(url)  # the earlier one dropped as stale
+        self.assertNotEqual(new, old)
+        with own_connection(self.template_url(url, new)) as conn:
+            self.assertEqual(
+                conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all(), V2_HEADS
+            )
+
+        base = fresh.run(url=from_base, alembic=ini)
+        self.assertRan(base, build=1)
+        self.assertNotIn("from template", base.output)
+        self.assertEqual(
+            more.seen["schema"], base.seen["schema"], "migrating on differs from a build from base"
+        )
+
+    def test_an_edited_migration_is_built_from_base(self) -> None:
+        """A revision the last template was built with changed (or env.py did): no earlier template fits."""
+        for purpose, edited in (
+            ("tpl_edit_rev", ("migrations", "versions", "0002_books.py")),
+            ("tpl_edit_env", ("migrations", "env.py")),
+        ):
+            with self.subTest(edited=edited[-1]):
+                folder = self.checkout()
+                ini = os.path.join(folder, "migrations", "alembic.ini")
+                url = self.database(purpose)
+                keep = {provisioning.KEEP_TEMPLATES_ENV: "1", provisioning.VERBOSE_ENV: "1"}
+                first, changed = self.children(keep, keep)
+                self.assertRan(first.run(url=url, alembic=ini), build=1)
+                old = self.the_template(url)
+                shutil.copy(
+                    os.path.join(V2, "versions", "0003_loans.py"),
+                    os.path.join(folder, "migrations", "versions"),
+                )
+                with open(os.path.join(folder, *edited), "a", encoding="utf-8") as f:
+                    f.write("\n# edited after the template was made\n")
+                rebuilt = changed.run(url=url, alembic=ini)
+                self.assertRan(rebuilt, build=1)
+                self.assertMigrated(rebuilt, V2_TABLES, V2_HEADS)
+                self.assertNotIn("from template", rebuilt.output)
+                self.assertNotIn(old, self.templates(url))
+
     def test_a_complete_template_is_cloned_without_waiting_for_its_lock(self) -> None:
         """Workers clone at the same time: the lock is for building, and for nothing else.
 

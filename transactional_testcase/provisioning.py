@@ -248,16 +248,13 @@ class Provisioner:
         .. versionchanged:: 0.5
            ``commits``.
         """
-        from . import __version__
-
         targets: list[_Wanted] = []
         for key, engine in engines.items():
             url = engine.url
             check_safe(url, settings.get(key, "the app's database URL"))
             backend = backend_for(url)
             backend.prepare_engine(engine)
-            fingerprint = _digest(schema.fingerprint(), url.get_backend_name(), repr(key), __version__)
-            targets.append(_Wanted(key, url, backend, fingerprint))
+            targets.append(_Wanted(key, url, backend, _database_fingerprint(schema.fingerprint(), url, key)))
         with self._lock:
             renaming = commits and any(_key(target.url) in self._renamable for target in targets)
             if not renaming and all(
@@ -342,6 +339,7 @@ class Provisioner:
         self._register_atexit()
         started = time.perf_counter()
         stale: dict[BindKey, list[str]] = {}
+        started_from: dict[BindKey, URL] | None = None
         # Complete templates are cloned without the lock: parallel workers
         # clone at the same time (a template is complete or absent, never
         # half built). Only a template that went away meanwhile (a run of
@@ -354,7 +352,7 @@ class Provisioner:
                     locks.enter_context(target.backend.lock(target.url, _lock_name(target.url, target.key)))
                 how = self._clone(engines, targets, templates, locked=True)
                 if how is None:
-                    self._build(app, extension, engines, schema, targets)
+                    started_from = self._build(app, extension, engines, schema, targets)
                     source = f"{schema.describe()}, {schema.reached()}"
                     for target in targets:
                         template = templates[target.key]
@@ -383,7 +381,10 @@ class Provisioner:
         for target in targets:
             template_name = _shown_name(templates[target.key])
             if how == "build":
-                done = f"{schema.reached()} in {seconds:.2f}s; " + (
+                origin = (
+                    "" if started_from is None else f" from template {_shown_name(started_from[target.key])}"
+                )
+                done = f"{schema.reached()}{origin} in {seconds:.2f}s; " + (
                     f"to be renamed to template {template_name} once this process is done with it, "
                     "unless a test committed into it"
                     if _key(target.url) in self._renamable
@@ -487,9 +488,18 @@ class Provisioner:
         engines: t.Mapping[str | None, Engine],
         schema: SchemaSource,
         targets: list[_Wanted],
-    ) -> None:
+    ) -> dict[BindKey, URL] | None:
+        """Build the databases: from base, or on from the templates of an earlier schema (returned).
+
+        .. versionchanged:: 0.6
+           On from the templates of an earlier schema when they exist.
+        """
+        started_from = self._earlier_templates(schema, targets)
         for target in targets:
-            target.backend.recreate(target.url)
+            if started_from is None:
+                target.backend.recreate(target.url)
+            else:
+                target.backend.clone(started_from[target.key], target.url, engines[target.key])
         try:
             schema.build(app, extension, engines)
         except sa.exc.OperationalError:
@@ -499,6 +509,33 @@ class Provisioner:
                 f"building the schema of {mask_url(targets[0].url)} failed: "
                 f"{type(exc).__name__}: {first_line(exc)}"
             ) from None
+        return started_from
+
+    def _earlier_templates(self, schema: SchemaSource, targets: list[_Wanted]) -> dict[BindKey, URL] | None:
+        """The templates of the nearest earlier schema that every database has one of, or None.
+
+        A migration added since the last run then runs alone, on a copy of the
+        template the last run saved, instead of every migration from base
+        (see :meth:`~transactional_testcase.schema.SchemaSource.earlier_fingerprints`).
+        Not for a database that is in-memory or kept by ``keepdb``'s marker alone.
+
+        .. versionadded:: 0.6
+        """
+        if any(target.backend.is_memory(target.url) for target in targets):
+            return None
+        for earlier in schema.earlier_fingerprints():
+            found: dict[BindKey, URL] = {}
+            for target in targets:
+                fingerprint = _database_fingerprint(earlier.fingerprint, target.url, target.key)
+                template = target.backend.template_url(
+                    target.url, _template_name(target.url, target.key, fingerprint, schema.kind)
+                )
+                if not target.backend.has_template(template, target.url):
+                    break
+                found[target.key] = template
+            else:
+                return found
+        return None
 
     def plan(self, url: URL, key: t.Hashable, make: t.Callable[[], _T]) -> _T:
         """``make()``, remembered for ``url``'s database while its schema is unchanged.
@@ -682,6 +719,13 @@ def _key(url: URL) -> str:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _database_fingerprint(schema_fingerprint: str, url: URL, key: BindKey) -> str:
+    """What a database's template is named by: its schema, its backend, its bind and this library's version."""
+    from . import __version__
+
+    return _digest(schema_fingerprint, url.get_backend_name(), repr(key), __version__)
 
 
 def _template_prefix(url: URL, key: str | None, kind: str = "alembic") -> str:

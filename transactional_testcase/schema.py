@@ -47,8 +47,29 @@ class SchemaSource:
         raise NotImplementedError
 
     def build(self, app: Flask, extension: Extension, engines: t.Mapping[BindKey, Engine]) -> None:
-        """Create the schema in ``engines`` (inside an app context of ``app``, its engines pointed at them)."""
+        """Create the schema in ``engines`` (inside an app context of ``app``, its engines pointed at them).
+
+        The databases are empty, or hold the schema of one of
+        :meth:`earlier_fingerprints` (cloned from its template): then only
+        what came after it is built.
+        """
         raise NotImplementedError
+
+    def earlier_fingerprints(self) -> list[Earlier]:
+        """Earlier states of this source that :meth:`build` can carry on from, nearest first.
+
+        .. versionadded:: 0.6
+        """
+        return []
+
+
+class Earlier(t.NamedTuple):
+    """An earlier state of a schema source: what it was, and where building on from it starts."""
+
+    #: What :meth:`SchemaSource.fingerprint` returned then.
+    fingerprint: str
+    #: The revision it had reached (Alembic: the head then).
+    reached: str
 
 
 class CreateAllSchema(SchemaSource):
@@ -106,16 +127,68 @@ class AlembicSchema(SchemaSource):
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            # File contents, not mtimes: a fresh checkout of the same
-            # migrations is the same schema.
-            location = self.project.location
-            digest = hashlib.sha256(b"alembic")
-            for path in self.project.schema_files():
-                digest.update(os.path.relpath(path, location).encode())
-                with open(path, "rb") as f:
-                    digest.update(hashlib.sha256(f.read()).digest())
-            self._fingerprint = digest.hexdigest()
+            self._fingerprint = self._fingerprint_of(self.project.schema_files())
         return self._fingerprint
+
+    def _fingerprint_of(self, paths: t.Iterable[str], contents: dict[str, bytes] | None = None) -> str:
+        """The fingerprint of the project made of the files ``paths`` (in the order of ``schema_files``).
+
+        ``contents``: each file's digest, by path, filled as files are read.
+        """
+        # File contents, not mtimes: a fresh checkout of the same migrations
+        # is the same schema.
+        contents = {} if contents is None else contents
+        location = self.project.location
+        digest = hashlib.sha256(b"alembic")
+        for path in paths:
+            if path not in contents:
+                with open(path, "rb") as f:
+                    contents[path] = hashlib.sha256(f.read()).digest()
+            digest.update(os.path.relpath(path, location).encode())
+            digest.update(contents[path])
+        return digest.hexdigest()
+
+    def earlier_fingerprints(self) -> list[Earlier]:
+        """The project as it was at each of the last :data:`EARLIER_HEADS` heads, nearest first.
+
+        A head qualifies when every revision that is not one of its
+        ancestors descends from it: migrating on from a database at that
+        head then runs the same steps, in the same order, as a build from
+        base. Its fingerprint is the one of the files without those later
+        revisions' files (so every other file, ``env.py`` included, must be
+        as it was). Loads the revisions (a build does anyway).
+        """
+        heads = self.heads()
+        if len(heads) != 1:
+            return []
+        script = self.project.script
+        revisions = {rev.revision: rev for rev in script.walk_revisions("base", "heads")}
+        ancestors: dict[str, frozenset[str]] = {}
+
+        def ancestors_of(name: str) -> frozenset[str]:
+            """``name`` and every revision it comes after (``down_revision``, ``depends_on``)."""
+            if name not in ancestors:
+                rev = revisions[name]
+                found = {name}
+                for parent in (*_names(rev.down_revision), *_names(rev.dependencies)):
+                    found |= ancestors_of(script.get_revision(parent).revision)
+                ancestors[name] = frozenset(found)
+            return ancestors[name]
+
+        files = self.project.schema_files()
+        contents: dict[str, bytes] = {}
+        earlier: list[Earlier] = []
+        # Nearest first: the head's ancestors, those with the most ancestors first.
+        for name in sorted(ancestors_of(heads[0]) - {heads[0]}, key=lambda n: -len(ancestors_of(n))):
+            later = set(revisions) - ancestors_of(name)
+            if not all(name in ancestors_of(rev) for rev in later):
+                continue  # a later revision branches off below it: a build runs it earlier
+            left_out = {os.path.abspath(revisions[rev].path) for rev in later}
+            kept = [path for path in files if os.path.abspath(path) not in left_out]
+            earlier.append(Earlier(self._fingerprint_of(kept, contents), name))
+            if len(earlier) == EARLIER_HEADS:
+                break
+        return earlier
 
     def heads(self) -> tuple[str, ...]:
         """The head revisions (loads every revision): refused unless there is one."""
@@ -146,6 +219,20 @@ class AlembicSchema(SchemaSource):
                 "for in-memory SQLite, env.py must use config.attributes['connection'] "
                 "(Alembic's 'sharing a connection' recipe) or current_app's db.engine."
             )
+
+
+#: How many earlier heads a build looks for a template of (see
+#: :meth:`AlembicSchema.earlier_fingerprints`).
+EARLIER_HEADS = 10
+
+
+def _names(value: str | t.Sequence[str] | None) -> tuple[str, ...]:
+    """Alembic's one-or-several revision names (``down_revision``, ``depends_on``) as a tuple."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
 
 
 #: One schema per Alembic project: its fingerprint is computed once per process.
