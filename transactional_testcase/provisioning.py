@@ -517,20 +517,30 @@ class Provisioner:
         A migration added since the last run then runs alone, on a copy of the
         template the last run saved, instead of every migration from base
         (see :meth:`~transactional_testcase.schema.SchemaSource.earlier_fingerprints`).
-        Not for a database that is in-memory or kept by ``keepdb``'s marker alone.
+        Not for in-memory SQLite, which has no templates between runs.
 
         .. versionadded:: 0.6
         """
         if any(target.backend.is_memory(target.url) for target in targets):
             return None
+        # One listing per database, not a question per earlier head.
+        existing = {
+            target.key: set(
+                target.backend.template_names(
+                    target.url, _template_prefix(target.url, target.key, schema.kind)
+                )
+            )
+            for target in targets
+        }
+        if not all(existing.values()):
+            return None  # a first run: nothing to start from
         for earlier in schema.earlier_fingerprints():
             found: dict[BindKey, URL] = {}
             for target in targets:
                 fingerprint = _database_fingerprint(earlier.fingerprint, target.url, target.key)
-                template = target.backend.template_url(
-                    target.url, _template_name(target.url, target.key, fingerprint, schema.kind)
-                )
-                if not target.backend.has_template(template, target.url):
+                name = _template_name(target.url, target.key, fingerprint, schema.kind)
+                template = target.backend.template_url(target.url, name)
+                if name not in existing[target.key] or not target.backend.has_template(template, target.url):
                     break
                 found[target.key] = template
             else:

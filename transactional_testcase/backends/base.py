@@ -173,6 +173,15 @@ class Backend:
         """Replace the database ``url`` by a copy of ``template``."""
         raise NotImplementedError
 
+    def template_names(self, url: URL, prefix: str) -> list[str]:
+        """The names of the templates named ``prefix*`` on ``url``'s server (SQLite: the cache folder).
+
+        Complete or not (see :meth:`has_template`).
+
+        .. versionadded:: 0.6
+        """
+        return []
+
     def drop_templates(self, template: URL, prefix: str) -> list[str]:
         """Drop templates named ``prefix*`` other than ``template`` (stale fingerprints); their names."""
         return []

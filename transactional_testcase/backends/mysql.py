@@ -142,24 +142,26 @@ class MySQLBackend(Backend):
             finally:
                 conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
 
-    def drop_templates(self, template: URL, prefix: str) -> list[str]:
-        with self.admin_connection(template) as conn:
-            names = (
+    def template_names(self, url: URL, prefix: str) -> list[str]:
+        with self.admin_connection(url) as conn:
+            return list(
                 conn.execute(
                     sa.text(
                         "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA "
-                        "WHERE SCHEMA_NAME LIKE :p AND SCHEMA_NAME <> :k"
+                        "WHERE SCHEMA_NAME LIKE :p ORDER BY 1"
                     ),
-                    {"p": prefix.replace("_", r"\_") + "%", "k": template.database},
-                )
-                .scalars()
-                .all()
+                    {"p": prefix.replace("_", r"\_") + "%"},
+                ).scalars()
             )
+
+    def drop_templates(self, template: URL, prefix: str) -> list[str]:
+        names = [name for name in self.template_names(template, prefix) if name != template.database]
+        with self.admin_connection(template) as conn:
             for name in names:
                 conn.exec_driver_sql(
                     f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}"
                 )
-        return list(names)
+        return names
 
     def read_marker(self, url: URL, engine: Engine) -> str | None:
         # MySQL has no schema comments: the query fails, and nothing is reused.

@@ -282,20 +282,22 @@ class PostgreSQLBackend(Backend):
                 f"CREATE DATABASE {q(url.database or '')} TEMPLATE {q(template.database or '')}"
             )
 
-    def drop_templates(self, template: URL, prefix: str) -> list[str]:
-        with self.admin_connection(template) as conn:
-            names = (
+    def template_names(self, url: URL, prefix: str) -> list[str]:
+        with self.admin_connection(url) as conn:
+            return list(
                 conn.execute(
-                    sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p AND datname <> :k"),
-                    {"p": prefix.replace("_", r"\_") + "%", "k": template.database},
-                )
-                .scalars()
-                .all()
+                    sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p ORDER BY 1"),
+                    {"p": prefix.replace("_", r"\_") + "%"},
+                ).scalars()
             )
+
+    def drop_templates(self, template: URL, prefix: str) -> list[str]:
+        names = [name for name in self.template_names(template, prefix) if name != template.database]
+        with self.admin_connection(template) as conn:
             for name in names:
                 quoted = conn.dialect.identifier_preparer.quote(name)
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-        return list(names)
+        return names
 
     def read_marker(self, url: URL, engine: Engine) -> str | None:
         return query_marker(

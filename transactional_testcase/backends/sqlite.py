@@ -130,17 +130,27 @@ class SQLiteBackend(Backend):
         self.recreate(url)
         shutil.copyfile(template.database or "", url.database or "")
 
+    def template_names(self, url: URL, prefix: str) -> list[str]:
+        folder = template_folder()
+        return [
+            name[: -len(".db")]
+            for name in sorted(os.listdir(folder))
+            if name.startswith(prefix) and name.endswith(".db")
+        ]
+
     def drop_templates(self, template: URL, prefix: str) -> list[str]:
         folder = os.path.dirname(template.database or "")
         keep = os.path.basename(template.database or "")
         dropped: list[str] = []
-        for name in sorted(os.listdir(folder)):
-            if name.startswith(prefix) and name.endswith(".db") and name != keep:
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(folder, name))
-                    dropped.append(name[: -len(".db")])
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(folder, name + LABEL_SUFFIX))
+        for name in self.template_names(template, prefix):
+            path = os.path.join(folder, name + ".db")
+            if name + ".db" == keep:
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                dropped.append(name)
+            with contextlib.suppress(OSError):
+                os.unlink(path + LABEL_SUFFIX)
         return dropped
 
     def read_marker(self, url: URL, engine: Engine) -> str | None:
