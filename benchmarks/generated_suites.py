@@ -278,11 +278,22 @@ def timed_recreate(self, url):
 
 
 _backend.recreate = timed_recreate
+# Whether the build started from an earlier schema's template (a revision added).
+_earlier = type(provisioner)._earlier_templates
+
+
+def recorded_earlier(self, schema, targets):
+    found = _earlier(self, schema, targets)
+    TIMES["started_from_template"] = found is not None
+    return found
+
+
+type(provisioner)._earlier_templates = recorded_earlier
 
 
 class Small(TransactionalTestCase):
     database_url = os.environ["BENCH_URL"]
-    alembic_config = str(MIGRATIONS_DIR)
+    alembic_config = os.environ.get("BENCH_MIGRATIONS", str(MIGRATIONS_DIR))
 
 '''
     + _TIMED_HOOKS
@@ -305,6 +316,7 @@ if __name__ == "__main__":
     TIMES["exit"] = time.perf_counter() - t0
     TIMES.setdefault("migrate", 0.0)
     TIMES.setdefault("create_database", 0.0)
+    TIMES.setdefault("started_from_template", False)
     TIMES["library"] = os.path.dirname(os.path.abspath(sys.modules["transactional_testcase"].__file__))
     with open(os.environ["BENCH_OUT"], "w") as f:
         json.dump(TIMES, f)

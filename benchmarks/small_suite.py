@@ -2,8 +2,9 @@
 
 Four tests on the 21-table, 15-revision benchmark app, each run in a fresh
 process: the original suite, the library's first run (no template: it
-migrates and saves one) and its second run (it clones the template), taking
-turns every round. The library's first run reports where its fixed cost went:
+migrates and saves one), its second run (it clones the template) and a run
+after a 16th revision was added (it starts from a clone of the template and
+runs that revision alone), taking turns every round. The library's first run reports where its fixed cost went:
 importing the library, its share of ``setUpClass`` (all but the app's
 ``create_app`` and Alembic's migrations; of it, the server's ``CREATE
 DATABASE`` for the test database), ``tearDownClass``, and dropping the
@@ -27,6 +28,7 @@ from benchmarks.databases import drop_templates
 from benchmarks.formatting import Table, ms, ratio_text, secs, verdict
 from benchmarks.generated_suites import SMALL_LIBRARY_MODULE, SMALL_ORIGINAL_MODULE
 from benchmarks.measuring import med, pc, run_script
+from benchmarks.schema import MIGRATIONS_DIR
 from benchmarks.settings import Settings
 from benchmarks.workspace import WORK, child_env, library_folder
 
@@ -59,6 +61,11 @@ def one_round(bench: BackendRun, repeat: int, cleanups: list[t.Callable[[], None
             cleanup()  # what an interrupted earlier run left
             cleanups.append(cleanup)
     cleanups.append(functools.partial(shutil.rmtree, cache, ignore_errors=True))
+    # The library's runs use a copy of the migrations, to which the last run adds a revision.
+    migrations = os.path.join(WORK, f"migrations_{bench.driver}_{repeat}")
+    shutil.rmtree(migrations, ignore_errors=True)
+    shutil.copytree(MIGRATIONS_DIR, migrations)
+    cleanups.append(functools.partial(shutil.rmtree, migrations, ignore_errors=True))
     out = os.path.join(WORK, f"small_{bench.driver}_{repeat}.json")
     started = pc()
     servers.create_database(original_url)  # the original suite expects its database to exist
@@ -77,6 +84,7 @@ def one_round(bench: BackendRun, repeat: int, cleanups: list[t.Callable[[], None
             BENCH_OUT=out,
             TRANSACTIONAL_TESTCASE_CACHE=cache,
             TRANSACTIONAL_TESTCASE_KEEP_TEMPLATES="1",
+            BENCH_MIGRATIONS=migrations,
         )
     )
     first = run_script(modules["small_library"], env, WORK, "small suite, first run")
@@ -86,6 +94,13 @@ def one_round(bench: BackendRun, repeat: int, cleanups: list[t.Callable[[], None
     if os.path.realpath(measured) != os.path.realpath(library_folder()):
         raise SystemExit(f"the small suite measured the library in {measured}, not {library_folder()}")
     second = run_script(modules["small_library"], env, WORK, "small suite, second run")
+    with open(os.path.join(migrations, "versions", "0016_added.py"), "w") as f:
+        f.write(ADDED_REVISION)
+    added = run_script(modules["small_library"], env, WORK, "small suite, a revision added")
+    with open(out) as f:
+        added_times = json.load(f)
+    if not added_times["started_from_template"]:
+        raise SystemExit("the run after a revision was added did not start from the earlier template")
     own = (
         times["import_library"]
         + times["setup_class"]
@@ -98,10 +113,37 @@ def one_round(bench: BackendRun, repeat: int, cleanups: list[t.Callable[[], None
         "original": original,
         "first": first,
         "second": second,
+        "added": added,
+        "added_migrate": added_times["migrate"],
         "own": own,
         "control_create_database": control,
         **times,
     }
+
+
+#: The revision added before the fourth run: one table more.
+ADDED_REVISION = '''"""added
+
+Revision ID: 0016_added
+Revises: 0015_batch_alters
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0016_added"
+down_revision = "0015_batch_alters"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table("added", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(50)))
+
+
+def downgrade():
+    op.drop_table("added")
+'''
 
 
 def bytecode_cached(env: dict[str, str]) -> dict[str, str]:
@@ -148,10 +190,11 @@ def render(benches: dict[str, BackendRun], settings: Settings) -> str:
     tbl = Table(
         "6. A small suite from its first run: four tests, each a fresh process",
         drivers,
-        f"Median of {settings.s6_rounds} round(s), the three runs taking turns. The original makes the 21 "
+        f"Median of {settings.s6_rounds} round(s), the four runs taking turns. The original makes the 21 "
         "tables with create_all() and drops them around every test; the library's first run migrates "
         "(15 revisions) and saves a template (PostgreSQL: renames its database to it at exit), its second "
-        "run clones it. 'library's own' is its fixed "
+        "run clones it; then a 16th revision is added, and the next run starts from a clone of that "
+        "template and runs it alone. 'library's own' is its fixed "
         "cost: importing it, setUpClass less the app's create_app and Alembic's migrations, "
         "tearDownClass and dropping the databases at exit. Python's bytecode cache is on, filled "
         "before the first round, as pip leaves it.",
@@ -163,7 +206,9 @@ def render(benches: dict[str, BackendRun], settings: Settings) -> str:
     tbl.row("original (create_all/drop_all per test), whole process", secs, median("original"))
     tbl.row("library, first run, whole process", secs, median("first"))
     tbl.row("library, second run, whole process", secs, median("second"))
+    tbl.row("library, a revision added since, whole process", secs, median("added"))
     tbl.row("first run: Alembic's migrations", ms, median("migrate"))
+    tbl.row("a revision added: Alembic's migrations", ms, median("added_migrate"))
     tbl.row("first run: the library's own fixed cost", ms, median("own"))
     tbl.row("  importing the library", ms, median("import_library"))
     tbl.row(
