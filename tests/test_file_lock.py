@@ -1,4 +1,7 @@
-"""The SQLite template lock on a platform without :mod:`fcntl` (Windows).
+"""The SQLite template lock: with :mod:`fcntl` (its file removed on release), and without it (Windows).
+
+``PosixLockTest``: processes that take the lock over and over never overlap,
+although each holder removes the file before it lets go, and no file is left.
 
 Windows cannot be run here: each process below is made to look like it. It
 sets ``sys.modules["fcntl"] = None`` (so ``import fcntl`` fails, as on
@@ -107,3 +110,53 @@ class WithoutFcntlTest(unittest.TestCase):
             self.assertIn("calls [(0, 0, 1), (1, 0, 1)]", outputs[role])
         tries = int(outputs["B"].split("tries")[1])
         self.assertGreater(tries, 1, outputs["B"])
+
+
+#: Run as ``python -c CONTENDER lock_path log_path rounds``: takes the lock ``rounds`` times.
+CONTENDER = textwrap.dedent(
+    """
+    import os, sys, time
+
+    from transactional_testcase.backends.sqlite import _file_lock
+
+    path, log, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    for _ in range(rounds):
+        with _file_lock(path):
+            with open(log, "a") as f:
+                f.write(f"in {os.getpid()}\\n")
+            time.sleep(0.002)
+            with open(log, "a") as f:
+                f.write(f"out {os.getpid()}\\n")
+    """
+)
+
+
+@unittest.skipIf(os.name != "posix", "fcntl's flock: POSIX")
+class PosixLockTest(unittest.TestCase):
+    def test_processes_never_overlap_and_no_lock_file_is_left(self) -> None:
+        folder = tempfile.mkdtemp(prefix="tt_lock_")
+        self.addCleanup(shutil.rmtree, folder, True)
+        path, log = os.path.join(folder, "template.lock"), os.path.join(folder, "log")
+        env = dict(
+            os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+        )
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", CONTENDER, path, log, "40"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        for proc in procs:
+            output = proc.communicate(timeout=120)[0]
+            self.assertEqual(proc.returncode, 0, output)
+        with open(log, encoding="utf-8") as f:
+            lines = f.read().split("\n")[:-1]
+        self.assertEqual(len(lines), 4 * 40 * 2)
+        for entered, left in zip(lines[::2], lines[1::2], strict=True):
+            self.assertEqual((entered.split()[0], left.split()[0]), ("in", "out"), lines)
+            self.assertEqual(entered.split()[1], left.split()[1], "two processes held the lock at once")
+        self.assertEqual(sorted(os.listdir(folder)), ["log"], "the lock file was left")

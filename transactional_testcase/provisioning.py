@@ -77,8 +77,8 @@ logger = logging.getLogger("transactional_testcase")
 def say(message: str) -> None:
     """Log ``message`` at INFO; print it to stderr too with ``TRANSACTIONAL_TESTCASE_VERBOSE=1``.
 
-    Printed only if logging does not show it on the terminal already (a
-    ``basicConfig(level=INFO)``, pytest's live logs): said once, not twice.
+    Printed only if no logging handler writes it to stdout or stderr already
+    (``logging.basicConfig(level=logging.INFO)``, say): said once, not twice.
 
     .. versionchanged:: 0.6
        Not printed when logging already shows it.
@@ -517,7 +517,9 @@ class Provisioner:
         A migration added since the last run then runs alone, on a copy of the
         template the last run saved, instead of every migration from base
         (see :meth:`~transactional_testcase.schema.SchemaSource.earlier_fingerprints`).
-        Not for in-memory SQLite, which has no templates between runs.
+        Not for in-memory SQLite: an ``env.py`` that builds its own engine
+        migrates another database there, and the clone's version table would
+        hide it from the check that the migrations reached this one.
 
         .. versionadded:: 0.6
         """

@@ -149,11 +149,11 @@ class AlembicSchema(SchemaSource):
         return digest.hexdigest()
 
     def earlier_fingerprints(self) -> list[Earlier]:
-        """The project as it was at each of the last :data:`EARLIER_HEADS` heads, nearest first.
+        """The project as it was at each of the :data:`EARLIER_HEADS` revisions nearest its head.
 
-        A head qualifies when every revision that is not one of its
+        A revision qualifies when every revision that is not one of its
         ancestors descends from it: migrating on from a database at that
-        head then runs the same steps, in the same order, as a build from
+        revision then runs the same steps, in the same order, as a build from
         base. Its fingerprint is the one of the files without those later
         revisions' files (so every other file, ``env.py`` included, must be
         as it was). Loads the revisions (a build does anyway).
@@ -163,31 +163,28 @@ class AlembicSchema(SchemaSource):
             return []
         script = self.project.script
         revisions = {rev.revision: rev for rev in script.walk_revisions("base", "heads")}
-        ancestors: dict[str, frozenset[str]] = {}
-
-        def ancestors_of(name: str) -> frozenset[str]:
-            """``name`` and every revision it comes after (``down_revision``, ``depends_on``)."""
-            if name not in ancestors:
-                rev = revisions[name]
-                found = {name}
-                for parent in (*_names(rev.down_revision), *_names(rev.dependencies)):
-                    found |= ancestors_of(script.get_revision(parent).revision)
-                ancestors[name] = frozenset(found)
-            return ancestors[name]
-
+        # What each revision comes after (down_revision, depends_on), and before.
+        parents = {
+            name: {
+                script.get_revision(parent).revision
+                for parent in (*_names(rev.down_revision), *_names(rev.dependencies))
+            }
+            for name, rev in revisions.items()
+        }
+        children: dict[str, set[str]] = {name: set() for name in revisions}
+        for name, before in parents.items():
+            for parent in before:
+                children[parent].add(name)
         files = self.project.schema_files()
         contents: dict[str, bytes] = {}
         earlier: list[Earlier] = []
-        # Nearest first: the head's ancestors, those with the most ancestors first.
-        for name in sorted(ancestors_of(heads[0]) - {heads[0]}, key=lambda n: -len(ancestors_of(n))):
-            later = set(revisions) - ancestors_of(name)
-            if not all(name in ancestors_of(rev) for rev in later):
-                continue  # a later revision branches off below it: a build runs it earlier
-            left_out = {os.path.abspath(revisions[rev].path) for rev in later}
+        for name in _reachable(heads[0], parents)[1 : EARLIER_HEADS + 1]:  # nearest first
+            after = _reachable(name, children)
+            if len(after) + len(_reachable(name, parents)) - 1 != len(revisions):
+                continue  # a later revision branches off below it: a build from base runs it earlier
+            left_out = {os.path.abspath(revisions[rev].path) for rev in after[1:]}
             kept = [path for path in files if os.path.abspath(path) not in left_out]
             earlier.append(Earlier(self._fingerprint_of(kept, contents), name))
-            if len(earlier) == EARLIER_HEADS:
-                break
         return earlier
 
     def heads(self) -> tuple[str, ...]:
@@ -221,9 +218,20 @@ class AlembicSchema(SchemaSource):
             )
 
 
-#: How many earlier heads a build looks for a template of (see
+#: How many revisions nearest the head a build looks for a template of (see
 #: :meth:`AlembicSchema.earlier_fingerprints`).
 EARLIER_HEADS = 10
+
+
+def _reachable(start: str, edges: t.Mapping[str, t.Iterable[str]]) -> list[str]:
+    """``start``, then every revision reachable from it along ``edges``, nearest first."""
+    found, order = {start}, [start]
+    for name in order:  # grows while read: breadth first
+        for following in sorted(edges[name]):
+            if following not in found:
+                found.add(following)
+                order.append(following)
+    return order
 
 
 def _names(value: str | t.Sequence[str] | None) -> tuple[str, ...]:

@@ -364,6 +364,15 @@ def _file_lock(path: str) -> t.Iterator[None]:
     imported here, not with the package, so that importing never fails
     elsewhere. Where it is missing (Windows), :func:`msvcrt.locking` locks the
     file's first byte instead.
+
+    On POSIX the holder removes the file before it lets go, so that lock
+    files do not pile up in the cache folder (one per database ever
+    provisioned). A process that was waiting then holds a lock on a file
+    that is gone: it sees that the path no longer leads to the file it
+    locked, and locks the one there now (or creates it), as any newcomer.
+
+    .. versionchanged:: 0.6
+       The lock file is removed on release (POSIX).
     """
     try:
         import fcntl
@@ -375,12 +384,23 @@ def _file_lock(path: str) -> t.Iterator[None]:
             finally:
                 _msvcrt_unlock(f)
         return
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    while True:
+        with open(path, "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                here = os.stat(path)
+            except FileNotFoundError:
+                continue  # removed by the holder this one waited for
+            locked = os.fstat(f.fileno())
+            if (here.st_dev, here.st_ino) != (locked.st_dev, locked.st_ino):
+                continue  # removed, and made again by another process since
+            try:
+                yield
+            finally:
+                with contextlib.suppress(FileNotFoundError):  # while still held: no one finds it current
+                    os.unlink(path)
+                fcntl.flock(f, fcntl.LOCK_UN)
+            return
 
 
 def _msvcrt_lock(f: t.IO[str]) -> None:
