@@ -80,24 +80,31 @@ SCRIPT = textwrap.dedent(
 )
 
 
+def start(script: str, *argv: str) -> subprocess.Popen[str]:
+    """``python -c script *argv``, this checkout first on its path; its output in ``stdout``."""
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def lock_and_log(case: unittest.TestCase) -> tuple[str, str, str]:
+    """A folder of ``case``'s own (removed after it), the lock's path in it and a log's."""
+    folder = tempfile.mkdtemp(prefix="tt_lock_")
+    case.addCleanup(shutil.rmtree, folder, True)
+    return folder, os.path.join(folder, "template.lock"), os.path.join(folder, "log")
+
+
 class WithoutFcntlTest(unittest.TestCase):
     def test_the_msvcrt_fallback_excludes_another_process(self) -> None:
-        folder = tempfile.mkdtemp(prefix="tt_lock_")
-        self.addCleanup(shutil.rmtree, folder, True)
-        path, log = os.path.join(folder, "template.lock"), os.path.join(folder, "log")
-        env = dict(
-            os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-        )
-        procs = {
-            role: subprocess.Popen(
-                [sys.executable, "-c", SCRIPT, role, path, log],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            for role in ("A", "B")
-        }
+        _, path, log = lock_and_log(self)
+        procs = {role: start(SCRIPT, role, path, log) for role in ("A", "B")}
         outputs = {role: proc.communicate(timeout=60)[0] for role, proc in procs.items()}
         for role, proc in procs.items():
             self.assertEqual(proc.returncode, 0, outputs[role])
@@ -134,22 +141,8 @@ CONTENDER = textwrap.dedent(
 @unittest.skipIf(os.name != "posix", "fcntl's flock: POSIX")
 class PosixLockTest(unittest.TestCase):
     def test_processes_never_overlap_and_no_lock_file_is_left(self) -> None:
-        folder = tempfile.mkdtemp(prefix="tt_lock_")
-        self.addCleanup(shutil.rmtree, folder, True)
-        path, log = os.path.join(folder, "template.lock"), os.path.join(folder, "log")
-        env = dict(
-            os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-        )
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", CONTENDER, path, log, "40"],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            for _ in range(4)
-        ]
+        folder, path, log = lock_and_log(self)
+        procs = [start(CONTENDER, path, log, "40") for _ in range(4)]
         for proc in procs:
             output = proc.communicate(timeout=120)[0]
             self.assertEqual(proc.returncode, 0, output)
