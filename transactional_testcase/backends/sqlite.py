@@ -139,12 +139,10 @@ class SQLiteBackend(Backend):
         ]
 
     def drop_templates(self, template: URL, prefix: str) -> list[str]:
-        folder = os.path.dirname(template.database or "")
-        keep = os.path.basename(template.database or "")
         dropped: list[str] = []
         for name in self.template_names(template, prefix):
-            path = os.path.join(folder, name + ".db")
-            if name + ".db" == keep:
+            path = self.template_url(template, name).database or ""
+            if path == template.database:
                 continue
             with contextlib.suppress(OSError):
                 os.unlink(path)
